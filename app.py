@@ -1,0 +1,233 @@
+"""ERP-integrasjon: the application factory and the command line.
+
+python app.py run [--demo]      serve (demo: SQLite + the Tripletex simulator in-process)
+python app.py migrate           apply database migrations
+python app.py create-user       add a user (prompts for the password)
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import logging
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import httpx
+from litestar import Litestar, Request, Response
+from litestar.config.csrf import CSRFConfig
+from litestar.contrib.jinja import JinjaTemplateEngine
+from litestar.datastructures import ResponseHeader
+from litestar.di import Provide
+from litestar.logging.config import LoggingConfig
+from litestar.exceptions import NotFoundException
+from litestar.middleware.session.server_side import ServerSideSessionConfig
+from litestar.response import Redirect, Template
+from litestar.static_files import create_static_files_router
+from litestar.template.config import TemplateConfig
+from litestar.types import ASGIApp
+from litestar_htmx import ClientRedirect, HTMXPlugin, HTMXRequest
+
+from routes import ROUTES
+from services import templating
+from services.connectors.tripletex import TripletexClient, TripletexConnector
+from services.crypto import KeyVault
+from services.db import create_engine, create_session_factory, migrate, open_session
+from services.logging_setup import configure_logging
+from services.session_store import DatabaseStore
+from services.settings import Settings, SettingsError
+from services.web import (
+    AppContext,
+    LoginRequired,
+    provide_connector,
+    provide_db,
+    provide_http,
+    provide_settings,
+    provide_user,
+    provide_vault,
+    wants_fragment,
+)
+
+ROOT = Path(__file__).resolve().parent
+DEMO_USER = ("demo@example.no", "demo", "Regnskapshuset Demo AS")
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "form-action 'self'; frame-ancestors 'none'; base-uri 'self'; object-src 'none'"
+)
+log = logging.getLogger("erp")
+
+
+def create_app(settings: Settings) -> Litestar:
+    engine = create_engine(settings.database_url)
+    ctx = AppContext(
+        settings=settings,
+        session_factory=create_session_factory(engine),
+        vault=KeyVault(settings.encryption_keys),
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        async with httpx.AsyncClient(timeout=httpx.Timeout(15.0, connect=5.0)) as http:
+            ctx.http = http
+            ctx.connector = TripletexConnector(
+                TripletexClient(
+                    http,
+                    base_url=settings.tripletex_base_url,
+                    consumer_token=settings.tripletex_consumer_token,
+                )
+            )
+            if settings.demo:
+                from services.auth import ensure_demo_user
+
+                async with open_session(ctx.session_factory) as db:
+                    email, password, office = DEMO_USER
+                    await ensure_demo_user(db, email=email, password=password, office_name=office)
+            try:
+                yield
+            finally:
+                await engine.dispose()
+
+    return Litestar(
+        route_handlers=[*ROUTES, create_static_files_router("/static", [ROOT / "static"])],
+        dependencies={
+            "db": Provide(provide_db),
+            "user": Provide(provide_user),
+            "vault": Provide(provide_vault, sync_to_thread=False),
+            "connector": Provide(provide_connector, sync_to_thread=False),
+            "settings": Provide(provide_settings, sync_to_thread=False),
+            "http": Provide(provide_http, sync_to_thread=False),
+        },
+        lifespan=[lifespan],
+        state=_state(ctx),
+        plugins=[HTMXPlugin()],
+        request_class=HTMXRequest,
+        template_config=TemplateConfig(
+            directory=ROOT / "templates",
+            engine=JinjaTemplateEngine,
+            engine_callback=templating.configure(settings),
+        ),
+        stores={"sessions": DatabaseStore(ctx.session_factory)},
+        middleware=[
+            ServerSideSessionConfig(
+                store="sessions",
+                key="erp_session",
+                max_age=8 * 3600,
+                httponly=True,
+                samesite="lax",
+                secure=settings.secure_cookies,
+                renew_on_access=True,
+            ).middleware
+        ],
+        csrf_config=CSRFConfig(
+            secret=settings.secret_key,
+            cookie_name="erp_csrf",
+            cookie_samesite="strict",
+            cookie_secure=settings.secure_cookies,
+            header_name="x-csrftoken",
+        ),
+        response_headers=[
+            ResponseHeader(name="Content-Security-Policy", value=CSP),
+            ResponseHeader(name="X-Content-Type-Options", value="nosniff"),
+            ResponseHeader(name="Referrer-Policy", value="same-origin"),
+            ResponseHeader(name="X-Frame-Options", value="DENY"),
+        ],
+        exception_handlers={
+            LoginRequired: _to_login,
+            NotFoundException: _not_found,
+        },
+        # Logging is ours (services/logging_setup.py); Litestar only logs its exceptions.
+        logging_config=LoggingConfig(
+            configure_root_logger=False,
+            log_exceptions="always",
+            disable_stack_trace={LoginRequired, NotFoundException, 403, 404},
+        ),
+        debug=False,
+    )
+
+
+def _state(ctx: AppContext) -> object:
+    from litestar.datastructures import State
+
+    return State({"ctx": ctx})
+
+
+def _to_login(request: Request, _exc: LoginRequired) -> Response:
+    if isinstance(request, HTMXRequest) and wants_fragment(request):
+        return ClientRedirect("/login")
+    return Redirect("/login")
+
+
+def _not_found(request: Request, _exc: NotFoundException) -> Response:
+    return Template("pages/not_found.html", status_code=404)
+
+
+def build_asgi(settings: Settings) -> ASGIApp:
+    """The served application: in demo mode, with the Tripletex simulator under /tripletex."""
+    app = create_app(settings)
+    if not settings.demo:
+        return app
+    from services.demo import with_simulator
+
+    return with_simulator(app)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="app.py", description="ERP-integrasjon")
+    commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser("run", help="migrate and serve")
+    run.add_argument("--demo", action="store_true", help="demo office and Tripletex simulator")
+    commands.add_parser("migrate", help="apply database migrations")
+    user = commands.add_parser("create-user", help="add a user to an office")
+    user.add_argument("--email", required=True)
+    user.add_argument("--office", required=True, help="office name (created if new)")
+    args = parser.parse_args(argv)
+    configure_logging()
+    try:
+        settings = Settings.from_env(demo=True if getattr(args, "demo", False) else None)
+    except SettingsError as exc:
+        print(f"Configuration error: {exc}", file=sys.stderr)
+        return 2
+    migrate(settings.database_url)
+    if args.command == "run":
+        import uvicorn
+
+        if settings.demo:
+            print(f"Demo: http://{settings.host}:{settings.port}  (demo@example.no / demo)")
+            print(f"Tripletex simulator: {settings.tripletex_base_url}")
+        uvicorn.run(
+            build_asgi(settings),
+            host=settings.host,
+            port=settings.port,
+            log_config=None,  # our root logging, with secrets redacted
+            proxy_headers=True,
+        )
+    elif args.command == "create-user":
+        return asyncio.run(_create_user(settings, args.email, args.office))
+    return 0
+
+
+async def _create_user(settings: Settings, email: str, office: str) -> int:
+    from services.auth import create_user
+
+    if sys.stdin.isatty():
+        password = getpass.getpass("Password (at least 8 characters): ")
+    else:  # piped in by a script or a container entrypoint
+        password = sys.stdin.readline().rstrip("\n")
+    engine = create_engine(settings.database_url)
+    try:
+        async with open_session(create_session_factory(engine)) as db:
+            await create_user(db, email=email, password=password, office_name=office)
+    except ValueError as exc:
+        print(f"Not created: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        await engine.dispose()
+    print(f"Created {email} in {office}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

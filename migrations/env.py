@@ -1,0 +1,47 @@
+"""Alembic environment: async engines for SQLite and PostgreSQL alike."""
+
+import asyncio
+
+from alembic import context
+from sqlalchemy.engine import Connection
+from sqlmodel import SQLModel
+
+import models  # noqa: F401  (registers every table on the metadata)
+from services.db import create_engine
+
+target_metadata = SQLModel.metadata
+
+
+def database_url() -> str:
+    url = context.config.attributes.get("database_url")
+    if not url:
+        from services.settings import Settings
+
+        url = Settings.from_env().database_url
+    return url
+
+
+def run_with(connection: Connection) -> None:
+    context.configure(
+        connection=connection,
+        target_metadata=target_metadata,
+        render_as_batch=True,  # SQLite alters tables by copying them
+        compare_type=True,
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+async def run_online() -> None:
+    engine = create_engine(database_url())
+    async with engine.connect() as connection:
+        await connection.run_sync(run_with)
+    await engine.dispose()
+
+
+if context.is_offline_mode():
+    context.configure(url=database_url(), target_metadata=target_metadata, render_as_batch=True)
+    with context.begin_transaction():
+        context.run_migrations()
+else:
+    asyncio.run(run_online())

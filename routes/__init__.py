@@ -1,0 +1,7 @@
+from routes.auth import AuthController
+from routes.clients import ClientController
+from routes.demo import grant_client
+from routes.guide import tripletex_guide
+from routes.integrations import IntegrationController
+
+ROUTES = [AuthController, IntegrationController, ClientController, tripletex_guide, grant_client]

@@ -1,0 +1,186 @@
+"""An integration's page: the client table, its search, sorting, switches and bulk actions."""
+
+from litestar import Controller, get, post
+from litestar.di import NamedDependency
+from litestar.exceptions import NotFoundException
+from litestar.params import FromPath, FromQuery
+from litestar.response import Response, Template
+from litestar_htmx import HTMXRequest
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from models import Integration
+from routes.forms import Form, field
+from routes.integrations import owned_integration, redirect
+from services import clients as client_service
+from services import integrations as integration_service
+from services.auth import CurrentUser
+from services.clients import ClientQuery, Switch
+from services.connectors.base import Connector
+from services.crypto import KeyVault
+from services.web import wants_fragment
+
+SWITCHES = {s.value for s in Switch}
+
+
+class ClientController(Controller):
+    path = "/integrasjoner/{integration_id:int}"
+
+    @get("/")
+    async def page(
+        self,
+        request: HTMXRequest,
+        db: NamedDependency[AsyncSession],
+        user: NamedDependency[CurrentUser],
+        integration_id: FromPath[int],
+        q: FromQuery[str | None] = None,
+        sort: FromQuery[str | None] = None,
+        offset: FromQuery[int] = 0,
+    ) -> Template:
+        integration = await owned_integration(db, user, integration_id)
+        query = ClientQuery.parse(q, sort, offset)
+        if wants_fragment(request):
+            # Search and sorting replace only the table.
+            return await _render(db, "partials/client_table.html", integration, query)
+        return await _render(db, "pages/integration.html", integration, query, user=user)
+
+    @get("/klienter")
+    async def more_rows(
+        self,
+        db: NamedDependency[AsyncSession],
+        user: NamedDependency[CurrentUser],
+        integration_id: FromPath[int],
+        q: FromQuery[str | None] = None,
+        sort: FromQuery[str | None] = None,
+        offset: FromQuery[int] = 0,
+    ) -> Template:
+        """The next page of rows, fetched as the last row scrolls into view."""
+        integration = await owned_integration(db, user, integration_id)
+        query = ClientQuery.parse(q, sort, offset)
+        return await _render(db, "partials/client_rows.html", integration, query)
+
+    @post("/klienter/{client_id:int}/{switch:str}", status_code=200)
+    async def set_switch(
+        self,
+        request: HTMXRequest,
+        db: NamedDependency[AsyncSession],
+        user: NamedDependency[CurrentUser],
+        integration_id: FromPath[int],
+        client_id: FromPath[int],
+        switch: FromPath[str],
+        data: Form,
+    ) -> Response:
+        integration = await owned_integration(db, user, integration_id)
+        client = await client_service.get_client(db, integration_id, client_id)
+        if client is None or switch not in SWITCHES:
+            raise NotFoundException()
+        on = field(data, "on") == "true"
+        if on and switch == Switch.ACTIVE and client.access_lost:
+            on = False  # a client the key no longer reaches cannot be activated
+        await client_service.set_switch(db, client, Switch(switch), on)
+        if not wants_fragment(request):
+            return redirect(request, f"/integrasjoner/{integration_id}")
+        return Template(
+            "partials/client_row_update.html",
+            context={
+                "integration": integration,
+                "client": client,
+                "counts": await client_service.counts(db, integration_id),
+            },
+        )
+
+    @post("/oppdater", status_code=200)
+    async def refresh(
+        self,
+        request: HTMXRequest,
+        db: NamedDependency[AsyncSession],
+        user: NamedDependency[CurrentUser],
+        vault: NamedDependency[KeyVault],
+        connector: NamedDependency[Connector],
+        integration_id: FromPath[int],
+        data: Form,
+    ) -> Response:
+        """Oppdater klientliste."""
+        integration = await owned_integration(db, user, integration_id)
+        try:
+            result = await integration_service.refresh_clients(db, vault, connector, integration)
+        except integration_service.InputError as exc:
+            return await _after_action(request, db, integration, data, error=exc.message)
+        return await _after_action(request, db, integration, data, notice=_refresh_notice(result))
+
+    @post("/aktiver-alle", status_code=200)
+    async def activate_all(
+        self,
+        request: HTMXRequest,
+        db: NamedDependency[AsyncSession],
+        user: NamedDependency[CurrentUser],
+        integration_id: FromPath[int],
+        data: Form,
+    ) -> Response:
+        integration = await owned_integration(db, user, integration_id)
+        changed = await client_service.set_all_active(db, integration_id, True)
+        return await _after_action(
+            request, db, integration, data, notice=f"{changed} klienter aktivert."
+        )
+
+    @post("/deaktiver-alle", status_code=200)
+    async def deactivate_all(
+        self,
+        request: HTMXRequest,
+        db: NamedDependency[AsyncSession],
+        user: NamedDependency[CurrentUser],
+        integration_id: FromPath[int],
+        data: Form,
+    ) -> Response:
+        integration = await owned_integration(db, user, integration_id)
+        changed = await client_service.set_all_active(db, integration_id, False)
+        return await _after_action(
+            request, db, integration, data, notice=f"{changed} klienter deaktivert."
+        )
+
+
+def _refresh_notice(result: integration_service.RefreshResult) -> str:
+    parts = []
+    if result.added:
+        parts.append(f"{result.added} nye klienter")
+    if result.regained:
+        parts.append(f"{result.regained} har fått tilgang igjen")
+    if result.lost:
+        parts.append(f"{result.lost} kan ikke lenger nås med nøkkelen")
+    return "Klientlisten er oppdatert: " + (", ".join(parts) if parts else "ingen endringer") + "."
+
+
+async def _after_action(
+    request: HTMXRequest,
+    db: NamedDependency[AsyncSession],
+    integration: Integration,
+    data: Form,
+    *,
+    notice: str | None = None,
+    error: str | None = None,
+) -> Response:
+    if not wants_fragment(request):
+        return redirect(request, f"/integrasjoner/{integration.id}")
+    query = ClientQuery.parse(field(data, "q"), field(data, "sort"))
+    return await _render(
+        db, "partials/client_section.html", integration, query, notice=notice, error=error
+    )
+
+
+async def _render(
+    db: NamedDependency[AsyncSession],
+    template: str,
+    integration: Integration,
+    query: ClientQuery,
+    **extra: object,
+) -> Template:
+    assert integration.id is not None
+    return Template(
+        template,
+        context={
+            "integration": integration,
+            "name": integration_service.display_name(integration),
+            "page": await client_service.list_clients(db, integration.id, query),
+            "counts": await client_service.counts(db, integration.id),
+            **extra,
+        },
+    )

@@ -1,0 +1,212 @@
+"""Integrations: the list, Ny integrasjon, Endre system, Slett system."""
+
+from litestar import Controller, get, post
+from litestar.di import NamedDependency
+from litestar.exceptions import NotFoundException
+from litestar.params import FromPath
+from litestar.response import Redirect, Response, Template
+from litestar_htmx import ClientRedirect, HTMXRequest
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from models import Integration
+from routes.forms import Form, field
+from services import clients as client_service
+from services import integrations as integration_service
+from services.auth import CurrentUser
+from services.connectors.base import Connector
+from services.crypto import KeyVault
+from services.demo import DEMO_KEYS
+from services.web import wants_fragment
+
+
+async def owned_integration(
+    db: NamedDependency[AsyncSession],
+    user: NamedDependency[CurrentUser],
+    integration_id: FromPath[int],
+) -> Integration:
+    integration = await integration_service.get_integration(db, user.office_id, integration_id)
+    if integration is None:
+        raise NotFoundException()
+    return integration
+
+
+def redirect(request: HTMXRequest, url: str) -> Response:
+    return ClientRedirect(url) if wants_fragment(request) else Redirect(url, status_code=303)
+
+
+class IntegrationController(Controller):
+    path = "/integrasjoner"
+
+    @get("/")
+    async def index(
+        self, db: NamedDependency[AsyncSession], user: NamedDependency[CurrentUser]
+    ) -> Template:
+        integrations = await integration_service.list_integrations(db, user.office_id)
+        counts = await client_service.counts_by_integration(
+            db, [i.id for i in integrations if i.id]
+        )
+        return Template(
+            "pages/integrations.html",
+            context={
+                "user": user,
+                "rows": [
+                    (
+                        i,
+                        integration_service.display_name(i),
+                        counts.get(i.id or 0, client_service.Counts()),
+                    )
+                    for i in integrations
+                ],
+            },
+        )
+
+    @get("/ny")
+    async def new(self, user: NamedDependency[CurrentUser]) -> Template:
+        return _form_page("pages/integration_new.html", user, values={}, errors={})
+
+    @post("/ny", status_code=200)
+    async def create(
+        self,
+        request: HTMXRequest,
+        db: NamedDependency[AsyncSession],
+        user: NamedDependency[CurrentUser],
+        vault: NamedDependency[KeyVault],
+        connector: NamedDependency[Connector],
+        data: Form,
+    ) -> Response:
+        description = field(data, "description")
+        try:
+            integration = await integration_service.create_integration(
+                db,
+                vault,
+                connector,
+                office_id=user.office_id,
+                raw_key=field(data, "key"),
+                raw_description=description,
+            )
+        except integration_service.InputError as exc:
+            return _form_response(
+                request,
+                "pages/integration_new.html",
+                user,
+                values={"description": description},
+                errors={exc.field: exc.message},
+            )
+        return redirect(request, f"/integrasjoner/{integration.id}")
+
+    @get("/{integration_id:int}/endre")
+    async def edit(
+        self,
+        db: NamedDependency[AsyncSession],
+        user: NamedDependency[CurrentUser],
+        integration_id: FromPath[int],
+    ) -> Template:
+        integration = await owned_integration(db, user, integration_id)
+        return _form_page(
+            "pages/integration_edit.html",
+            user,
+            values={"description": integration.description},
+            errors={},
+            integration=integration,
+        )
+
+    @post("/{integration_id:int}/endre", status_code=200)
+    async def update(
+        self,
+        request: HTMXRequest,
+        db: NamedDependency[AsyncSession],
+        user: NamedDependency[CurrentUser],
+        vault: NamedDependency[KeyVault],
+        connector: NamedDependency[Connector],
+        integration_id: FromPath[int],
+        data: Form,
+    ) -> Response:
+        integration = await owned_integration(db, user, integration_id)
+        description = field(data, "description")
+        try:
+            await integration_service.change_system(
+                db,
+                vault,
+                connector,
+                integration,
+                raw_key=field(data, "key"),
+                raw_description=description,
+            )
+        except integration_service.InputError as exc:
+            return _form_response(
+                request,
+                "pages/integration_edit.html",
+                user,
+                values={"description": description},
+                errors={exc.field: exc.message},
+                integration=integration,
+            )
+        return redirect(request, f"/integrasjoner/{integration_id}")
+
+    @get("/{integration_id:int}/slett")
+    async def confirm_delete(
+        self,
+        db: NamedDependency[AsyncSession],
+        user: NamedDependency[CurrentUser],
+        integration_id: FromPath[int],
+    ) -> Template:
+        integration = await owned_integration(db, user, integration_id)
+        return Template(
+            "pages/integration_delete.html",
+            context={
+                "user": user,
+                "integration": integration,
+                "name": integration_service.display_name(integration),
+                "counts": await client_service.counts(db, integration_id),
+            },
+        )
+
+    @post("/{integration_id:int}/slett", status_code=200)
+    async def delete(
+        self,
+        request: HTMXRequest,
+        db: NamedDependency[AsyncSession],
+        user: NamedDependency[CurrentUser],
+        integration_id: FromPath[int],
+    ) -> Response:
+        integration = await owned_integration(db, user, integration_id)
+        await integration_service.delete_integration(db, integration)
+        return redirect(request, "/integrasjoner")
+
+
+def _form_page(
+    template: str,
+    user: NamedDependency[CurrentUser],
+    *,
+    values: dict[str, str],
+    errors: dict[str, str],
+    integration: Integration | None = None,
+    status_code: int = 200,
+) -> Template:
+    return Template(
+        template,
+        context={
+            "user": user,
+            "values": values,
+            "errors": errors,
+            "integration": integration,
+            "demo_keys": DEMO_KEYS,
+        },
+        status_code=status_code,
+    )
+
+
+def _form_response(
+    request: HTMXRequest,
+    page: str,
+    user: NamedDependency[CurrentUser],
+    *,
+    values: dict[str, str],
+    errors: dict[str, str],
+    integration: Integration | None = None,
+) -> Template:
+    # The key is never sent back: the accountant pastes it again.
+    template = "partials/integration_form.html" if wants_fragment(request) else page
+    return _form_page(
+        template, user, values=values, errors=errors, integration=integration, status_code=422
+    )

@@ -1,0 +1,173 @@
+"""The client table of an integration: listing, searching, sorting and the four switches."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from sqlalchemy import ColumnElement, func, or_
+from sqlmodel import col, select, update
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from models import Client
+from models.base import utcnow
+
+PAGE_SIZE = 50
+MAX_QUERY_LENGTH = 100
+_NORWEGIAN_TAIL = str.maketrans({"æ": "{", "ø": "|", "å": "}", "ä": "{", "ö": "|"})
+
+
+class Switch(StrEnum):
+    """The per-client columns; values are the column names on Client."""
+
+    SEND_DATA = "send_data"
+    FULL_SYNC = "full_sync"
+    DELETE_ACCOUNTS = "delete_accounts"
+    ACTIVE = "active"
+
+
+class Sort(StrEnum):
+    NAME = "navn"
+    NAME_DESC = "-navn"
+    ORG_NUMBER = "orgnr"
+    ORG_NUMBER_DESC = "-orgnr"
+
+
+@dataclass(frozen=True)
+class ClientQuery:
+    text: str = ""
+    sort: Sort = Sort.NAME
+    offset: int = 0
+
+    @classmethod
+    def parse(cls, text: str | None, sort: str | None, offset: int | None = 0) -> ClientQuery:
+        try:
+            parsed_sort = Sort(sort or Sort.NAME)
+        except ValueError:
+            parsed_sort = Sort.NAME
+        return cls(
+            text=(text or "").strip()[:MAX_QUERY_LENGTH],
+            sort=parsed_sort,
+            offset=max(offset or 0, 0),
+        )
+
+
+@dataclass(frozen=True)
+class ClientPage:
+    clients: list[Client]
+    query: ClientQuery
+    matching: int
+    next_offset: int | None
+
+
+@dataclass(frozen=True)
+class Counts:
+    active: int = 0
+    inactive: int = 0
+
+
+def sort_key(name: str) -> str:
+    """Norwegian alphabetical order: case-insensitive, leading quotes ignored, æ ø å after z."""
+    folded = name.casefold().lstrip("\"'«»“”‘’ -.,&<>()").translate(_NORWEGIAN_TAIL)
+    return folded or name.casefold()
+
+
+def search_text(name: str, org_number: str) -> str:
+    return f"{name.casefold()} {org_number}"
+
+
+def describe(client: Client, name: str, org_number: str) -> None:
+    client.name = name
+    client.org_number = org_number
+    client.sort_key = sort_key(name)
+    client.search_text = search_text(name, org_number)
+
+
+async def list_clients(db: AsyncSession, integration_id: int, query: ClientQuery) -> ClientPage:
+    where = [col(Client.integration_id) == integration_id]
+    if query.text:
+        where.append(_matches(query.text))
+    matching = (await db.exec(select(func.count()).select_from(Client).where(*where))).one()
+    order = {
+        Sort.NAME: (col(Client.sort_key), col(Client.id)),
+        Sort.NAME_DESC: (col(Client.sort_key).desc(), col(Client.id).desc()),
+        Sort.ORG_NUMBER: (col(Client.org_number), col(Client.id)),
+        Sort.ORG_NUMBER_DESC: (col(Client.org_number).desc(), col(Client.id).desc()),
+    }[query.sort]
+    rows = (
+        await db.exec(
+            select(Client).where(*where).order_by(*order).offset(query.offset).limit(PAGE_SIZE)
+        )
+    ).all()
+    end = query.offset + len(rows)
+    return ClientPage(
+        clients=list(rows),
+        query=query,
+        matching=matching,
+        next_offset=end if end < matching else None,
+    )
+
+
+def _matches(text: str) -> ColumnElement[bool]:
+    folded = text.casefold()
+    digits = folded.replace(" ", "")
+    pattern = "%" + _escape_like(folded) + "%"
+    clauses = [col(Client.search_text).like(pattern, escape="\\")]
+    if digits.isdigit():
+        # "934 228 391" finds 934228391: org numbers are often written in groups.
+        clauses.append(col(Client.org_number).like(f"%{digits}%"))
+    return or_(*clauses)
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+async def counts(db: AsyncSession, integration_id: int) -> Counts:
+    return (await counts_by_integration(db, [integration_id])).get(integration_id, Counts())
+
+
+async def counts_by_integration(db: AsyncSession, integration_ids: list[int]) -> dict[int, Counts]:
+    rows = (
+        await db.exec(
+            select(Client.integration_id, Client.active, func.count())
+            .where(col(Client.integration_id).in_(integration_ids))
+            .group_by(col(Client.integration_id), col(Client.active))
+        )
+    ).all()
+    tally: dict[int, dict[bool, int]] = {}
+    for integration_id, active, number in rows:
+        tally.setdefault(integration_id, {})[active] = number
+    return {
+        integration_id: Counts(active=by_flag.get(True, 0), inactive=by_flag.get(False, 0))
+        for integration_id, by_flag in tally.items()
+    }
+
+
+async def get_client(db: AsyncSession, integration_id: int, client_id: int) -> Client | None:
+    client = await db.get(Client, client_id)
+    if client is None or client.integration_id != integration_id:
+        return None
+    return client
+
+
+async def set_switch(db: AsyncSession, client: Client, switch: Switch, on: bool) -> Client:
+    """Set one switch to an explicit value, so a repeated click cannot flip it back."""
+    setattr(client, switch.value, on)
+    client.is_new = False
+    client.updated_at = utcnow()
+    await db.commit()
+    await db.refresh(client)
+    return client
+
+
+async def set_all_active(db: AsyncSession, integration_id: int, on: bool) -> int:
+    """Aktiver alle / Deaktiver alle. Clients the key no longer reaches are not activated."""
+    where = [col(Client.integration_id) == integration_id, col(Client.active) != on]
+    if on:
+        where.append(col(Client.access_lost).is_(False))
+    result = await db.exec(
+        update(Client).where(*where).values(active=on, is_new=False, updated_at=utcnow())
+    )
+    await db.commit()
+    return result.rowcount

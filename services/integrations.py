@@ -1,0 +1,260 @@
+"""Creating, changing, refreshing and deleting integrations. Every lookup is office-scoped."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from models import Client, Integration
+from models.base import utcnow
+from services import clients as client_service
+from services.connectors.base import (
+    Connector,
+    ErpError,
+    ErpUnavailable,
+    KeyInfo,
+    KeyRejected,
+    RateLimited,
+    RemoteClient,
+)
+from services.crypto import KeyVault, last4
+from services.personal_data import contains_email, contains_national_id
+
+MAX_DESCRIPTION = 200
+MAX_KEY = 2000
+
+
+class InputError(ValueError):
+    """Bad input from the accountant: a Norwegian message for one form field."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+        self.message = message
+
+
+@dataclass(frozen=True)
+class RefreshResult:
+    added: int
+    lost: int
+    regained: int
+
+
+def display_name(integration: Integration, system_name: str = "Tripletex") -> str:
+    label = integration.description or integration.erp_company_name
+    return f"{system_name} - {label}" if label else system_name
+
+
+def clean_key(raw: str) -> str:
+    # Keys are often pasted wrapped over lines (as the guide shows them): join the pieces.
+    return "".join(raw.split())
+
+
+def check_description(raw: str) -> str:
+    description = " ".join(raw.split())
+    if len(description) > MAX_DESCRIPTION:
+        raise InputError("description", f"Beskrivelsen kan ha høyst {MAX_DESCRIPTION} tegn.")
+    if contains_email(description):
+        raise InputError(
+            "description",
+            "Beskrivelsen ser ut til å inneholde en e-postadresse. "
+            "Ikke fyll inn personopplysninger i feltet.",
+        )
+    if contains_national_id(description):
+        raise InputError(
+            "description",
+            "Beskrivelsen ser ut til å inneholde et fødselsnummer. "
+            "Ikke fyll inn personopplysninger i feltet.",
+        )
+    return description
+
+
+async def inspect_key(connector: Connector, raw_key: str) -> tuple[str, KeyInfo]:
+    key = clean_key(raw_key)
+    if not key:
+        raise InputError("key", "Fyll inn brukernøkkelen fra Tripletex.")
+    if len(key) > MAX_KEY:
+        raise InputError("key", "Dette ser ikke ut som en brukernøkkel fra Tripletex (for lang).")
+    try:
+        return key, await connector.inspect_key(key)
+    except KeyRejected:
+        raise InputError(
+            "key",
+            "Tripletex godtok ikke brukernøkkelen. Sjekk at du har kopiert hele nøkkelen, "
+            "og at den ikke er slettet eller utløpt i Tripletex.",
+        ) from None
+    except RateLimited:
+        raise InputError(
+            "key",
+            "Tripletex ber oss vente fordi det er sendt for mange forespørsler. "
+            "Prøv igjen om et minutt.",
+        ) from None
+    except ErpUnavailable:
+        raise InputError(
+            "key",
+            "Fikk ikke kontakt med Tripletex akkurat nå. Ingenting er lagret. Prøv igjen om litt.",
+        ) from None
+    except ErpError as exc:
+        reference = f" Referanse: {exc.request_id}." if exc.request_id else ""
+        raise InputError(
+            "key",
+            f"Tripletex svarte med en feil (status {exc.status}). Ingenting er lagret.{reference}",
+        ) from None
+
+
+async def create_integration(
+    db: AsyncSession,
+    vault: KeyVault,
+    connector: Connector,
+    *,
+    office_id: int,
+    raw_key: str,
+    raw_description: str,
+) -> Integration:
+    description = check_description(raw_description)
+    key, info = await inspect_key(connector, raw_key)
+    integration = Integration(
+        office_id=office_id,
+        system=connector.system,
+        description=description,
+        key_ciphertext=vault.encrypt(key),
+        key_last4=last4(key),
+        key_kind=info.kind,
+        erp_company_id=info.company_id,
+        erp_company_name=info.company_name,
+        clients_refreshed_at=utcnow(),
+    )
+    db.add(integration)
+    await db.flush()
+    await _merge_clients(db, integration, info.clients, mark_new=False)
+    await db.commit()
+    return integration
+
+
+async def change_system(
+    db: AsyncSession,
+    vault: KeyVault,
+    connector: Connector,
+    integration: Integration,
+    *,
+    raw_key: str,
+    raw_description: str,
+) -> RefreshResult | None:
+    """Endre system: new description, and a new key if one is given (clients are kept)."""
+    description = check_description(raw_description)
+    result = None
+    if clean_key(raw_key):
+        key, info = await inspect_key(connector, raw_key)
+        if info.company_id != integration.erp_company_id:
+            raise InputError(
+                "key",
+                f"Nøkkelen tilhører et annet selskap i Tripletex ({info.company_name}) enn "
+                f"denne integrasjonen ({integration.erp_company_name}). Opprett heller en ny "
+                "integrasjon for den nøkkelen.",
+            )
+        integration.key_ciphertext = vault.encrypt(key)
+        integration.key_last4 = last4(key)
+        integration.key_kind = info.kind
+        result = await _merge_clients(db, integration, info.clients, mark_new=True)
+        integration.clients_refreshed_at = utcnow()
+    integration.description = description
+    integration.updated_at = utcnow()
+    await db.commit()
+    return result
+
+
+async def refresh_clients(
+    db: AsyncSession, vault: KeyVault, connector: Connector, integration: Integration
+) -> RefreshResult:
+    """Oppdater klientliste: new clients come in inactive and marked new; none is deleted."""
+    try:
+        info = await connector.inspect_key(vault.decrypt(integration.key_ciphertext))
+    except KeyRejected:
+        raise InputError(
+            "key",
+            "Tripletex godtar ikke lenger nøkkelen til denne integrasjonen. "
+            "Lag en ny nøkkel i Tripletex og bruk Endre system.",
+        ) from None
+    except ErpError as exc:
+        raise InputError(
+            "key",
+            "Fikk ikke hentet klientlisten fra Tripletex akkurat nå. "
+            "Ingenting er endret. Prøv igjen om litt."
+            + (f" Referanse: {exc.request_id}." if exc.request_id else ""),
+        ) from None
+    result = await _merge_clients(db, integration, info.clients, mark_new=True)
+    integration.clients_refreshed_at = utcnow()
+    await db.commit()
+    return result
+
+
+async def _merge_clients(
+    db: AsyncSession, integration: Integration, remote: list[RemoteClient], *, mark_new: bool
+) -> RefreshResult:
+    assert integration.id is not None
+    existing = {
+        c.erp_id: c
+        for c in (
+            await db.exec(select(Client).where(col(Client.integration_id) == integration.id))
+        ).all()
+    }
+    seen: set[int] = set()
+    added = regained = 0
+    for item in remote:
+        if item.erp_id in seen:
+            continue
+        seen.add(item.erp_id)
+        client = existing.get(item.erp_id)
+        if client is None:
+            client = Client(
+                integration_id=integration.id,
+                erp_id=item.erp_id,
+                name="",
+                sort_key="",
+                search_text="",
+                is_new=mark_new,
+            )
+            db.add(client)
+            added += 1
+        elif client.access_lost:
+            client.access_lost = False
+            regained += 1
+        if (client.name, client.org_number) != (item.name, item.org_number):
+            client_service.describe(client, item.name, item.org_number)
+            client.updated_at = utcnow()
+    lost = 0
+    for erp_id, client in existing.items():
+        if erp_id not in seen and not client.access_lost:
+            client.access_lost = True
+            client.updated_at = utcnow()
+            lost += 1
+    await db.flush()
+    return RefreshResult(added=added, lost=lost, regained=regained)
+
+
+async def list_integrations(db: AsyncSession, office_id: int) -> list[Integration]:
+    return list(
+        (
+            await db.exec(
+                select(Integration)
+                .where(col(Integration.office_id) == office_id)
+                .order_by(col(Integration.created_at), col(Integration.id))
+            )
+        ).all()
+    )
+
+
+async def get_integration(
+    db: AsyncSession, office_id: int, integration_id: int
+) -> Integration | None:
+    integration = await db.get(Integration, integration_id)
+    if integration is None or integration.office_id != office_id:
+        return None
+    return integration
+
+
+async def delete_integration(db: AsyncSession, integration: Integration) -> None:
+    await db.delete(integration)
+    await db.commit()

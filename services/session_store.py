@@ -1,0 +1,77 @@
+"""Litestar session store in our database, so every app process sees the same logins."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from litestar.stores.base import Store
+from sqlmodel import col, delete, select
+
+from models import WebSession
+from services.db import SessionFactory
+
+
+class DatabaseStore(Store):
+    def __init__(self, session_factory: SessionFactory) -> None:
+        self._factory = session_factory
+
+    async def set(
+        self, key: str, value: str | bytes, expires_in: int | timedelta | None = None
+    ) -> None:
+        data = value.encode() if isinstance(value, str) else value
+        async with self._factory() as db:
+            row = await db.get(WebSession, key)
+            if row is None:
+                row = WebSession(key=key, data=data)
+                db.add(row)
+            row.data = data
+            row.expires_at = _expiry(expires_in)
+            await db.commit()
+
+    async def get(self, key: str, renew_for: int | timedelta | None = None) -> bytes | None:
+        async with self._factory() as db:
+            row = await db.get(WebSession, key)
+            if row is None:
+                return None
+            if row.expires_at is not None and row.expires_at <= datetime.now(UTC):
+                await db.delete(row)
+                await db.commit()
+                return None
+            if renew_for is not None and row.expires_at is not None:
+                row.expires_at = _expiry(renew_for)
+                await db.commit()
+            return row.data
+
+    async def delete(self, key: str) -> None:
+        async with self._factory() as db:
+            await db.exec(delete(WebSession).where(col(WebSession.key) == key))
+            await db.commit()
+
+    async def delete_all(self) -> None:
+        async with self._factory() as db:
+            await db.exec(delete(WebSession))
+            await db.commit()
+
+    async def delete_expired(self) -> None:
+        async with self._factory() as db:
+            await db.exec(delete(WebSession).where(col(WebSession.expires_at) <= datetime.now(UTC)))
+            await db.commit()
+
+    async def exists(self, key: str) -> bool:
+        return await self.get(key) is not None
+
+    async def expires_in(self, key: str) -> int | None:
+        async with self._factory() as db:
+            expires_at = (
+                await db.exec(select(WebSession.expires_at).where(col(WebSession.key) == key))
+            ).first()
+        if expires_at is None:
+            return None
+        return int((expires_at - datetime.now(UTC)).total_seconds())
+
+
+def _expiry(expires_in: int | timedelta | None) -> datetime | None:
+    if expires_in is None:
+        return None
+    seconds = expires_in.total_seconds() if isinstance(expires_in, timedelta) else expires_in
+    return datetime.now(UTC) + timedelta(seconds=seconds)

@@ -1,0 +1,154 @@
+"""Configuration read once from the environment (and an optional `.env`), validated at start."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography.fernet import Fernet
+
+DEMO_CONSUMER_TOKEN = "demo-consumer-token"
+
+
+class SettingsError(ValueError):
+    """A configuration variable is missing or wrong; the message names it."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    demo: bool
+    data_dir: Path
+    database_url: str
+    secret_key: str
+    # Newest first: encrypt with the first, decrypt with any (key rotation).
+    encryption_keys: tuple[str, ...]
+    tripletex_base_url: str
+    tripletex_consumer_token: str
+    host: str = "127.0.0.1"
+    port: int = 8000
+    secure_cookies: bool = False
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None, *, demo: bool | None = None) -> Settings:
+        env = dict(os.environ if env is None else env)
+        data_dir = Path(env.get("DATA_DIR", "data")).resolve()
+        _load_dotenv(env)
+        is_demo = _flag(env, "DEMO") if demo is None else demo
+        port = _int(env, "PORT", 8000)
+        host = env.get("HOST", "127.0.0.1")
+        database_url = env.get("DATABASE_URL") or f"sqlite+aiosqlite:///{data_dir / 'erp.sqlite3'}"
+        database_url = _async_database_url(database_url)
+        if is_demo:
+            demo_secrets = _demo_secrets(data_dir)
+            secret_key = env.get("SECRET_KEY") or demo_secrets["secret_key"]
+            keys = env.get("ENCRYPTION_KEY") or demo_secrets["encryption_key"]
+            base_url = env.get("TRIPLETEX_BASE_URL") or f"http://127.0.0.1:{port}/tripletex/v2"
+            consumer = env.get("TRIPLETEX_CONSUMER_TOKEN") or DEMO_CONSUMER_TOKEN
+        else:
+            secret_key = _required(env, "SECRET_KEY")
+            keys = _required(env, "ENCRYPTION_KEY")
+            base_url = env.get("TRIPLETEX_BASE_URL", "https://tripletex.no/v2")
+            consumer = _required(env, "TRIPLETEX_CONSUMER_TOKEN")
+            if consumer == DEMO_CONSUMER_TOKEN:
+                raise SettingsError("TRIPLETEX_CONSUMER_TOKEN is the demo token; set your own")
+        if len(secret_key) < 32:
+            raise SettingsError("SECRET_KEY must be at least 32 characters")
+        encryption_keys = tuple(k.strip() for k in keys.split(",") if k.strip())
+        for key in encryption_keys:
+            try:
+                Fernet(key)
+            except ValueError as exc:
+                raise SettingsError(
+                    "ENCRYPTION_KEY must be Fernet keys (urlsafe base64, 32 bytes), "
+                    "comma-separated, newest first"
+                ) from exc
+        if not base_url.startswith(("http://", "https://")):
+            raise SettingsError("TRIPLETEX_BASE_URL must start with http:// or https://")
+        return cls(
+            demo=is_demo,
+            data_dir=data_dir,
+            database_url=database_url,
+            secret_key=secret_key,
+            encryption_keys=encryption_keys,
+            tripletex_base_url=base_url.rstrip("/"),
+            tripletex_consumer_token=consumer,
+            host=host,
+            port=port,
+            secure_cookies=_flag(env, "SECURE_COOKIES"),
+        )
+
+    @property
+    def simulator_root(self) -> str:
+        """The simulator's control API sits beside its `/v2` (demo mode only)."""
+        return self.tripletex_base_url.removesuffix("/v2")
+
+
+def _flag(env: dict[str, str], name: str) -> bool:
+    value = env.get(name, "").strip().lower()
+    if value in ("", "0", "false", "no", "off"):
+        return False
+    if value in ("1", "true", "yes", "on"):
+        return True
+    raise SettingsError(f"{name} must be true or false, not {value!r}")
+
+
+def _int(env: dict[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a whole number, not {raw!r}") from None
+
+
+def _required(env: dict[str, str], name: str) -> str:
+    value = env.get(name, "").strip()
+    if not value:
+        raise SettingsError(f"{name} is required outside demo mode")
+    return value
+
+
+def _async_database_url(url: str) -> str:
+    for plain, async_driver in (
+        ("postgresql://", "postgresql+asyncpg://"),
+        ("postgres://", "postgresql+asyncpg://"),
+        ("sqlite://", "sqlite+aiosqlite://"),
+    ):
+        if url.startswith(plain):
+            return async_driver + url.removeprefix(plain)
+    if url.startswith(("postgresql+asyncpg://", "sqlite+aiosqlite://")):
+        return url
+    raise SettingsError("DATABASE_URL must be a postgresql:// or sqlite:// URL")
+
+
+def _load_dotenv(env: dict[str, str]) -> None:
+    """Fill variables not already set from `.env` in the working directory."""
+    path = Path(".env")
+    if not path.is_file():
+        return
+    for line in path.read_text().splitlines():
+        line = line.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        name, _, value = line.partition("=")
+        env.setdefault(name.strip(), value.strip().strip("'\""))
+
+
+def _demo_secrets(data_dir: Path) -> dict[str, str]:
+    """Demo mode keeps generated secrets in DATA_DIR, readable by the owner only."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    path = data_dir / "demo-secrets.json"
+    if path.exists():
+        return json.loads(path.read_text())
+    values = {
+        "secret_key": secrets.token_urlsafe(48),
+        "encryption_key": Fernet.generate_key().decode(),
+    }
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        json.dump(values, fh)
+    return values

@@ -1,0 +1,34 @@
+"""Jinja set-up: globals and filters every template may use."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from litestar.contrib.jinja import JinjaTemplateEngine
+
+from services.settings import Settings
+
+OSLO = ZoneInfo("Europe/Oslo")
+HTMX_FILE = "htmx-2.0.11.min.js"
+
+
+def local_time(value: datetime | None) -> str:
+    if value is None:
+        return "aldri"
+    return value.astimezone(OSLO).strftime("%d.%m.%Y kl. %H:%M")
+
+
+def org_number(value: str) -> str:
+    """934228391 → 934 228 391, as Brønnøysund writes it."""
+    return f"{value[:3]} {value[3:6]} {value[6:]}" if len(value) == 9 and value.isdigit() else value
+
+
+def configure(settings: Settings) -> Callable[[JinjaTemplateEngine], None]:
+    def callback(engine: JinjaTemplateEngine) -> None:
+        env = engine.engine
+        env.globals.update(demo=settings.demo, htmx_file=HTMX_FILE)
+        env.filters.update(local_time=local_time, org_number=org_number)
+
+    return callback

@@ -1,0 +1,22 @@
+"""An in-memory, deterministic simulator of the subset of Tripletex API v2 the app uses.
+
+Mount `create_simulator_app(seed_demo())` and point any Tripletex client at `{base}/v2`.
+"""
+
+from services.tripletex_sim.app import create_simulator_app
+from services.tripletex_sim.state import (
+    DEMO_ACCOUNTANT_TOKEN,
+    DEMO_CONSUMER_TOKEN,
+    DEMO_OWN_COMPANY_TOKEN,
+    SimulatorState,
+    seed_demo,
+)
+
+__all__ = [
+    "DEMO_ACCOUNTANT_TOKEN",
+    "DEMO_CONSUMER_TOKEN",
+    "DEMO_OWN_COMPANY_TOKEN",
+    "SimulatorState",
+    "create_simulator_app",
+    "seed_demo",
+]

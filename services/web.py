@@ -1,0 +1,72 @@
+"""Request-scoped dependencies and the app-wide objects they hand out."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import httpx
+from litestar.datastructures import State
+from litestar.di import NamedDependency
+from litestar_htmx import HTMXRequest
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from services.auth import CurrentUser, load_current_user
+from services.connectors.base import Connector
+from services.crypto import KeyVault
+from services.db import SessionFactory
+from services.settings import Settings
+
+
+class LoginRequired(Exception):
+    """Raised by the user dependency; the app answers with a redirect to the login page."""
+
+
+@dataclass
+class AppContext:
+    settings: Settings
+    session_factory: SessionFactory
+    vault: KeyVault
+    http: httpx.AsyncClient | None = None
+    connector: Connector | None = None
+
+
+def context(state: State) -> AppContext:
+    return state.ctx
+
+
+async def provide_db(state: State) -> AsyncIterator[AsyncSession]:
+    async with context(state).session_factory() as session:
+        yield session
+
+
+async def provide_user(request: HTMXRequest, db: NamedDependency[AsyncSession]) -> CurrentUser:
+    user_id = request.session.get("user_id") if request.session else None
+    user = await load_current_user(db, user_id) if isinstance(user_id, int) else None
+    if user is None:
+        raise LoginRequired
+    return user
+
+
+def provide_vault(state: State) -> KeyVault:
+    return context(state).vault
+
+
+def provide_connector(state: State) -> Connector:
+    connector = context(state).connector
+    assert connector is not None, "connector is created at start-up"
+    return connector
+
+
+def provide_http(state: State) -> httpx.AsyncClient:
+    http = context(state).http
+    assert http is not None, "the HTTP client is created at start-up"
+    return http
+
+
+def provide_settings(state: State) -> Settings:
+    return context(state).settings
+
+
+def wants_fragment(request: HTMXRequest) -> bool:
+    return bool(request.htmx) and not request.htmx.boosted

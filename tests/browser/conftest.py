@@ -1,0 +1,107 @@
+"""The app as `make run` serves it (demo mode, its own process and port), driven by Chromium."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from tests.conftest import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "test-artifacts"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    port = free_port()
+    data_dir = tmp_path_factory.mktemp("demo-data")
+    log = (data_dir / "server.log").open("w")
+    env = {**os.environ, "PORT": str(port), "DATA_DIR": str(data_dir)}
+    process = subprocess.Popen(
+        [sys.executable, "app.py", "run", "--demo"], cwd=ROOT, env=env, stdout=log, stderr=log
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if httpx.get(f"{url}/login", timeout=1).status_code == 200:
+                break
+        except httpx.TransportError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError((data_dir / "server.log").read_text())
+        time.sleep(0.2)
+    yield url
+    process.terminate()
+    process.wait(timeout=10)
+    log.close()
+    server_log = (data_dir / "server.log").read_text()
+    # The demo keys must never reach the logs, not even in request URLs.
+    assert "demo-regnskapskontor" not in server_log
+    assert "demo-eget-selskap" not in server_log
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        executable = CHROMIUM if Path(CHROMIUM).exists() else None
+        browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_FLAGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser: Browser, server: str) -> Iterator[Page]:
+    context = browser.new_context(base_url=server, locale="nb-NO")
+    page = context.new_page()
+    errors: list[str] = []
+    # Script errors and CSP violations; an HTTP error status shows up in the tests themselves.
+    page.on(
+        "console",
+        lambda m: errors.append(m.text)
+        if m.type == "error" and not m.text.startswith("Failed to load resource")
+        else None,
+    )
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    yield page
+    context.close()
+    # A CSP violation or a script error shows up here.
+    assert not errors, errors
+
+
+def log_in(page: Page) -> None:
+    page.goto("/login")
+    page.get_by_label("E-post").fill("demo@example.no")
+    page.get_by_label("Passord").fill("demo")
+    page.get_by_role("button", name="Logg inn").click()
+    expect(page.get_by_role("heading", name="Integrasjoner")).to_be_visible()
+
+
+def new_integration(page: Page, key: str, description: str) -> None:
+    page.goto("/integrasjoner")
+    page.get_by_role("link", name="Ny integrasjon").click()
+    page.get_by_label("Egen brukernøkkel").fill(key)
+    page.get_by_label("Beskrivelse (Ikke fyll inn personopplysninger i feltet)").fill(description)
+    page.get_by_role("button", name="Opprett").click()
+    expect(page.get_by_role("heading", name="Klienter")).to_be_visible()
+
+
+def screenshot(page: Page, name: str) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)

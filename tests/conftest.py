@@ -1,0 +1,175 @@
+"""Shared fixtures: a Tripletex simulator on a real port, a migrated database per test,
+and the app under Litestar's test client, logged in as an accountant."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import uvicorn
+from cryptography.fernet import Fernet
+from litestar.testing import AsyncTestClient
+
+from services.db import create_engine, create_session_factory, migrate, open_session
+from services.settings import Settings
+from services.tripletex_sim import SimulatorState, create_simulator_app, seed_demo
+from tests.tripletex_spec import SpecValidator
+
+PASSWORD = "riktig-passord-123"
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class Simulator:
+    """The simulator behind a real socket; each test gets freshly seeded data."""
+
+    base_url: str
+    state: SimulatorState
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def root(self) -> str:
+        return self.base_url.removesuffix("/v2")
+
+
+class _Swappable:
+    """An ASGI app whose target can be replaced between tests without restarting the server."""
+
+    def __init__(self) -> None:
+        self.target = None
+
+    async def __call__(self, scope, receive, send) -> None:  # type: ignore[no-untyped-def]
+        if scope["type"] == "lifespan":
+            message = await receive()
+            await send({"type": f"{message['type']}.complete"})
+            return
+        await self.target(scope, receive, send)
+
+
+@pytest.fixture(scope="session")
+def spec() -> SpecValidator:
+    return SpecValidator()
+
+
+@pytest.fixture(scope="session")
+def _simulator_server() -> Iterator[tuple[str, _Swappable]]:
+    swappable = _Swappable()
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(swappable, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if time.monotonic() > deadline:
+            raise RuntimeError("simulator did not start")
+        time.sleep(0.02)
+    yield f"http://127.0.0.1:{port}", swappable
+    server.should_exit = True
+    thread.join(timeout=5)
+
+
+@pytest.fixture
+def simulator(
+    _simulator_server: tuple[str, _Swappable], spec: SpecValidator
+) -> Iterator[Simulator]:
+    root, swappable = _simulator_server
+    sim = Simulator(base_url=f"{root}/v2", state=seed_demo())
+
+    def check(method: str, path: str, status: int, body: bytes) -> None:
+        sim.problems.extend(spec.validate(method, path, status, body))
+
+    swappable.target = create_simulator_app(sim.state, on_response=check)
+    yield sim
+    assert not sim.problems, "simulator responses that break the Tripletex spec:\n" + "\n".join(
+        sim.problems[:20]
+    )
+
+
+@pytest.fixture(scope="session")
+def template_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("template") / "template.sqlite3"
+    migrate(f"sqlite+aiosqlite:///{path}")
+    return path
+
+
+@pytest.fixture
+def settings(tmp_path: Path, template_db: Path, simulator: Simulator) -> Settings:
+    db_path = tmp_path / "erp.sqlite3"
+    shutil.copy(template_db, db_path)
+    return Settings(
+        demo=False,
+        data_dir=tmp_path,
+        database_url=f"sqlite+aiosqlite:///{db_path}",
+        secret_key="test-secret-key-that-is-long-enough-123456",
+        encryption_keys=(Fernet.generate_key().decode(),),
+        tripletex_base_url=simulator.base_url,
+        tripletex_consumer_token="demo-consumer-token",
+    )
+
+
+async def add_user(settings: Settings, email: str, office: str) -> None:
+    from services.auth import create_user
+
+    engine = create_engine(settings.database_url)
+    async with open_session(create_session_factory(engine)) as db:
+        await create_user(db, email=email, password=PASSWORD, office_name=office)
+    await engine.dispose()
+
+
+async def login(client: AsyncTestClient, email: str, password: str = PASSWORD) -> None:
+    await client.get("/login")
+    response = await client.post(
+        "/login",
+        data={"email": email, "password": password, "_csrf_token": csrf(client)},
+        follow_redirects=False,
+    )
+    assert response.status_code == 303, response.text
+
+
+def csrf(client: AsyncTestClient) -> str:
+    return client.cookies.get("erp_csrf") or ""
+
+
+def htmx(client: AsyncTestClient) -> dict[str, str]:
+    """Headers of an htmx request, as the page's <body hx-headers> sends them."""
+    return {"HX-Request": "true", "x-csrftoken": csrf(client)}
+
+
+@pytest.fixture
+async def client(settings: Settings) -> AsyncIterator[AsyncTestClient]:
+    from app import create_app
+
+    await add_user(settings, "regnskap@kontor-a.no", "Kontor A AS")
+    async with AsyncTestClient(create_app(settings)) as test_client:
+        await login(test_client, "regnskap@kontor-a.no")
+        yield test_client
+
+
+async def create_integration(
+    client: AsyncTestClient, key: str = "demo-regnskapskontor", description: str = "Klienter"
+) -> int:
+    response = await client.post(
+        "/integrasjoner/ny",
+        data={"key": key, "description": description, "_csrf_token": csrf(client)},
+        follow_redirects=False,
+    )
+    assert response.status_code == 303, response.text
+    return int(response.headers["location"].rsplit("/", 1)[1])
