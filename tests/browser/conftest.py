@@ -74,9 +74,11 @@ def page(browser: Browser, server: str) -> Iterator[Page]:
     # Script errors and CSP violations; an HTTP error status shows up in the tests themselves.
     page.on(
         "console",
-        lambda m: errors.append(m.text)
-        if m.type == "error" and not m.text.startswith("Failed to load resource")
-        else None,
+        lambda m: (
+            errors.append(m.text)
+            if m.type == "error" and not m.text.startswith("Failed to load resource")
+            else None
+        ),
     )
     page.on("pageerror", lambda e: errors.append(str(e)))
     yield page
