@@ -24,6 +24,11 @@ from tests.tripletex_spec import SpecValidator
 PASSWORD = "riktig-passord-123"
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Fast tests first; the browser tests (slowest, own event loop) run last."""
+    items.sort(key=lambda item: item.get_closest_marker("browser") is not None)
+
+
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
