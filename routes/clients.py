@@ -1,7 +1,7 @@
 """An integration's page: the client table, its search, sorting, switches and bulk actions."""
 
 from litestar import Controller, get, post
-from litestar.di import NamedDependency
+from litestar.di import NamedDependency, Provide
 from litestar.exceptions import NotFoundException
 from litestar.params import FromPath, FromQuery
 from litestar.response import Response, Template
@@ -24,6 +24,7 @@ SWITCHES = {s.value for s in Switch}
 
 class ClientController(Controller):
     path = "/integrasjoner/{integration_id:int}"
+    dependencies = {"integration": Provide(owned_integration)}
 
     @get("/")
     async def page(
@@ -31,12 +32,11 @@ class ClientController(Controller):
         request: HTMXRequest,
         db: NamedDependency[AsyncSession],
         user: NamedDependency[CurrentUser],
-        integration_id: FromPath[int],
+        integration: NamedDependency[Integration],
         q: FromQuery[str | None] = None,
         sort: FromQuery[str | None] = None,
         offset: FromQuery[int] = 0,
     ) -> Template:
-        integration = await owned_integration(db, user, integration_id)
         query = ClientQuery.parse(q, sort, offset)
         if wants_fragment(request):
             # Search and sorting replace only the table.
@@ -47,14 +47,12 @@ class ClientController(Controller):
     async def more_rows(
         self,
         db: NamedDependency[AsyncSession],
-        user: NamedDependency[CurrentUser],
-        integration_id: FromPath[int],
+        integration: NamedDependency[Integration],
         q: FromQuery[str | None] = None,
         sort: FromQuery[str | None] = None,
         offset: FromQuery[int] = 0,
     ) -> Template:
         """The next page of rows, fetched as the last row scrolls into view."""
-        integration = await owned_integration(db, user, integration_id)
         query = ClientQuery.parse(q, sort, offset)
         return await _render(db, "partials/client_rows.html", integration, query)
 
@@ -63,14 +61,13 @@ class ClientController(Controller):
         self,
         request: HTMXRequest,
         db: NamedDependency[AsyncSession],
-        user: NamedDependency[CurrentUser],
-        integration_id: FromPath[int],
+        integration: NamedDependency[Integration],
         client_id: FromPath[int],
         switch: FromPath[str],
         data: Form,
     ) -> Response:
-        integration = await owned_integration(db, user, integration_id)
-        client = await client_service.get_client(db, integration_id, client_id)
+        assert integration.id is not None
+        client = await client_service.get_client(db, integration.id, client_id)
         if client is None or switch not in SWITCHES:
             raise NotFoundException()
         on = field(data, "on") == "true"
@@ -78,13 +75,13 @@ class ClientController(Controller):
             on = False  # a client the key no longer reaches cannot be activated
         await client_service.set_switch(db, client, Switch(switch), on)
         if not wants_fragment(request):
-            return redirect(request, f"/integrasjoner/{integration_id}")
+            return redirect(request, f"/integrasjoner/{integration.id}")
         return Template(
             "partials/client_row_update.html",
             context={
                 "integration": integration,
                 "client": client,
-                "counts": await client_service.counts(db, integration_id),
+                "counts": await client_service.counts(db, integration.id),
             },
         )
 
@@ -93,14 +90,12 @@ class ClientController(Controller):
         self,
         request: HTMXRequest,
         db: NamedDependency[AsyncSession],
-        user: NamedDependency[CurrentUser],
         vault: NamedDependency[KeyVault],
         connector: NamedDependency[Connector],
-        integration_id: FromPath[int],
+        integration: NamedDependency[Integration],
         data: Form,
     ) -> Response:
         """Oppdater klientliste."""
-        integration = await owned_integration(db, user, integration_id)
         try:
             result = await integration_service.refresh_clients(db, vault, connector, integration)
         except integration_service.InputError as exc:
@@ -112,30 +107,29 @@ class ClientController(Controller):
         self,
         request: HTMXRequest,
         db: NamedDependency[AsyncSession],
-        user: NamedDependency[CurrentUser],
-        integration_id: FromPath[int],
+        integration: NamedDependency[Integration],
         data: Form,
     ) -> Response:
-        integration = await owned_integration(db, user, integration_id)
-        changed = await client_service.set_all_active(db, integration_id, True)
-        return await _after_action(
-            request, db, integration, data, notice=f"{changed} klienter aktivert."
-        )
+        return await _set_all_active(request, db, integration, data, on=True)
 
     @post("/deaktiver-alle", status_code=200)
     async def deactivate_all(
         self,
         request: HTMXRequest,
         db: NamedDependency[AsyncSession],
-        user: NamedDependency[CurrentUser],
-        integration_id: FromPath[int],
+        integration: NamedDependency[Integration],
         data: Form,
     ) -> Response:
-        integration = await owned_integration(db, user, integration_id)
-        changed = await client_service.set_all_active(db, integration_id, False)
-        return await _after_action(
-            request, db, integration, data, notice=f"{changed} klienter deaktivert."
-        )
+        return await _set_all_active(request, db, integration, data, on=False)
+
+
+async def _set_all_active(
+    request: HTMXRequest, db: AsyncSession, integration: Integration, data: Form, *, on: bool
+) -> Response:
+    assert integration.id is not None
+    changed = await client_service.set_all_active(db, integration.id, on)
+    notice = f"{changed} klienter {'aktivert' if on else 'deaktivert'}."
+    return await _after_action(request, db, integration, data, notice=notice)
 
 
 def _refresh_notice(result: integration_service.RefreshResult) -> str:
@@ -151,7 +145,7 @@ def _refresh_notice(result: integration_service.RefreshResult) -> str:
 
 async def _after_action(
     request: HTMXRequest,
-    db: NamedDependency[AsyncSession],
+    db: AsyncSession,
     integration: Integration,
     data: Form,
     *,
@@ -167,7 +161,7 @@ async def _after_action(
 
 
 async def _render(
-    db: NamedDependency[AsyncSession],
+    db: AsyncSession,
     template: str,
     integration: Integration,
     query: ClientQuery,

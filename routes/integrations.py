@@ -1,7 +1,7 @@
 """Integrations: the list, Ny integrasjon, Endre system, Slett system."""
 
 from litestar import Controller, get, post
-from litestar.di import NamedDependency
+from litestar.di import NamedDependency, Provide
 from litestar.exceptions import NotFoundException
 from litestar.params import FromPath
 from litestar.response import Redirect, Response, Template
@@ -24,6 +24,7 @@ async def owned_integration(
     user: NamedDependency[CurrentUser],
     integration_id: FromPath[int],
 ) -> Integration:
+    """The integration in the URL if it belongs to the user's office; 404 otherwise."""
     integration = await integration_service.get_integration(db, user.office_id, integration_id)
     if integration is None:
         raise NotFoundException()
@@ -36,6 +37,7 @@ def redirect(request: HTMXRequest, url: str) -> Response:
 
 class IntegrationController(Controller):
     path = "/integrasjoner"
+    dependencies = {"integration": Provide(owned_integration)}
 
     @get("/")
     async def index(
@@ -97,11 +99,9 @@ class IntegrationController(Controller):
     @get("/{integration_id:int}/endre")
     async def edit(
         self,
-        db: NamedDependency[AsyncSession],
         user: NamedDependency[CurrentUser],
-        integration_id: FromPath[int],
+        integration: NamedDependency[Integration],
     ) -> Template:
-        integration = await owned_integration(db, user, integration_id)
         return _form_page(
             "pages/integration_edit.html",
             user,
@@ -118,10 +118,9 @@ class IntegrationController(Controller):
         user: NamedDependency[CurrentUser],
         vault: NamedDependency[KeyVault],
         connector: NamedDependency[Connector],
-        integration_id: FromPath[int],
+        integration: NamedDependency[Integration],
         data: Form,
     ) -> Response:
-        integration = await owned_integration(db, user, integration_id)
         description = field(data, "description")
         try:
             await integration_service.change_system(
@@ -141,23 +140,22 @@ class IntegrationController(Controller):
                 errors={exc.field: exc.message},
                 integration=integration,
             )
-        return redirect(request, f"/integrasjoner/{integration_id}")
+        return redirect(request, f"/integrasjoner/{integration.id}")
 
     @get("/{integration_id:int}/slett")
     async def confirm_delete(
         self,
         db: NamedDependency[AsyncSession],
         user: NamedDependency[CurrentUser],
-        integration_id: FromPath[int],
+        integration: NamedDependency[Integration],
     ) -> Template:
-        integration = await owned_integration(db, user, integration_id)
         return Template(
             "pages/integration_delete.html",
             context={
                 "user": user,
                 "integration": integration,
                 "name": integration_service.display_name(integration),
-                "counts": await client_service.counts(db, integration_id),
+                "counts": await client_service.counts(db, integration.id or 0),
             },
         )
 
@@ -166,17 +164,15 @@ class IntegrationController(Controller):
         self,
         request: HTMXRequest,
         db: NamedDependency[AsyncSession],
-        user: NamedDependency[CurrentUser],
-        integration_id: FromPath[int],
+        integration: NamedDependency[Integration],
     ) -> Response:
-        integration = await owned_integration(db, user, integration_id)
         await integration_service.delete_integration(db, integration)
         return redirect(request, "/integrasjoner")
 
 
 def _form_page(
     template: str,
-    user: NamedDependency[CurrentUser],
+    user: CurrentUser,
     *,
     values: dict[str, str],
     errors: dict[str, str],
@@ -199,7 +195,7 @@ def _form_page(
 def _form_response(
     request: HTMXRequest,
     page: str,
-    user: NamedDependency[CurrentUser],
+    user: CurrentUser,
     *,
     values: dict[str, str],
     errors: dict[str, str],

@@ -233,3 +233,17 @@ async def test_delete_asks_first_then_removes_everything(client: AsyncTestClient
     assert response.status_code == 303
     assert (await client.get(f"/integrasjoner/{integration_id}")).status_code == 404
     assert "Skal slettes" not in (await client.get("/integrasjoner")).text
+
+
+async def test_switch_works_without_javascript(client: AsyncTestClient) -> None:
+    integration_id = await create_integration(client)
+    client_id = client_ids((await client.get(f"/integrasjoner/{integration_id}")).text)[0]
+    response = await client.post(
+        f"/integrasjoner/{integration_id}/klienter/{client_id}/active",
+        data={"on": "true", "_csrf_token": csrf(client)},
+        follow_redirects=False,
+    )
+    assert response.status_code == 303
+    assert response.headers["location"] == f"/integrasjoner/{integration_id}"
+    page = (await client.get(response.headers["location"])).text
+    assert "Aktive klienter: <strong>1</strong>" in page
