@@ -30,6 +30,9 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 8000
     secure_cookies: bool = False
+    # Where Tripletex can reach our webhook receiver; None: live sync falls back to polling.
+    public_base_url: str | None = None
+    log_format: str = "text"  # "json" for log collectors
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None, *, demo: bool | None = None) -> Settings:
@@ -67,6 +70,12 @@ class Settings:
                 ) from exc
         if not base_url.startswith(("http://", "https://")):
             raise SettingsError("TRIPLETEX_BASE_URL must start with http:// or https://")
+        public_base_url = env.get("PUBLIC_BASE_URL", "").strip().rstrip("/") or None
+        if public_base_url and not public_base_url.startswith("https://") and not is_demo:
+            raise SettingsError("PUBLIC_BASE_URL must be an https:// URL Tripletex can reach")
+        log_format = env.get("LOG_FORMAT", "text" if is_demo else "json").strip().lower()
+        if log_format not in ("text", "json"):
+            raise SettingsError(f"LOG_FORMAT must be text or json, not {log_format!r}")
         return cls(
             demo=is_demo,
             data_dir=data_dir,
@@ -78,6 +87,8 @@ class Settings:
             host=host,
             port=port,
             secure_cookies=_flag(env, "SECURE_COOKIES"),
+            public_base_url=public_base_url,
+            log_format=log_format,
         )
 
     @property

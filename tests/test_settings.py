@@ -39,7 +39,13 @@ def test_production_refuses_the_demo_consumer_token(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("name", "value"),
-    [("PORT", "åtte"), ("ENCRYPTION_KEY", "not-a-fernet-key"), ("DATABASE_URL", "mysql://x/y")],
+    [
+        ("PORT", "åtte"),
+        ("ENCRYPTION_KEY", "not-a-fernet-key"),
+        ("DATABASE_URL", "mysql://x/y"),
+        ("PUBLIC_BASE_URL", "http://intern.local"),
+        ("LOG_FORMAT", "xml"),
+    ],
 )
 def test_bad_values_are_named(name: str, value: str, tmp_path: Path) -> None:
     with pytest.raises(SettingsError, match=name):
