@@ -3,6 +3,7 @@
 import asyncio
 
 from alembic import context
+from sqlalchemy import text
 from sqlalchemy.engine import Connection
 from sqlmodel import SQLModel
 
@@ -29,6 +30,9 @@ def run_with(connection: Connection) -> None:
         compare_type=True,
     )
     with context.begin_transaction():
+        if connection.dialect.name == "postgresql":
+            # Replicas starting together: one migrates, the others wait and find it done.
+            connection.execute(text("SELECT pg_advisory_xact_lock(7425100)"))
         context.run_migrations()
 
 

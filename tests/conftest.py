@@ -3,6 +3,7 @@ and the app under Litestar's test client, logged in as an accountant."""
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import socket
 import threading
@@ -19,6 +20,7 @@ from litestar.testing import AsyncTestClient
 from services.db import create_engine, create_session_factory, migrate, open_session
 from services.settings import Settings
 from services.tripletex_sim import SimulatorState, create_simulator_app, seed_demo
+from tests import databases
 from tests.tripletex_spec import SpecValidator
 
 PASSWORD = "riktig-passord-123"
@@ -109,20 +111,36 @@ def simulator(
 
 
 @pytest.fixture(scope="session")
-def template_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("template") / "template.sqlite3"
-    migrate(f"sqlite+aiosqlite:///{path}")
-    return path
+def migrated_database(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """This run's migrated database: a SQLite template file, or a PostgreSQL database."""
+    if databases.ON_POSTGRES:
+        url = asyncio.run(databases.create_postgres_database("test"))
+        migrate(url)
+        yield url
+        asyncio.run(databases.drop_postgres_database(url))
+    else:
+        url = f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('template') / 'template.sqlite3'}"
+        migrate(url)
+        yield url
 
 
 @pytest.fixture
-def settings(tmp_path: Path, template_db: Path, simulator: Simulator) -> Settings:
-    db_path = tmp_path / "erp.sqlite3"
-    shutil.copy(template_db, db_path)
+def database_url(migrated_database: str, tmp_path: Path) -> str:
+    """An empty, migrated database for one test."""
+    if databases.ON_POSTGRES:
+        asyncio.run(databases.truncate_all(migrated_database))
+        return migrated_database
+    path = tmp_path / "erp.sqlite3"
+    shutil.copy(migrated_database.split(":///", 1)[1], path)
+    return f"sqlite+aiosqlite:///{path}"
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str, simulator: Simulator) -> Settings:
     return Settings(
         demo=False,
         data_dir=tmp_path,
-        database_url=f"sqlite+aiosqlite:///{db_path}",
+        database_url=database_url,
         secret_key="test-secret-key-that-is-long-enough-123456",
         encryption_keys=(Fernet.generate_key().decode(),),
         tripletex_base_url=simulator.base_url,
@@ -137,6 +155,18 @@ async def add_user(settings: Settings, email: str, office: str) -> None:
     async with open_session(create_session_factory(engine)) as db:
         await create_user(db, email=email, password=PASSWORD, office_name=office)
     await engine.dispose()
+
+
+async def query(settings: Settings, sql: str) -> list[tuple]:
+    """Rows straight from the test's database, on either backend."""
+    from sqlalchemy import text
+
+    engine = create_engine(settings.database_url)
+    try:
+        async with engine.connect() as connection:
+            return [tuple(row) for row in (await connection.execute(text(sql))).all()]
+    finally:
+        await engine.dispose()
 
 
 async def login(client: AsyncTestClient, email: str, password: str = PASSWORD) -> None:

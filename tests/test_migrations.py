@@ -1,30 +1,60 @@
-"""The schema comes from migrations, and they agree with the models."""
+"""The schema comes from migrations, and they agree with the models (on the run's backend)."""
 
+from collections.abc import AsyncIterator
 from pathlib import Path
 
+import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import create_engine, inspect
+from sqlalchemy import inspect
 from sqlmodel import SQLModel
 
 import models  # noqa: F401
-from services.db import alembic_config, migrate
+from services.db import alembic_config, create_engine, migrate, migrate_async
+from tests import databases
+
+pytestmark = pytest.mark.anyio
 
 
-def test_models_and_migrations_agree(template_db: Path) -> None:
-    engine = create_engine(f"sqlite:///{template_db}")
-    with engine.connect() as connection:
-        diff = compare_metadata(MigrationContext.configure(connection), SQLModel.metadata)
-    engine.dispose()
+@pytest.fixture
+async def scratch_url(tmp_path: Path) -> AsyncIterator[str]:
+    if databases.ON_POSTGRES:
+        url = await databases.create_postgres_database("scratch")
+        yield url
+        await databases.drop_postgres_database(url)
+    else:
+        yield f"sqlite+aiosqlite:///{tmp_path / 'scratch.sqlite3'}"
+
+
+async def table_names(url: str) -> set[str]:
+    engine = create_engine(url)
+    async with engine.connect() as connection:
+        names = await connection.run_sync(lambda c: set(inspect(c).get_table_names()))
+    await engine.dispose()
+    return names
+
+
+async def test_models_and_migrations_agree(migrated_database: str) -> None:
+    engine = create_engine(migrated_database)
+    async with engine.connect() as connection:
+        diff = await connection.run_sync(
+            lambda c: compare_metadata(MigrationContext.configure(c), SQLModel.metadata)
+        )
+    await engine.dispose()
     assert diff == []
 
 
-def test_every_migration_upgrades_and_downgrades(tmp_path: Path) -> None:
-    url = f"sqlite+aiosqlite:///{tmp_path / 'roundtrip.sqlite3'}"
-    migrate(url)
-    command.downgrade(alembic_config(url), "base")
-    engine = create_engine(f"sqlite:///{tmp_path / 'roundtrip.sqlite3'}")
-    assert set(inspect(engine).get_table_names()) <= {"alembic_version"}
-    engine.dispose()
-    migrate(url)
+async def test_every_migration_upgrades_and_downgrades(scratch_url: str) -> None:
+    await migrate_async(scratch_url)
+    assert {"integration", "client"} <= await table_names(scratch_url)
+
+    def downgrade_all() -> None:
+        command.downgrade(alembic_config(scratch_url), "base")
+
+    import anyio
+
+    await anyio.to_thread.run_sync(downgrade_all)
+    assert await table_names(scratch_url) <= {"alembic_version"}
+    await anyio.to_thread.run_sync(migrate, scratch_url)
+    assert {"integration", "client"} <= await table_names(scratch_url)

@@ -2,6 +2,8 @@ import pytest
 
 from services.integrations import InputError, check_description
 
+pytestmark = pytest.mark.database_agnostic
+
 
 @pytest.mark.parametrize(
     "text",

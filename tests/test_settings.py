@@ -6,6 +6,8 @@ from cryptography.fernet import Fernet
 
 from services.settings import Settings, SettingsError
 
+pytestmark = pytest.mark.database_agnostic
+
 PRODUCTION = {
     "SECRET_KEY": "s" * 40,
     "ENCRYPTION_KEY": Fernet.generate_key().decode(),

@@ -21,7 +21,7 @@ from services.tripletex_sim.generate import is_valid_org_number
 from services.tripletex_sim.render import Renderer
 from tests.tripletex_spec import spec_validator
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.database_agnostic]
 
 TODAY = date(2025, 11, 20)
 CONSUMER = "demo-consumer-token"

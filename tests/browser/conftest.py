@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -13,6 +14,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
+from tests import databases
 from tests.conftest import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -33,6 +35,10 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     data_dir = tmp_path_factory.mktemp("demo-data")
     log = (data_dir / "server.log").open("w")
     env = {**os.environ, "PORT": str(port), "DATA_DIR": str(data_dir)}
+    database = None
+    if databases.ON_POSTGRES:
+        database = asyncio.run(databases.create_postgres_database("browser"))
+        env["DATABASE_URL"] = database
     process = subprocess.Popen(
         [sys.executable, "app.py", "run", "--demo"], cwd=ROOT, env=env, stdout=log, stderr=log
     )
@@ -51,6 +57,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     process.terminate()
     process.wait(timeout=10)
     log.close()
+    if database:
+        asyncio.run(databases.drop_postgres_database(database))
     server_log = (data_dir / "server.log").read_text()
     # The demo keys must never reach the logs, not even in request URLs.
     assert "demo-regnskapskontor" not in server_log
