@@ -23,7 +23,6 @@ from litestar.datastructures import ResponseHeader
 from litestar.di import Provide
 from litestar.exceptions import NotFoundException
 from litestar.logging.config import LoggingConfig
-from litestar.middleware.session.server_side import ServerSideSessionConfig
 from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.response import Redirect, Template
 from litestar.static_files import create_static_files_router
@@ -36,9 +35,12 @@ from services import templating
 from services.connectors.tripletex import TripletexClient, TripletexConnector
 from services.crypto import KeyVault
 from services.db import create_engine, create_session_factory, migrate, open_session
-from services.logging_setup import configure_logging
-from services.session_store import DatabaseStore
+from services.logging_setup import configure_logging, install_log_context
+from services.metrics import HttpMetricsMiddleware
+from services.request_context import RequestIdMiddleware
+from services.session_store import DatabaseStore, SessionConfig
 from services.settings import Settings, SettingsError
+from services.sync.scheduler import running_sync
 from services.web import (
     AppContext,
     LoginRequired,
@@ -61,6 +63,7 @@ log = logging.getLogger("erp")
 
 
 def create_app(settings: Settings) -> Litestar:
+    install_log_context()  # redaction and request ids; handlers stay as the caller set them
     engine = create_engine(settings.database_url)
     ctx = AppContext(
         settings=settings,
@@ -77,6 +80,7 @@ def create_app(settings: Settings) -> Litestar:
                     http,
                     base_url=settings.tripletex_base_url,
                     consumer_token=settings.tripletex_consumer_token,
+                    metrics=ctx.metrics,
                 )
             )
             if settings.demo:
@@ -86,11 +90,15 @@ def create_app(settings: Settings) -> Litestar:
                     email, password, office = DEMO_USER
                     await ensure_demo_user(db, email=email, password=password, office_name=office)
             try:
-                yield
+                async with running_sync(
+                    ctx.session_factory, ctx.vault, ctx.connector, settings.sync
+                ) as runner:
+                    ctx.sync_runner = runner
+                    yield
             finally:
                 await engine.dispose()
 
-    return Litestar(
+    app = Litestar(
         route_handlers=[*ROUTES, create_static_files_router("/static", [ROOT / "static"])],
         dependencies={
             "db": Provide(provide_db),
@@ -111,7 +119,7 @@ def create_app(settings: Settings) -> Litestar:
         ),
         stores={"sessions": DatabaseStore(ctx.session_factory)},
         middleware=[
-            ServerSideSessionConfig(
+            SessionConfig(
                 store="sessions",
                 key="erp_session",
                 max_age=8 * 3600,
@@ -141,11 +149,18 @@ def create_app(settings: Settings) -> Litestar:
         # Logging is ours (services/logging_setup.py); Litestar only logs its exceptions.
         logging_config=LoggingConfig(
             configure_root_logger=False,
+            # Through our root handler (text or JSON, request id), not a handler of its own.
+            loggers={"litestar": {"level": "INFO", "propagate": True}},
             log_exceptions="always",
             disable_stack_trace={LoginRequired, NotFoundException, 403, 404},
         ),
         debug=False,
     )
+    # Around Litestar's whole handler, not in `middleware=`: that list runs only once a route
+    # matched, so 404s for unknown paths and errors raised by the session or CSRF middleware
+    # would get no request id (in the response and in Litestar's error log) and go uncounted.
+    app.asgi_handler = RequestIdMiddleware(HttpMetricsMiddleware(app.asgi_handler, ctx.metrics))
+    return app
 
 
 def _state(ctx: AppContext) -> object:
@@ -183,13 +198,20 @@ def main(argv: list[str] | None = None) -> int:
     user = commands.add_parser("create-user", help="add a user to an office")
     user.add_argument("--email", required=True)
     user.add_argument("--office", required=True, help="office name (created if new)")
+    rotate = commands.add_parser(
+        "rotate-keys", help="re-encrypt the stored Tripletex keys under the newest ENCRYPTION_KEY"
+    )
+    rotate.add_argument("--batch-size", type=int, default=100, help="keys per transaction")
     args = parser.parse_args(argv)
+    if args.command == "rotate-keys" and args.batch_size < 1:
+        parser.error("--batch-size must be at least 1")
     configure_logging()
     try:
         settings = Settings.from_env(demo=True if getattr(args, "demo", False) else None)
     except SettingsError as exc:
         print(f"Configuration error: {exc}", file=sys.stderr)
         return 2
+    configure_logging(settings.log_format)
     migrate(settings.database_url)
     if args.command == "run":
         import uvicorn
@@ -206,6 +228,8 @@ def main(argv: list[str] | None = None) -> int:
         )
     elif args.command == "create-user":
         return asyncio.run(_create_user(settings, args.email, args.office))
+    elif args.command == "rotate-keys":
+        return asyncio.run(_rotate_keys(settings, args.batch_size))
     return 0
 
 
@@ -226,6 +250,22 @@ async def _create_user(settings: Settings, email: str, office: str) -> int:
     finally:
         await engine.dispose()
     print(f"Created {email} in {office}")
+    return 0
+
+
+async def _rotate_keys(settings: Settings, batch_size: int) -> int:
+    from services.key_rotation import KeyRotationError, rotate_keys
+
+    engine = create_engine(settings.database_url)
+    try:
+        vault = KeyVault(settings.encryption_keys)
+        count = await rotate_keys(create_session_factory(engine), vault, batch_size=batch_size)
+    except KeyRotationError as exc:  # names integration ids, never a key
+        print(f"Key rotation stopped: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        await engine.dispose()
+    print(f"Re-encrypted {count} stored Tripletex keys under the newest ENCRYPTION_KEY.")
     return 0
 
 

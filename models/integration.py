@@ -26,6 +26,8 @@ class Integration(SQLModel, table=True):
     erp_company_id: int = Field(sa_type=BigInteger)
     erp_company_name: str = Field(max_length=300)
     clients_refreshed_at: datetime | None = None
+    # "invalid" after Tripletex refused the key (401): its clients wait for Endre system.
+    key_status: str = Field(default="ok", max_length=20)
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
 
@@ -53,5 +55,29 @@ class Client(SQLModel, table=True):
     delete_accounts: bool = False
     is_new: bool = False
     access_lost: bool = False
+    # Sync state, owned by the sync engine.
+    sync_status: str = Field(default="never", max_length=20)  # see services/sync/status.py
+    sync_error: str | None = Field(default=None, max_length=500)
+    # Failed syncs in a row: passing trouble is retried quietly, persistent trouble shown.
+    sync_failures: int = 0
+    synced_at: datetime | None = None
+    sync_due_at: datetime | None = Field(default=None, index=True)
+    progress_done: int = 0
+    progress_total: int = 0
+    # Lease: the process syncing this client now, until when (expired = free to claim).
+    lease_owner: str | None = Field(default=None, max_length=100)
+    lease_expires_at: datetime | None = None
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
+
+
+class PendingPeriod(SQLModel, table=True):
+    """A month of a client known to have changed (from a webhook or a poll), waiting for the
+    next incremental sync. The key makes a burst of events for one month one row."""
+
+    __tablename__ = "pending_period"
+
+    client_id: int = Field(foreign_key="client.id", ondelete="CASCADE", primary_key=True)
+    year: int = Field(primary_key=True)
+    month: int = Field(primary_key=True)
+    noted_at: datetime = Field(default_factory=utcnow)

@@ -2,6 +2,14 @@ from routes.auth import AuthController
 from routes.clients import ClientController
 from routes.demo import grant_client
 from routes.guide import tripletex_guide
+from routes.health import HEALTH_ROUTES
 from routes.integrations import IntegrationController
 
-ROUTES = [AuthController, IntegrationController, ClientController, tripletex_guide, grant_client]
+ROUTES = [
+    AuthController,
+    IntegrationController,
+    ClientController,
+    tripletex_guide,
+    grant_client,
+    *HEALTH_ROUTES,
+]

@@ -6,6 +6,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from routes.forms import Form, field
 from services.auth import authenticate
+from services.session_store import rotate_session_id
 
 
 class AuthController(Controller):
@@ -27,7 +28,7 @@ class AuthController(Controller):
                 context={"email": email, "error": "Feil e-post eller passord."},
                 status_code=422,
             )
-        request.clear_session()
+        rotate_session_id(request)
         request.set_session({"user_id": user.id})
         return Redirect("/integrasjoner", status_code=303)
 

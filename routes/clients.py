@@ -56,6 +56,22 @@ class ClientController(Controller):
         query = ClientQuery.parse(q, sort, offset)
         return await _render(db, "partials/client_rows.html", integration, query)
 
+    @get("/klienter/{client_id:int}")
+    async def row(
+        self,
+        db: NamedDependency[AsyncSession],
+        integration: NamedDependency[Integration],
+        client_id: FromPath[int],
+    ) -> Template:
+        """One row, polled while its client syncs so progress shows without a reload."""
+        assert integration.id is not None
+        client = await client_service.get_client(db, integration.id, client_id)
+        if client is None:
+            raise NotFoundException()
+        return Template(
+            "partials/client_row.html", context={"integration": integration, "client": client}
+        )
+
     @post("/klienter/{client_id:int}/{switch:str}", status_code=200)
     async def set_switch(
         self,

@@ -156,6 +156,8 @@ async def set_switch(db: AsyncSession, client: Client, switch: Switch, on: bool)
     setattr(client, switch.value, on)
     client.is_new = False
     client.updated_at = utcnow()
+    if on and switch in (Switch.ACTIVE, Switch.FULL_SYNC):
+        client.sync_due_at = client.updated_at  # the scheduler picks it up at its next tick
     await db.commit()
     await db.refresh(client)
     return client
@@ -166,8 +168,10 @@ async def set_all_active(db: AsyncSession, integration_id: int, on: bool) -> int
     where = [col(Client.integration_id) == integration_id, col(Client.active) != on]
     if on:
         where.append(col(Client.access_lost).is_(False))
-    result = await db.exec(
-        update(Client).where(*where).values(active=on, is_new=False, updated_at=utcnow())
-    )
+    now = utcnow()
+    values: dict[str, object] = {"active": on, "is_new": False, "updated_at": now}
+    if on:
+        values["sync_due_at"] = now
+    result = await db.exec(update(Client).where(*where).values(**values))
     await db.commit()
     return result.rowcount

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlmodel import col, select
+from sqlmodel import col, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from models import Client, Integration
@@ -157,6 +157,14 @@ async def change_system(
         integration.key_ciphertext = vault.encrypt(key)
         integration.key_last4 = last4(key)
         integration.key_kind = info.kind
+        if integration.key_status != "ok":
+            # The clients that waited for a working key are synced again at once.
+            integration.key_status = "ok"
+            await db.exec(
+                update(Client)
+                .where(col(Client.integration_id) == integration.id, col(Client.active))
+                .values(sync_due_at=utcnow())
+            )
         result = await _merge_clients(db, integration, info.clients, mark_new=True)
         integration.clients_refreshed_at = utcnow()
     integration.description = description

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from litestar.connection import ASGIConnection
+from litestar.middleware.session.server_side import (
+    ServerSideSessionBackend,
+    ServerSideSessionConfig,
+)
 from litestar.stores.base import Store
 from sqlmodel import col, delete, select
 
@@ -75,3 +81,28 @@ def _expiry(expires_in: int | timedelta | None) -> datetime | None:
         return None
     seconds = expires_in.total_seconds() if isinstance(expires_in, timedelta) else expires_in
     return datetime.now(UTC) + timedelta(seconds=seconds)
+
+
+ROTATE = "rotate_session_id"
+
+
+class RotatingSessionBackend(ServerSideSessionBackend):
+    """Issues a fresh session id when a handler asks (at login), so an id planted in the
+    browser beforehand can never become a logged-in session (session fixation)."""
+
+    def get_session_id(self, connection: ASGIConnection) -> str:
+        state = connection.scope.setdefault("state", {})
+        if state.get(ROTATE):
+            if not isinstance(state[ROTATE], str):
+                state[ROTATE] = self.generate_session_id()
+            return state[ROTATE]
+        return super().get_session_id(connection)
+
+
+@dataclass
+class SessionConfig(ServerSideSessionConfig):
+    _backend_class = RotatingSessionBackend  # type: ignore[assignment]
+
+
+def rotate_session_id(connection: ASGIConnection) -> None:
+    connection.scope.setdefault("state", {})[ROTATE] = True

@@ -5,12 +5,43 @@ from __future__ import annotations
 import json
 import os
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from cryptography.fernet import Fernet
 
 DEMO_CONSUMER_TOKEN = "demo-consumer-token"
+
+
+@dataclass(frozen=True)
+class SyncConfig:
+    enabled: bool = True  # the scheduler runs in this process
+    tick_seconds: float = 5.0
+    concurrency: int = 8  # clients synced at once by one process
+    per_key: int = 4  # of those, at most this many through one Tripletex key (one rate limit)
+    poll_minutes: int = 10  # re-check recent months of every active client this often
+    years: int = 2  # accounting years kept: the current and the previous
+
+    @classmethod
+    def from_env(cls, env: dict[str, str]) -> SyncConfig:
+        config = cls(
+            enabled=not env.get("SYNC_ENABLED") or _flag(env, "SYNC_ENABLED"),
+            tick_seconds=float(_int(env, "SYNC_TICK_SECONDS", 5)),
+            concurrency=_int(env, "SYNC_CONCURRENCY", 8),
+            per_key=_int(env, "SYNC_CONCURRENCY_PER_KEY", 4),
+            poll_minutes=_int(env, "SYNC_POLL_MINUTES", 10),
+            years=_int(env, "SYNC_YEARS", 2),
+        )
+        for name, value in (
+            ("SYNC_TICK_SECONDS", config.tick_seconds),
+            ("SYNC_CONCURRENCY", config.concurrency),
+            ("SYNC_CONCURRENCY_PER_KEY", config.per_key),
+            ("SYNC_POLL_MINUTES", config.poll_minutes),
+            ("SYNC_YEARS", config.years),
+        ):
+            if value < 1:
+                raise SettingsError(f"{name} must be at least 1")
+        return config
 
 
 class SettingsError(ValueError):
@@ -33,6 +64,7 @@ class Settings:
     # Where Tripletex can reach our webhook receiver; None: live sync falls back to polling.
     public_base_url: str | None = None
     log_format: str = "text"  # "json" for log collectors
+    sync: SyncConfig = field(default_factory=lambda: SyncConfig())
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None, *, demo: bool | None = None) -> Settings:
@@ -89,6 +121,7 @@ class Settings:
             secure_cookies=_flag(env, "SECURE_COOKIES"),
             public_base_url=public_base_url,
             log_format=log_format,
+            sync=SyncConfig.from_env(env),
         )
 
     @property

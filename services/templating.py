@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 from litestar.plugins.jinja import JinjaTemplateEngine
 
 from services.settings import Settings
+from services.sync.status import SHOW_AFTER_FAILURES
 
 OSLO = ZoneInfo("Europe/Oslo")
 HTMX_FILE = "htmx-2.0.11.min.js"
@@ -28,7 +29,9 @@ def org_number(value: str) -> str:
 def configure(settings: Settings) -> Callable[[JinjaTemplateEngine], None]:
     def callback(engine: JinjaTemplateEngine) -> None:
         env = engine.engine
-        env.globals.update(demo=settings.demo, htmx_file=HTMX_FILE)
+        env.globals.update(
+            demo=settings.demo, htmx_file=HTMX_FILE, show_after_failures=SHOW_AFTER_FAILURES
+        )
         env.filters.update(local_time=local_time, org_number=org_number)
 
     return callback

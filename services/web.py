@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import httpx
 from litestar.datastructures import State
@@ -15,7 +15,9 @@ from services.auth import CurrentUser, load_current_user
 from services.connectors.base import Connector
 from services.crypto import KeyVault
 from services.db import SessionFactory
+from services.metrics import Metrics
 from services.settings import Settings
+from services.sync.scheduler import SyncRunner
 
 
 class LoginRequired(Exception):
@@ -29,6 +31,8 @@ class AppContext:
     vault: KeyVault
     http: httpx.AsyncClient | None = None
     connector: Connector | None = None
+    metrics: Metrics = field(default_factory=Metrics)  # one registry per app instance
+    sync_runner: SyncRunner | None = None
 
 
 def context(state: State) -> AppContext:

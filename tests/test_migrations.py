@@ -58,3 +58,36 @@ async def test_every_migration_upgrades_and_downgrades(scratch_url: str) -> None
     assert await table_names(scratch_url) <= {"alembic_version"}
     await anyio.to_thread.run_sync(migrate, scratch_url)
     assert {"integration", "client"} <= await table_names(scratch_url)
+
+
+async def test_upgrade_keeps_existing_integrations_and_clients(scratch_url: str) -> None:
+    import anyio
+    from sqlalchemy import text
+
+    await anyio.to_thread.run_sync(migrate, scratch_url, "0001")
+    engine = create_engine(scratch_url)
+    async with engine.begin() as connection:
+        await connection.execute(
+            text("insert into office (id, name, created_at) values (1, 'K', CURRENT_TIMESTAMP)")
+        )
+        await connection.execute(
+            text(
+                "insert into integration (id, office_id, system, description, key_ciphertext, "
+                "key_last4, key_kind, erp_company_id, erp_company_name, created_at, updated_at) "
+                "values (1, 1, 'tripletex', 'd', 'x', 'abcd', 'accountant', 5, 'K', "
+                "CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+            )
+        )
+        await connection.execute(
+            text(
+                "insert into client (integration_id, erp_id, name, org_number, sort_key, "
+                "search_text, active, send_data, full_sync, delete_accounts, is_new, "
+                "access_lost, created_at, updated_at) values (1, 7, 'A', '', 'a', 'a', "
+                "true, true, false, false, false, false, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+            )
+        )
+    await anyio.to_thread.run_sync(migrate, scratch_url)
+    async with engine.connect() as connection:
+        row = (await connection.execute(text("select sync_status, active from client"))).one()
+    await engine.dispose()
+    assert tuple(row) == ("never", True)

@@ -47,6 +47,8 @@ def test_production_refuses_the_demo_consumer_token(tmp_path: Path) -> None:
         ("DATABASE_URL", "mysql://x/y"),
         ("PUBLIC_BASE_URL", "http://intern.local"),
         ("LOG_FORMAT", "xml"),
+        ("SYNC_CONCURRENCY", "0"),
+        ("SYNC_YEARS", "to"),
     ],
 )
 def test_bad_values_are_named(name: str, value: str, tmp_path: Path) -> None:

@@ -9,7 +9,10 @@ ErpError
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal
 from typing import Protocol, runtime_checkable
 
 from models import KeyKind
@@ -38,6 +41,17 @@ class ErpUnavailable(ErpError):
     pass
 
 
+@dataclass
+class RequestStats:
+    """Counted by a connector's HTTP client for whoever set `request_stats` (a sync run)."""
+
+    requests: int = 0
+    retries: int = 0
+
+
+request_stats: ContextVar[RequestStats | None] = ContextVar("request_stats", default=None)
+
+
 @dataclass(frozen=True)
 class RemoteClient:
     """A client company as the ERP lists it."""
@@ -57,6 +71,39 @@ class KeyInfo:
     clients: list[RemoteClient] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class CompanyRef:
+    """Which company a call is about: a client reached through the key, or the key's own."""
+
+    erp_id: int
+    is_own_company: bool = False
+
+
+@dataclass(frozen=True)
+class RemoteAccount:
+    erp_id: int
+    number: int
+    name: str
+    type: str = ""
+    is_inactive: bool = False
+    is_bank_account: bool = False
+    vat_code: str | None = None
+    saft_code: str | None = None
+    grouping_code: str | None = None
+
+
+@dataclass(frozen=True)
+class Balances:
+    """One period of a saldobalanse: per account number, the balance at `date_from` and the
+    movement until `date_to` (exclusive)."""
+
+    date_from: date
+    date_to: date
+    opening: dict[int, Decimal]
+    movement: dict[int, Decimal]
+    unchanged: bool = False  # the ERP said nothing changed since our last fetch (304)
+
+
 @runtime_checkable
 class Connector(Protocol):
     system: str
@@ -65,3 +112,11 @@ class Connector(Protocol):
     async def inspect_key(self, key: str) -> KeyInfo:
         """Check the key against the ERP now and list the companies it reaches."""
         ...
+
+    async def fetch_accounts(self, key: str, company: CompanyRef) -> list[RemoteAccount]:
+        """The whole chart of accounts; raises rather than return a partial list."""
+        ...
+
+    async def fetch_balances(
+        self, key: str, company: CompanyRef, date_from: date, date_to: date
+    ) -> Balances: ...

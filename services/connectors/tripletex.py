@@ -8,27 +8,35 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import logging
 import random
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
-from typing import Any
+from decimal import Decimal
+from typing import Any, TypeVar
 
 import httpx
 
 from models import KeyKind
 from services.connectors.base import (
     AccessDenied,
+    Balances,
+    CompanyRef,
     ErpError,
     ErpUnavailable,
     KeyInfo,
     KeyRejected,
     RateLimited,
+    RemoteAccount,
     RemoteClient,
+    request_stats,
 )
+from services.metrics import Metrics
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 OWN_COMPANY = 0  # Basic-auth username meaning "the key's own company"
 SESSION_DAYS = 3  # session tokens live this long; renewed a day before they expire
@@ -55,6 +63,7 @@ class TripletexClient:
         max_retries: int = 2,
         backoff: float = 0.25,
         today: Callable[[], date] = date.today,
+        metrics: Metrics | None = None,
     ) -> None:
         self._http = http
         self._base_url = base_url.rstrip("/")
@@ -63,6 +72,10 @@ class TripletexClient:
         self._backoff = backoff
         self._today = today
         self._sessions: dict[str, SessionToken] = {}
+        self._metrics = metrics
+        # ETags of conditional GETs, per company and URL. Only tags, not bodies: a 304 means
+        # "what you stored last time is still right", which is all an incremental sync needs.
+        self._etags: dict[tuple[int, str], str] = {}
 
     async def session_for(self, employee_token: str) -> SessionToken:
         """A cached session token for this key, created or renewed as needed."""
@@ -96,10 +109,27 @@ class TripletexClient:
         *,
         company_id: int = OWN_COMPANY,
         params: dict[str, Any] | None = None,
-    ) -> dict[str, Any]:
-        return await self._request(
-            "GET", path, params=params, auth=httpx.BasicAuth(str(company_id), session.token)
+        conditional: bool = False,
+    ) -> dict[str, Any] | None:
+        """The response body; None when `conditional` and Tripletex says it is unchanged."""
+        auth = httpx.BasicAuth(str(company_id), session.token)
+        if not conditional:
+            return await self._request("GET", path, params=params, auth=auth)
+        cache_key = (company_id, str(httpx.URL(self._base_url + path, params=params)))
+        headers = {"If-None-Match": tag} if (tag := self._etags.get(cache_key)) else {}
+        response = await self._request(
+            "GET", path, params=params, auth=auth, headers=headers, raw=True
         )
+        if response.status_code == 304:
+            return None
+        if tag := response.headers.get("ETag"):
+            self._etags[cache_key] = tag
+        return _json(response)
+
+    def forget_etags(self, company_id: int) -> None:
+        """After a failed sync: what we stored may not match the tags we saw."""
+        for cache_key in [k for k in self._etags if k[0] == company_id]:
+            del self._etags[cache_key]
 
     async def iter_list(
         self,
@@ -118,6 +148,7 @@ class TripletexClient:
                 company_id=company_id,
                 params={**(params or {}), "from": start, "count": page_size},
             )
+            assert page is not None
             values = page.get("values", [])
             for value in values:
                 yield value
@@ -132,25 +163,39 @@ class TripletexClient:
         *,
         params: dict[str, Any] | None = None,
         auth: httpx.Auth | None = None,
-    ) -> dict[str, Any]:
+        headers: dict[str, str] | None = None,
+        raw: bool = False,
+    ) -> Any:
         url = self._base_url + path
         attempt = 0
         while True:
             try:
-                response = await self._http.request(method, url, params=params, auth=auth)
+                response = await self._http.request(
+                    method, url, params=params, auth=auth, headers=headers
+                )
             except httpx.TransportError as exc:
+                self._count(method, "error", retry=attempt > 0)
                 if attempt >= self._max_retries:
                     raise ErpUnavailable(f"Tripletex unreachable: {type(exc).__name__}") from exc
                 await self._sleep_backoff(attempt)
                 attempt += 1
                 continue
+            self._count(method, response.status_code, retry=attempt > 0)
             if response.status_code in RETRY_STATUSES and attempt < self._max_retries:
                 await self._wait_before_retry(response, attempt)
                 attempt += 1
                 continue
-            if response.is_success:
-                return response.json()
+            if response.is_success or response.status_code == 304:
+                return response if raw else _json(response)
             raise _error_for(response)
+
+    def _count(self, method: str, status: int | str, *, retry: bool = False) -> None:
+        # Every attempt counts, retries included: that is what Tripletex's rate limit sees.
+        if self._metrics is not None:
+            self._metrics.count_tripletex_request(method, status)
+        if (stats := request_stats.get()) is not None:
+            stats.requests += 1
+            stats.retries += int(retry)
 
     async def _sleep_backoff(self, attempt: int) -> None:
         await asyncio.sleep(self._backoff * 2**attempt * (0.5 + random.random()))
@@ -163,6 +208,11 @@ class TripletexClient:
                 await asyncio.sleep(min(reset, MAX_RATE_LIMIT_WAIT))
                 return
         await self._sleep_backoff(attempt)
+
+
+def _json(response: httpx.Response) -> Any:
+    # Amounts are decimal kroner: parse them as Decimal, never through float.
+    return json.loads(response.content, parse_float=Decimal)
 
 
 def _float_header(response: httpx.Response, name: str) -> float | None:
@@ -243,6 +293,97 @@ class TripletexConnector:
             kind=kind,
             clients=clients,
         )
+
+    async def fetch_accounts(self, key: str, company: CompanyRef) -> list[RemoteAccount]:
+        async def fetch(session: SessionToken) -> list[RemoteAccount]:
+            return [
+                _remote_account(item)
+                async for item in self._client.iter_list(
+                    session,
+                    "/ledger/account",
+                    company_id=_auth_company(company),
+                    params={"fields": ACCOUNT_FIELDS},
+                )
+            ]
+
+        return await self._with_session(key, fetch)
+
+    async def fetch_balances(
+        self,
+        key: str,
+        company: CompanyRef,
+        date_from: date,
+        date_to: date,
+        *,
+        conditional: bool = False,
+    ) -> Balances:
+        async def fetch(session: SessionToken) -> dict[str, Any] | None:
+            return await self._client.get(
+                session,
+                "/balanceSheet",
+                company_id=_auth_company(company),
+                params={
+                    "dateFrom": date_from.isoformat(),
+                    "dateTo": date_to.isoformat(),
+                    "fields": "account(number),balanceIn,balanceChange",
+                    "count": 10000,  # a chart of accounts fits in one page
+                },
+                conditional=conditional,
+            )
+
+        body = await self._with_session(key, fetch)
+        if body is None:
+            return Balances(date_from, date_to, {}, {}, unchanged=True)
+        if body.get("fullResultSize", 0) > len(body.get("values", [])):
+            raise ErpUnavailable("balance sheet came back incomplete")  # never store a part
+        opening: dict[int, Decimal] = {}
+        movement: dict[int, Decimal] = {}
+        for row in body.get("values", []):
+            number = int(row["account"]["number"])
+            opening[number] = opening.get(number, ZERO) + _money(row.get("balanceIn"))
+            movement[number] = movement.get(number, ZERO) + _money(row.get("balanceChange"))
+        return Balances(date_from, date_to, opening, movement)
+
+    def forget_cache(self, company: CompanyRef) -> None:
+        self._client.forget_etags(_auth_company(company))
+
+    async def _with_session(self, key: str, call: Callable[[SessionToken], Awaitable[T]]) -> T:
+        """Run `call` with the cached session; if Tripletex refuses that session (expired,
+        revoked), make a new one once. A key refused at session creation is really refused."""
+        session = await self._client.session_for(key)
+        try:
+            return await call(session)
+        except KeyRejected:
+            self._client.forget_session(key)
+            return await call(await self._client.session_for(key))
+
+
+ACCOUNT_FIELDS = (
+    "id,number,name,type,isInactive,isBankAccount,vatType(number),saftCode,groupingCode"
+)
+ZERO = Decimal("0.00")
+
+
+def _auth_company(company: CompanyRef) -> int:
+    return OWN_COMPANY if company.is_own_company else company.erp_id
+
+
+def _money(value: Any) -> Decimal:
+    return ZERO if value is None else Decimal(str(value)).quantize(ZERO)
+
+
+def _remote_account(item: dict[str, Any]) -> RemoteAccount:
+    return RemoteAccount(
+        erp_id=int(item["id"]),
+        number=int(item["number"]),
+        name=item.get("name") or "",
+        type=item.get("type") or "",
+        is_inactive=bool(item.get("isInactive")),
+        is_bank_account=bool(item.get("isBankAccount")),
+        vat_code=(item.get("vatType") or {}).get("number"),
+        saft_code=item.get("saftCode") or None,
+        grouping_code=item.get("groupingCode") or None,
+    )
 
 
 def _remote_client(company: dict[str, Any]) -> RemoteClient:

@@ -1,0 +1,85 @@
+"""Prometheus counters, one registry per app, and the ASGI middleware that counts our requests.
+
+A registry per app rather than prometheus_client's global one: tests build many apps in one
+process, and the global registry refuses a second counter of the same name.
+Nothing here may carry a secret or a customer's data: /metrics is unauthenticated.
+"""
+
+from __future__ import annotations
+
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from prometheus_client import CollectorRegistry, Counter
+from prometheus_client.exposition import choose_encoder
+
+UNMATCHED_ROUTE = "unmatched"  # no route matched (404, 405): one label value, not the raw path
+# Clients may send any method name; counting each would let anyone add time series.
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.tripletex_requests = Counter(
+            "erp_tripletex_requests",
+            "HTTP requests to Tripletex, retries included; status 'error' for transport failures",
+            ["method", "status"],
+            registry=self.registry,
+        )
+        self.http_requests = Counter(
+            "erp_http_requests",
+            "HTTP requests to this app, by route template",
+            ["method", "route", "status"],
+            registry=self.registry,
+        )
+        # Filled by the sync engine (not built yet); declared now so that dashboards and
+        # alerts can be written against stable names.
+        self.syncs = Counter("erp_syncs", "Sync runs by result", ["result"], registry=self.registry)
+        self.sync_failures = Counter(
+            "erp_sync_failures", "Sync runs that failed", registry=self.registry
+        )
+        self.webhook_events = Counter(
+            "erp_webhook_events",
+            "Tripletex webhook events received",
+            ["event"],
+            registry=self.registry,
+        )
+
+    def count_tripletex_request(self, method: str, status: int | str) -> None:
+        self.tripletex_requests.labels(method=method, status=str(status)).inc()
+
+    def count_http_request(self, method: str, route: str, status: int) -> None:
+        self.http_requests.labels(method=method, route=route, status=str(status)).inc()
+
+    def render(self, accept: str) -> tuple[bytes, str]:
+        """The exposition body and its content type, in the format the scraper asks for."""
+        encoder, content_type = choose_encoder(accept)
+        return encoder(self.registry), content_type
+
+
+class HttpMetricsMiddleware:
+    """Counts every HTTP response by method, route template and status."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        status: int | None = None
+
+        async def counting_send(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, counting_send)
+        finally:
+            # Litestar's router puts the matched template (e.g. "/integrasjoner/{integration_id}")
+            # in the scope; raw paths would make one time series per id.
+            route = scope.get("path_template") or UNMATCHED_ROUTE  # type: ignore[typeddict-item]
+            method = scope["method"] if scope["method"] in KNOWN_METHODS else "other"
+            self.metrics.count_http_request(method, route, status or 500)

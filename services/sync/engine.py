@@ -1,0 +1,261 @@
+"""Syncing one client: fetch from the ERP, store, record the run.
+
+A full sync fetches the chart of accounts and every month of the window; an incremental
+sync fetches the accounts and only the months known (or suspected) to have changed. Data
+is committed per month, so a sync that dies half-way leaves every month either as it was
+or as it is now — never half a month — and the next sync completes it.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+from sqlalchemy import case, update
+from sqlmodel import col, delete, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from models import Client, Integration, KeyKind, PendingPeriod, SyncRun
+from models.base import utcnow
+from services.connectors.base import (
+    AccessDenied,
+    CompanyRef,
+    Connector,
+    ErpError,
+    KeyRejected,
+    RateLimited,
+    RequestStats,
+    request_stats,
+)
+from services.crypto import KeyVault
+from services.db import SessionFactory
+from services.sync import periods, store
+from services.sync.periods import Month
+from services.sync.status import (
+    KEY_INVALID,
+    NO_API_ACCESS,
+    RATE_LIMITED,
+    UNAVAILABLE,
+    SyncStatus,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SyncSettings:
+    years: int = 2  # accounting years kept: the current and the previous
+    poll_months: int = 2  # months an incremental poll re-checks
+    poll_interval: timedelta = timedelta(minutes=10)
+    retry_after: timedelta = timedelta(minutes=2)  # first retry after a failed sync
+    no_access_retry: timedelta = timedelta(hours=6)
+    lease: timedelta = timedelta(minutes=10)  # renewed on every month stored
+
+
+class SyncEngine:
+    def __init__(
+        self,
+        session_factory: SessionFactory,
+        vault: KeyVault,
+        connector: Connector,
+        settings: SyncSettings | None = None,
+        *,
+        today: Callable[[], date] = date.today,
+    ) -> None:
+        self._factory = session_factory
+        self._vault = vault
+        self._connector = connector
+        self.settings = settings or SyncSettings()
+        self._today = today
+
+    async def sync_client(self, client_id: int, *, trigger: str, full: bool | None = None) -> str:
+        """Sync one client now; returns the run's result ("ok" or "failed").
+
+        `full` None decides by itself: full when asked for (FULL SYNKRONISERING), when the
+        client was never synced, or when nothing narrower is known to have changed.
+        """
+        async with self._factory() as db:
+            client = await db.get(Client, client_id)
+            integration = await db.get(Integration, client.integration_id) if client else None
+            if client is None or integration is None:
+                return "skipped"
+            months = await self._pending_months(db, client_id)
+            if full is None:
+                full = client.full_sync or client.synced_at is None or not months
+                if not full and trigger != "webhook":
+                    months |= set(periods.recent(self._today(), self.settings.poll_months))
+            window = periods.window(self._today(), self.settings.years)
+            todo = window if full else sorted(m for m in months if m in window)
+            run = SyncRun(
+                client_id=client_id, kind="full" if full else "incremental", trigger=trigger
+            )
+            db.add(run)
+            client.sync_status = SyncStatus.SYNCING
+            client.progress_done, client.progress_total = 0, len(todo) + 1
+            await db.commit()
+            key = self._vault.decrypt(integration.key_ciphertext)
+            company = CompanyRef(
+                erp_id=client.erp_id,
+                is_own_company=integration.key_kind == KeyKind.OWN_COMPANY,
+            )
+            mirror_deletions = client.delete_accounts
+            run_id = run.id
+
+        stats = RequestStats()
+        token = request_stats.set(stats)
+        started = time.monotonic()
+        try:
+            await self._fetch_and_store(client_id, key, company, todo, mirror_deletions, full)
+        except ErpError as exc:
+            await self._failed(client_id, run_id, exc, stats)
+            return "failed"
+        finally:
+            request_stats.reset(token)
+        await self._succeeded(client_id, run_id, stats, full=full, months=todo)
+        log.info(
+            "synced client=%s kind=%s months=%d requests=%d retries=%d seconds=%.2f",
+            client_id, "full" if full else "incremental", len(todo), stats.requests,
+            stats.retries, time.monotonic() - started,
+        )  # fmt: skip
+        return "ok"
+
+    async def _fetch_and_store(
+        self,
+        client_id: int,
+        key: str,
+        company: CompanyRef,
+        months: list[Month],
+        mirror_deletions: bool,
+        full: bool,
+    ) -> None:
+        accounts = await self._connector.fetch_accounts(key, company)
+        async with self._factory() as db:
+            await store.store_accounts(db, client_id, accounts, mirror_deletions=mirror_deletions)
+            await self._progress(db, client_id)
+            await db.commit()
+        openings_due = set() if full else _later_years(months, self._today())
+        for month in months:
+            fetched_at = utcnow()
+            balances = await self._connector.fetch_balances(key, company, month.start, month.end)
+            async with self._factory() as db:
+                if not balances.unchanged:
+                    opening = balances.opening if month.month == 1 else None
+                    await store.store_month(db, client_id, month, balances.movement, opening)
+                if month.month == 1:
+                    openings_due.discard(month.year)  # fetched just now
+                # Only notes older than this fetch: a change noted meanwhile is still to do.
+                await db.exec(
+                    delete(PendingPeriod).where(
+                        col(PendingPeriod.client_id) == client_id,
+                        col(PendingPeriod.year) == month.year,
+                        col(PendingPeriod.month) == month.month,
+                        col(PendingPeriod.noted_at) <= fetched_at,
+                    )
+                )
+                await self._progress(db, client_id)
+                await db.commit()
+        # A change in an earlier year moves every later year's opening balance.
+        for year in sorted(openings_due):
+            january = Month(year, 1)
+            balances = await self._connector.fetch_balances(
+                key, company, january.start, january.end
+            )
+            async with self._factory() as db:
+                await store.store_opening(db, client_id, year, balances.opening)
+                await db.commit()
+
+    async def _progress(self, db: AsyncSession, client_id: int) -> None:
+        # Still alive: renew the lease (if one is held), so nobody else starts this client.
+        await db.exec(
+            update(Client)
+            .where(col(Client.id) == client_id)
+            .values(
+                progress_done=col(Client.progress_done) + 1,
+                lease_expires_at=case(
+                    (col(Client.lease_owner).is_(None), None),
+                    else_=utcnow() + self.settings.lease,
+                ),
+            )
+        )
+
+    async def _pending_months(self, db: AsyncSession, client_id: int) -> set[Month]:
+        rows = (
+            await db.exec(
+                select(PendingPeriod.year, PendingPeriod.month).where(
+                    col(PendingPeriod.client_id) == client_id
+                )
+            )
+        ).all()
+        return {Month(year, month) for year, month in rows}
+
+    async def _succeeded(
+        self,
+        client_id: int,
+        run_id: int | None,
+        stats: RequestStats,
+        *,
+        full: bool,
+        months: list[Month],
+    ) -> None:
+        now = utcnow()
+        async with self._factory() as db:
+            client = await db.get(Client, client_id)
+            run = await db.get(SyncRun, run_id)
+            if client is not None:
+                client.sync_status = SyncStatus.OK
+                client.sync_error = None
+                client.sync_failures = 0
+                client.synced_at = now
+                client.sync_due_at = now + self.settings.poll_interval
+                if full:
+                    client.full_sync = False  # the one-shot switch clears itself
+            if run is not None:
+                run.result, run.finished_at = "ok", now
+                run.requests, run.retries, run.periods = stats.requests, stats.retries, len(months)
+            await db.commit()
+
+    async def _failed(
+        self, client_id: int, run_id: int | None, exc: ErpError, stats: RequestStats
+    ) -> None:
+        now = utcnow()
+        async with self._factory() as db:
+            client = await db.get(Client, client_id)
+            run = await db.get(SyncRun, run_id)
+            if run is not None:
+                run.result, run.finished_at = "failed", now
+                run.requests, run.retries = stats.requests, stats.retries
+                run.error = f"{type(exc).__name__}: {exc}"[:500]
+            if client is not None:
+                client.sync_failures += 1
+                if isinstance(exc, KeyRejected):
+                    integration = await db.get(Integration, client.integration_id)
+                    if integration is not None:
+                        integration.key_status = "invalid"
+                    client.sync_status, client.sync_error = SyncStatus.KEY_ERROR, KEY_INVALID
+                    client.sync_due_at = None  # waits for Endre system
+                elif isinstance(exc, AccessDenied):
+                    client.sync_status, client.sync_error = SyncStatus.NO_ACCESS, NO_API_ACCESS
+                    client.sync_due_at = now + self.settings.no_access_retry
+                else:
+                    client.sync_status = SyncStatus.ERROR
+                    client.sync_error = (
+                        RATE_LIMITED if isinstance(exc, RateLimited) else UNAVAILABLE
+                    )
+                    backoff = self.settings.retry_after * 2 ** min(client.sync_failures - 1, 6)
+                    client.sync_due_at = now + backoff
+            await db.commit()
+        log.warning(
+            "sync failed client=%s error=%s request_id=%s",
+            client_id,
+            type(exc).__name__,
+            exc.request_id,
+        )
+
+
+def _later_years(months: list[Month], today: date) -> set[int]:
+    if not months:
+        return set()
+    return set(range(min(m.year for m in months) + 1, today.year + 1))

@@ -1,0 +1,73 @@
+"""Claiming clients to sync through leases in the database.
+
+A claim is one conditional UPDATE per client ("take it if nobody holds a live lease"), which
+both SQLite and PostgreSQL run atomically, so two processes never sync one client at once.
+A process that dies leaves its lease to expire; the client is then claimed again.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import exists, or_, update
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from models import Client, Integration, PendingPeriod
+from models.base import utcnow
+
+
+def _free(now: datetime):
+    return or_(col(Client.lease_expires_at).is_(None), col(Client.lease_expires_at) < now)
+
+
+async def due_clients(db: AsyncSession, now: datetime, limit: int) -> list[tuple[int, int]]:
+    """(client id, integration id) of active clients whose sync is due, most overdue first."""
+    pending = exists().where(col(PendingPeriod.client_id) == col(Client.id))
+    rows = await db.exec(
+        select(Client.id, Client.integration_id)
+        .join(Integration, col(Integration.id) == col(Client.integration_id))
+        .where(
+            col(Client.active),
+            col(Client.access_lost).is_(False),
+            col(Integration.key_status) == "ok",
+            or_(
+                col(Client.sync_due_at).is_(None),
+                col(Client.sync_due_at) <= now,
+                col(Client.full_sync),
+                pending,
+            ),
+            _free(now),
+        )
+        .order_by(col(Client.sync_due_at).is_(None).desc(), col(Client.sync_due_at))
+        .limit(limit)
+    )
+    return [(client_id, integration_id) for client_id, integration_id in rows.all()]
+
+
+async def claim(db: AsyncSession, client_id: int, owner: str, lease: timedelta) -> bool:
+    now = utcnow()
+    result = await db.exec(
+        update(Client)
+        .where(col(Client.id) == client_id, _free(now))
+        .values(lease_owner=owner, lease_expires_at=now + lease)
+    )
+    await db.commit()
+    return result.rowcount == 1
+
+
+async def extend(db: AsyncSession, client_id: int, owner: str, lease: timedelta) -> None:
+    await db.exec(
+        update(Client)
+        .where(col(Client.id) == client_id, col(Client.lease_owner) == owner)
+        .values(lease_expires_at=utcnow() + lease)
+    )
+
+
+async def release(db: AsyncSession, client_id: int, owner: str) -> None:
+    await db.exec(
+        update(Client)
+        .where(col(Client.id) == client_id, col(Client.lease_owner) == owner)
+        .values(lease_owner=None, lease_expires_at=None)
+    )
+    await db.commit()

@@ -1,0 +1,51 @@
+"""The nightly job: refresh every client list (new clients appear marked Ny without a click)
+and queue a full reconcile of every active client, as Tripletex advises beside webhooks."""
+
+from __future__ import annotations
+
+import logging
+from datetime import date
+
+from sqlmodel import col, select
+
+from models import Client, Integration
+from services import integrations as integration_service
+from services.connectors.base import Connector
+from services.crypto import KeyVault
+from services.db import SessionFactory
+from services.sync import periods
+from services.sync.pending import note_months
+
+log = logging.getLogger(__name__)
+
+
+async def run_nightly(
+    session_factory: SessionFactory,
+    vault: KeyVault,
+    connector: Connector,
+    *,
+    today: date,
+    years: int,
+) -> None:
+    async with session_factory() as db:
+        integration_ids = (
+            await db.exec(select(Integration.id).where(col(Integration.key_status) == "ok"))
+        ).all()
+    for integration_id in integration_ids:
+        async with session_factory() as db:
+            integration = await db.get(Integration, integration_id)
+            if integration is None:
+                continue
+            try:
+                result = await integration_service.refresh_clients(
+                    db, vault, connector, integration
+                )
+                log.info("nightly refresh integration=%s added=%d", integration_id, result.added)
+            except integration_service.InputError:
+                log.warning("nightly refresh failed integration=%s", integration_id)
+    window = periods.window(today, years)
+    async with session_factory() as db:
+        client_ids = (await db.exec(select(Client.id).where(col(Client.active)))).all()
+        for client_id in client_ids:
+            await note_months(db, client_id, window)
+        await db.commit()

@@ -1,0 +1,25 @@
+"""Noting months that must be re-fetched. A burst of notes for one month is one row."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from models import PendingPeriod
+from models.base import utcnow
+from services.sync.periods import Month
+
+
+async def note_months(db: AsyncSession, client_id: int, months: Iterable[Month]) -> None:
+    rows = [
+        {"client_id": client_id, "year": m.year, "month": m.month, "noted_at": utcnow()}
+        for m in months
+    ]
+    if not rows:
+        return
+    dialect = db.get_bind().dialect.name
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    await db.exec(insert(PendingPeriod).values(rows).on_conflict_do_nothing())

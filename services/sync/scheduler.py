@@ -1,0 +1,162 @@
+"""The in-process scheduler: a frequent tick that syncs due clients, and a nightly job.
+
+One fixed set of jobs per process, not one job per client: which client is due lives in the
+database, and leases there keep several processes from syncing the same client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.cron import CronTrigger
+
+from models.base import utcnow
+from services.connectors.base import Connector
+from services.crypto import KeyVault
+from services.db import SessionFactory
+from services.settings import SyncConfig
+from services.sync import leases
+from services.sync.engine import SyncEngine, SyncSettings
+from services.sync.nightly import run_nightly
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SchedulerSettings:
+    tick_seconds: float = 5.0
+    concurrency: int = 8  # clients synced at once by this process
+    per_integration: int = 4  # of which at most this many share one ERP key (one rate limit)
+    lease: timedelta = timedelta(minutes=10)
+    nightly_hour: int = 2  # Europe/Oslo
+
+
+class SyncRunner:
+    """Claims due clients and syncs them within the concurrency limits."""
+
+    def __init__(
+        self,
+        session_factory: SessionFactory,
+        engine: SyncEngine,
+        settings: SchedulerSettings | None = None,
+    ) -> None:
+        self._factory = session_factory
+        self._engine = engine
+        self.settings = settings or SchedulerSettings()
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self._running: dict[int, asyncio.Task[None]] = {}
+        self._per_integration: dict[int, asyncio.Semaphore] = {}
+
+    @property
+    def busy(self) -> int:
+        return len(self._running)
+
+    async def tick(self) -> int:
+        """Start syncs for due clients up to the free capacity; returns how many started."""
+        free = self.settings.concurrency - len(self._running)
+        if free <= 0:
+            return 0
+        async with self._factory() as db:
+            due = await leases.due_clients(db, utcnow(), limit=free * 3)
+        started = 0
+        for client_id, integration_id in due:
+            if started >= free or client_id in self._running:
+                continue
+            async with self._factory() as db:
+                if not await leases.claim(db, client_id, self.owner, self.settings.lease):
+                    continue  # another process holds it
+            task = asyncio.create_task(self._sync(client_id, integration_id))
+            self._running[client_id] = task
+            task.add_done_callback(lambda _t, cid=client_id: self._running.pop(cid, None))
+            started += 1
+        return started
+
+    async def drain(self) -> None:
+        """Wait for the syncs started so far (tests)."""
+        while self._running:
+            await asyncio.gather(*list(self._running.values()), return_exceptions=True)
+
+    async def stop(self) -> None:
+        """Shutdown: stop the syncs under way. What they committed stays; their leases are
+        released (or expire), and the next tick anywhere redoes the rest."""
+        for task in list(self._running.values()):
+            task.cancel()
+        await asyncio.gather(*list(self._running.values()), return_exceptions=True)
+
+    async def _sync(self, client_id: int, integration_id: int) -> None:
+        gate = self._per_integration.setdefault(
+            integration_id, asyncio.Semaphore(self.settings.per_integration)
+        )
+        try:
+            async with gate:
+                await self._engine.sync_client(client_id, trigger="schedule")
+        except Exception:
+            log.exception("sync crashed client=%s", client_id)
+        finally:
+            async with self._factory() as db:
+                await leases.release(db, client_id, self.owner)
+
+
+@asynccontextmanager
+async def running_sync(
+    session_factory: SessionFactory, vault: KeyVault, connector: Connector, config: SyncConfig
+) -> AsyncIterator[SyncRunner | None]:
+    """The sync engine and its scheduler for the lifetime of the app (unless disabled)."""
+    if not config.enabled:
+        yield None
+        return
+    engine = SyncEngine(
+        session_factory,
+        vault,
+        connector,
+        SyncSettings(years=config.years, poll_interval=timedelta(minutes=config.poll_minutes)),
+    )
+    runner = SyncRunner(
+        session_factory,
+        engine,
+        SchedulerSettings(
+            tick_seconds=config.tick_seconds,
+            concurrency=config.concurrency,
+            per_integration=config.per_key,
+        ),
+    )
+
+    async def nightly() -> None:
+        await run_nightly(session_factory, vault, connector, today=date.today(), years=config.years)
+
+    scheduler = start_scheduler(runner, nightly)
+    try:
+        yield runner
+    finally:
+        scheduler.shutdown(wait=False)
+        await runner.stop()
+
+
+def start_scheduler(runner: SyncRunner, nightly: Callable[[], Awaitable[None]]) -> AsyncIOScheduler:
+    scheduler = AsyncIOScheduler(timezone="Europe/Oslo")
+    scheduler.add_job(
+        runner.tick,
+        "interval",
+        seconds=runner.settings.tick_seconds,
+        id="sync-tick",
+        max_instances=1,
+        coalesce=True,
+    )
+    scheduler.add_job(
+        nightly,
+        CronTrigger(hour=runner.settings.nightly_hour, minute=30, timezone="Europe/Oslo"),
+        id="nightly",
+        max_instances=1,
+        coalesce=True,
+    )
+    scheduler.start()
+    return scheduler

@@ -1,0 +1,64 @@
+"""Helpers for sync tests: an engine wired to the test's app settings and simulator."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import date
+from decimal import Decimal
+
+import httpx
+
+from services.balances import trial_balance
+from services.connectors.tripletex import TripletexClient, TripletexConnector
+from services.crypto import KeyVault
+from services.db import create_engine, create_session_factory
+from services.settings import Settings
+from services.sync.engine import SyncEngine, SyncSettings
+from tests.conftest import Simulator
+
+
+@asynccontextmanager
+async def sync_engine(
+    settings: Settings, simulator: Simulator, **tripletex: object
+) -> AsyncIterator[SyncEngine]:
+    engine = create_engine(settings.database_url)
+    async with httpx.AsyncClient(timeout=httpx.Timeout(5.0)) as http:
+        client = TripletexClient(
+            http,
+            base_url=settings.tripletex_base_url,
+            consumer_token=settings.tripletex_consumer_token,
+            **tripletex,  # type: ignore[arg-type]
+        )
+        yield SyncEngine(
+            create_session_factory(engine),
+            KeyVault(settings.encryption_keys),
+            TripletexConnector(client),
+            SyncSettings(years=2),
+            today=lambda: simulator.state.today,
+        )
+    await engine.dispose()
+
+
+async def stored_month(
+    engine: SyncEngine, client_id: int, year: int, month: int
+) -> dict[int, tuple[Decimal, Decimal]]:
+    async with engine._factory() as db:
+        lines = await trial_balance(db, client_id, year, month, month)
+    return {
+        line.account_number: (line.opening, line.movement)
+        for line in lines
+        if line.opening or line.movement
+    }
+
+
+def simulator_month(
+    simulator: Simulator, company_id: int, year: int, month: int
+) -> dict[int, tuple[Decimal, Decimal]]:
+    start = date(year, month, 1)
+    end = date(year + month // 12, month % 12 + 1, 1)
+    return {
+        row.account.number: (row.balance_in, row.balance_change)
+        for row in simulator.state.balance_sheet(company_id, start, end)
+        if row.balance_in or row.balance_change
+    }
