@@ -84,23 +84,20 @@ async def test_pages_forbid_inline_scripts(anonymous: AsyncTestClient) -> None:
 
 async def test_login_issues_a_new_session_id(anonymous: AsyncTestClient) -> None:
     planted = "a" * 64  # an id an attacker managed to set in the victim's browser
-    victim = AsyncTestClient(anonymous.app)
-    victim.cookies.set("erp_session", planted)
-    async with victim:
-        await victim.get("/login")
-        response = await victim.post(
-            "/login",
-            data={
-                "email": "regnskap@kontor-a.no",
-                "password": PASSWORD,
-                "_csrf_token": csrf(victim),
-            },
-            follow_redirects=False,
-        )
+    host = "testserver.local"
+    anonymous.cookies.set("erp_session", planted, domain=host)
+    response = await anonymous.post(
+        "/login",
+        data={
+            "email": "regnskap@kontor-a.no",
+            "password": PASSWORD,
+            "_csrf_token": csrf(anonymous),
+        },
+        follow_redirects=False,
+    )
     issued = re.search(r"erp_session=([^;]+)", response.headers["set-cookie"])
     assert issued is not None and issued.group(1) != planted
-    attacker = AsyncTestClient(anonymous.app)
-    attacker.cookies.set("erp_session", planted)
-    async with attacker:
-        response = await attacker.get("/integrasjoner", follow_redirects=False)
+    # The attacker, holding the planted id, is not logged in.
+    anonymous.cookies.set("erp_session", planted, domain=host)
+    response = await anonymous.get("/integrasjoner", follow_redirects=False)
     assert response.headers["location"] == "/login"
