@@ -43,7 +43,7 @@ async def sync_engine(
 async def stored_month(
     engine: SyncEngine, client_id: int, year: int, month: int
 ) -> dict[int, tuple[Decimal, Decimal]]:
-    async with engine._factory() as db:
+    async with engine.session_factory() as db:
         lines = await trial_balance(db, client_id, year, month, month)
     return {
         line.account_number: (line.opening, line.movement)

@@ -65,7 +65,7 @@ class SyncEngine:
         *,
         today: Callable[[], date] = date.today,
     ) -> None:
-        self._factory = session_factory
+        self.session_factory = session_factory
         self._vault = vault
         self._connector = connector
         self.settings = settings or SyncSettings()
@@ -77,7 +77,7 @@ class SyncEngine:
         `full` None decides by itself: full when asked for (FULL SYNKRONISERING), when the
         client was never synced, or when nothing narrower is known to have changed.
         """
-        async with self._factory() as db:
+        async with self.session_factory() as db:
             client = await db.get(Client, client_id)
             integration = await db.get(Integration, client.integration_id) if client else None
             if client is None or integration is None:
@@ -132,7 +132,7 @@ class SyncEngine:
         full: bool,
     ) -> None:
         accounts = await self._connector.fetch_accounts(key, company)
-        async with self._factory() as db:
+        async with self.session_factory() as db:
             await store.store_accounts(db, client_id, accounts, mirror_deletions=mirror_deletions)
             await self._progress(db, client_id)
             await db.commit()
@@ -140,7 +140,7 @@ class SyncEngine:
         for month in months:
             fetched_at = utcnow()
             balances = await self._connector.fetch_balances(key, company, month.start, month.end)
-            async with self._factory() as db:
+            async with self.session_factory() as db:
                 if not balances.unchanged:
                     opening = balances.opening if month.month == 1 else None
                     await store.store_month(db, client_id, month, balances.movement, opening)
@@ -163,7 +163,7 @@ class SyncEngine:
             balances = await self._connector.fetch_balances(
                 key, company, january.start, january.end
             )
-            async with self._factory() as db:
+            async with self.session_factory() as db:
                 await store.store_opening(db, client_id, year, balances.opening)
                 await db.commit()
 
@@ -201,7 +201,7 @@ class SyncEngine:
         months: list[Month],
     ) -> None:
         now = utcnow()
-        async with self._factory() as db:
+        async with self.session_factory() as db:
             client = await db.get(Client, client_id)
             run = await db.get(SyncRun, run_id)
             if client is not None:
@@ -221,7 +221,7 @@ class SyncEngine:
         self, client_id: int, run_id: int | None, exc: ErpError, stats: RequestStats
     ) -> None:
         now = utcnow()
-        async with self._factory() as db:
+        async with self.session_factory() as db:
             client = await db.get(Client, client_id)
             run = await db.get(SyncRun, run_id)
             if run is not None:

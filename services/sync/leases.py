@@ -71,3 +71,8 @@ async def release(db: AsyncSession, client_id: int, owner: str) -> None:
         .values(lease_owner=None, lease_expires_at=None)
     )
     await db.commit()
+
+
+def update_lease_expiry(client_id: int, expires_at: datetime):
+    """For tests and tools: set when a lease runs out."""
+    return update(Client).where(col(Client.id) == client_id).values(lease_expires_at=expires_at)

@@ -1,0 +1,60 @@
+"""Due clients are claimed through leases: racing runners never sync one client twice."""
+
+import asyncio
+from datetime import timedelta
+
+import pytest
+from litestar.testing import AsyncTestClient
+
+from models.base import utcnow
+from services.db import create_engine, create_session_factory
+from services.settings import Settings
+from services.sync import leases
+from services.sync.scheduler import SchedulerSettings, SyncRunner
+from tests.conftest import Simulator, create_integration, csrf, query
+from tests.sync_support import sync_engine
+
+pytestmark = pytest.mark.anyio
+
+
+async def activate_all(client: AsyncTestClient, integration_id: int) -> None:
+    await client.post(
+        f"/integrasjoner/{integration_id}/aktiver-alle", data={"_csrf_token": csrf(client)}
+    )
+
+
+async def test_two_runners_sync_each_due_client_exactly_once(
+    client: AsyncTestClient, settings: Settings, simulator: Simulator
+) -> None:
+    integration_id = await create_integration(client)
+    await activate_all(client, integration_id)
+    async with sync_engine(settings, simulator) as engine:
+        config = SchedulerSettings(concurrency=50, per_integration=4)
+        first = SyncRunner(engine.session_factory, engine, config)
+        second = SyncRunner(engine.session_factory, engine, config)
+        started = await asyncio.gather(first.tick(), second.tick())
+        await asyncio.gather(first.drain(), second.drain())
+    active = (await query(settings, "select count(*) from client where active"))[0][0]
+    assert sum(started) == active
+    runs = await query(settings, "select client_id, count(*) from sync_run group by client_id")
+    assert len(runs) == active and all(count == 1 for _, count in runs)
+    leftover = await query(settings, "select count(*) from client where lease_owner is not null")
+    assert leftover == [(0,)]
+    # Synced clients are not due again until their next poll.
+    assert await first.tick() == 0
+
+
+async def test_a_live_lease_is_not_taken_and_an_expired_one_is(
+    client: AsyncTestClient, settings: Settings
+) -> None:
+    await create_integration(client)
+    client_id = (await query(settings, "select min(id) from client"))[0][0]
+    engine = create_engine(settings.database_url)
+    async with create_session_factory(engine)() as db:
+        assert await leases.claim(db, client_id, "a", timedelta(minutes=5))
+        assert not await leases.claim(db, client_id, "b", timedelta(minutes=5))
+        # A crashed holder stops renewing; once its lease has run out, work moves on.
+        await db.exec(leases.update_lease_expiry(client_id, utcnow() - timedelta(seconds=1)))
+        await db.commit()
+        assert await leases.claim(db, client_id, "b", timedelta(minutes=5))
+    await engine.dispose()
