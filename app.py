@@ -91,7 +91,7 @@ def create_app(settings: Settings) -> Litestar:
                     await ensure_demo_user(db, email=email, password=password, office_name=office)
             try:
                 async with running_sync(
-                    ctx.session_factory, ctx.vault, ctx.connector, settings.sync
+                    ctx.session_factory, ctx.vault, ctx.connector, settings.sync, ctx.metrics
                 ) as runner:
                     ctx.sync_runner = runner
                     yield

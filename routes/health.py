@@ -8,7 +8,7 @@ from litestar import Request, get
 from litestar.datastructures import State
 from litestar.response import Response
 
-from services.health import OK, run_checks
+from services.health import PASSING, run_checks
 from services.web import context
 
 # Route opts read by the session and CSRF middleware (their default exclusion keys).
@@ -25,7 +25,7 @@ def healthz() -> dict[str, str]:
 async def readyz(state: State) -> Response[dict[str, object]]:
     """Ready for traffic: 200 when every check is ok, 503 naming the failing ones."""
     checks = await run_checks(context(state))
-    ready = all(result == OK for result in checks.values())
+    ready = all(result in PASSING for result in checks.values())
     return Response(
         {"status": "ready" if ready else "not ready", "checks": checks},
         status_code=200 if ready else 503,

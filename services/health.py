@@ -1,8 +1,7 @@
 """Readiness checks: can this instance serve requests right now?
 
 Each check answers "ok" or a short reason. Reasons name no host, user or password: /readyz is
-unauthenticated, so details go to the log instead. More checks (the scheduler, once there is
-one) are added to CHECKS.
+unauthenticated, so details go to the log instead.
 """
 
 from __future__ import annotations
@@ -21,6 +20,8 @@ from services.web import AppContext
 log = logging.getLogger(__name__)
 
 OK = "ok"
+DISABLED = "disabled"  # switched off by configuration: not a reason to refuse traffic
+PASSING = {OK, DISABLED}
 VERSION_TABLE = "alembic_version"  # alembic's default; migrations/env.py keeps it
 CHECK_TIMEOUT = 2.0  # seconds; a probe that hangs is as bad as a failing one
 
@@ -61,10 +62,20 @@ def _script_revisions() -> tuple[frozenset[str], frozenset[str]]:
     return frozenset(script.get_heads()), frozenset(r.revision for r in script.walk_revisions())
 
 
+async def check_scheduler(ctx: AppContext) -> str:
+    if not ctx.settings.sync.enabled:
+        return DISABLED
+    runner = ctx.sync_runner
+    if runner is None or runner.scheduler is None or not runner.scheduler.running:
+        return "not running"
+    return OK
+
+
 Check = Callable[[AppContext], Awaitable[str]]
 CHECKS: list[tuple[str, Check]] = [
     ("database", check_database),
     ("migrations", check_migrations),
+    ("scheduler", check_scheduler),
 ]
 
 

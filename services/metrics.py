@@ -31,8 +31,7 @@ class Metrics:
             ["method", "route", "status"],
             registry=self.registry,
         )
-        # Filled by the sync engine (not built yet); declared now so that dashboards and
-        # alerts can be written against stable names.
+        # Filled by the sync engine; webhook events by the receiver (next step).
         self.syncs = Counter("erp_syncs", "Sync runs by result", ["result"], registry=self.registry)
         self.sync_failures = Counter(
             "erp_sync_failures", "Sync runs that failed", registry=self.registry

@@ -4,9 +4,12 @@ and the app under Litestar's test client, logged in as an accountant."""
 from __future__ import annotations
 
 import asyncio
+import logging
+import os
 import shutil
 import socket
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -19,6 +22,7 @@ from cryptography.fernet import Fernet
 from litestar.testing import AsyncTestClient
 
 from services.db import create_engine, create_session_factory, migrate, open_session
+from services.logging_setup import install_log_context
 from services.settings import Settings, SyncConfig
 from services.tripletex_sim import SimulatorState, create_simulator_app, seed_demo
 from tests import databases
@@ -30,6 +34,33 @@ PASSWORD = "riktig-passord-123"
 # every request waits for the GIL to come back from that thread: a convoy that made the sync
 # tests several times slower than the work they do.
 sys.setswitchinterval(0.0005)
+
+
+# Every log record of the whole run goes to one file, which must not hold a demo secret in
+# any form by the end (the browser tests check their server's own log the same way).
+RUN_LOG = Path(tempfile.gettempdir()) / f"erp-test-run-{os.getpid()}.log"
+SECRETS = ("demo-regnskapskontor", "demo-eget-selskap", "demo-consumer-token", PASSWORD)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    install_log_context()  # as create_app does; records made before any app are covered too
+    handler = logging.FileHandler(RUN_LOG, mode="w", encoding="utf-8")
+    handler.setLevel(logging.INFO)
+    handler.setFormatter(logging.Formatter("%(name)s %(levelname)s %(message)s"))
+    logging.getLogger().addHandler(handler)
+    logging.getLogger().setLevel(min(logging.getLogger().level or logging.INFO, logging.INFO))
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if not RUN_LOG.exists():
+        return
+    text = RUN_LOG.read_text(encoding="utf-8", errors="replace")
+    leaked = [secret for secret in SECRETS if secret in text]
+    if leaked:
+        print(f"\nSECRETS IN THE LOGS of this run ({RUN_LOG}): {leaked}")
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    else:
+        RUN_LOG.unlink()
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -61,7 +61,10 @@ async def test_healthz_and_readyz_need_no_login_and_set_no_cookie(client: AsyncT
     assert (health.status_code, health.json()) == (200, {"status": "ok"})
     ready = await client.get("/readyz")
     assert ready.status_code == 200
-    assert ready.json() == {"status": "ready", "checks": {"database": "ok", "migrations": "ok"}}
+    assert ready.json() == {
+        "status": "ready",
+        "checks": {"database": "ok", "migrations": "ok", "scheduler": "disabled"},
+    }
     for response in (health, ready, await client.get("/metrics")):
         assert "set-cookie" not in response.headers
 
@@ -124,3 +127,16 @@ async def test_request_id_is_echoed_when_sane_and_made_otherwise(client: AsyncTe
     for response in (await client.get("/no-such-page"), await client.post("/logout")):
         assert response.status_code in (403, 404)
         assert len(response.headers["x-request-id"]) == 32
+
+
+async def test_readyz_reports_the_running_scheduler(settings: Settings) -> None:
+    from dataclasses import replace
+
+    from app import create_app
+    from services.settings import SyncConfig
+
+    with_scheduler = replace(settings, sync=SyncConfig(enabled=True, tick_seconds=3600))
+    async with AsyncTestClient(create_app(with_scheduler)) as app_client:
+        response = await app_client.get("/readyz")
+    assert response.status_code == 200
+    assert response.json()["checks"]["scheduler"] == "ok"

@@ -11,6 +11,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import asyncpg
 import httpx
 import pytest
 from cryptography.fernet import Fernet
@@ -39,6 +40,7 @@ def shared_env(simulator: Simulator, tmp_path: Path) -> Iterator[dict[str, str]]
         "TRIPLETEX_CONSUMER_TOKEN": CONSUMER_TOKEN,
         "LOG_FORMAT": "text",
         "DATA_DIR": str(tmp_path),
+        "SYNC_TICK_SECONDS": "1",
     }
     env.pop("DEMO", None)
     subprocess.run(
@@ -77,6 +79,37 @@ def start(env: dict[str, str], tmp_path: Path, name: str) -> tuple[subprocess.Po
         time.sleep(0.2)
 
 
+def _fetch(url: str, sql: str) -> list[tuple]:
+    async def run() -> list[tuple]:
+        connection = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
+        try:
+            return [tuple(row) for row in await connection.fetch(sql)]
+        finally:
+            await connection.close()
+
+    return asyncio.run(run())
+
+
+def wait_for_first_syncs(url: str, timeout: float) -> dict[int, int]:
+    """Sync runs per active client, once every active client has had one."""
+    deadline = time.monotonic() + timeout
+    while True:
+        waiting = _fetch(
+            url,
+            "select count(*) from client c where c.active and not exists "
+            "(select 1 from sync_run r where r.client_id = c.id and r.result <> 'running')",
+        )[0][0]
+        if waiting == 0 or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    time.sleep(2)  # a second, wrongly claimed sync would show up by now
+    return dict(_fetch(url, "select client_id, count(*) from sync_run group by client_id"))
+
+
+def leases_held(url: str) -> int:
+    return _fetch(url, "select count(*) from client where lease_owner is not null")[0][0]
+
+
 def test_two_processes_share_logins_and_data(shared_env: dict[str, str], tmp_path: Path) -> None:
     first, first_url = start(shared_env, tmp_path, "first")
     second, second_url = start(shared_env, tmp_path, "second")
@@ -112,6 +145,14 @@ def test_two_processes_share_logins_and_data(shared_env: dict[str, str], tmp_pat
         )
         assert switched.status_code == 200
         assert "Aktive klienter: <strong>1</strong>" in a.get(page_path).text
+
+        # Both processes run the scheduler: between them, every client is synced once.
+        a.post(f"{page_path}/aktiver-alle", data={"_csrf_token": a.cookies["erp_csrf"]})
+        runs = wait_for_first_syncs(shared_env["DATABASE_URL"], timeout=90)
+        assert runs and all(count == 1 for count in runs.values()), runs
+        assert leases_held(shared_env["DATABASE_URL"]) == 0
+        for name in ("first", "second"):  # both took part
+            assert "synced client=" in (tmp_path / f"{name}.log").read_text(), name
 
         b.post("/logout", data={"_csrf_token": b.cookies["erp_csrf"]})
         assert a.get("/integrasjoner").headers.get("location") == "/login"

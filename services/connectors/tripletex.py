@@ -122,9 +122,12 @@ class TripletexClient:
         )
         if response.status_code == 304:
             return None
-        if tag := response.headers.get("ETag"):
+        body = _json(response)
+        # Tripletex's checksum feature: the list's versionDigest goes back in If-None-Match
+        # (real Tripletex sends no ETag header; one is only a fallback).
+        if tag := body.get("versionDigest") or response.headers.get("ETag"):
             self._etags[cache_key] = tag
-        return _json(response)
+        return body
 
     def forget_etags(self, company_id: int) -> None:
         """After a failed sync: what we stored may not match the tags we saw."""

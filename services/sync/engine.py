@@ -32,6 +32,7 @@ from services.connectors.base import (
 )
 from services.crypto import KeyVault
 from services.db import SessionFactory
+from services.metrics import Metrics
 from services.sync import periods, store
 from services.sync.periods import Month
 from services.sync.status import (
@@ -64,7 +65,9 @@ class SyncEngine:
         settings: SyncSettings | None = None,
         *,
         today: Callable[[], date] = date.today,
+        metrics: Metrics | None = None,
     ) -> None:
+        self._metrics = metrics
         self.session_factory = session_factory
         self._vault = vault
         self._connector = connector
@@ -111,10 +114,13 @@ class SyncEngine:
             await self._fetch_and_store(client_id, key, company, todo, mirror_deletions, full)
         except ErpError as exc:
             await self._failed(client_id, run_id, exc, stats)
+            self._connector_forget(company)
+            self._count("failed")
             return "failed"
         finally:
             request_stats.reset(token)
         await self._succeeded(client_id, run_id, stats, full=full, months=todo)
+        self._count("ok")
         log.info(
             "synced client=%s kind=%s months=%d requests=%d retries=%d seconds=%.2f",
             client_id, "full" if full else "incremental", len(todo), stats.requests,
@@ -166,6 +172,18 @@ class SyncEngine:
             async with self.session_factory() as db:
                 await store.store_opening(db, client_id, year, balances.opening)
                 await db.commit()
+
+    def _count(self, result: str) -> None:
+        if self._metrics is not None:
+            self._metrics.syncs.labels(result=result).inc()
+            if result == "failed":
+                self._metrics.sync_failures.inc()
+
+    def _connector_forget(self, company: CompanyRef) -> None:
+        # What we stored may not match the ETags seen during a failed sync.
+        forget = getattr(self._connector, "forget_cache", None)
+        if forget is not None:
+            forget(company)
 
     async def _progress(self, db: AsyncSession, client_id: int) -> None:
         # Still alive: renew the lease (if one is held), so nobody else starts this client.

@@ -23,6 +23,7 @@ from models.base import utcnow
 from services.connectors.base import Connector
 from services.crypto import KeyVault
 from services.db import SessionFactory
+from services.metrics import Metrics
 from services.settings import SyncConfig
 from services.sync import leases
 from services.sync.engine import SyncEngine, SyncSettings
@@ -54,6 +55,7 @@ class SyncRunner:
         self.settings = settings or SchedulerSettings()
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self._running: dict[int, asyncio.Task[None]] = {}
+        self.scheduler: AsyncIOScheduler | None = None  # set once started
         self._per_integration: dict[int, asyncio.Semaphore] = {}
 
     @property
@@ -108,7 +110,11 @@ class SyncRunner:
 
 @asynccontextmanager
 async def running_sync(
-    session_factory: SessionFactory, vault: KeyVault, connector: Connector, config: SyncConfig
+    session_factory: SessionFactory,
+    vault: KeyVault,
+    connector: Connector,
+    config: SyncConfig,
+    metrics: Metrics | None = None,
 ) -> AsyncIterator[SyncRunner | None]:
     """The sync engine and its scheduler for the lifetime of the app (unless disabled)."""
     if not config.enabled:
@@ -119,6 +125,7 @@ async def running_sync(
         vault,
         connector,
         SyncSettings(years=config.years, poll_interval=timedelta(minutes=config.poll_minutes)),
+        metrics=metrics,
     )
     runner = SyncRunner(
         session_factory,
@@ -134,6 +141,7 @@ async def running_sync(
         await run_nightly(session_factory, vault, connector, today=date.today(), years=config.years)
 
     scheduler = start_scheduler(runner, nightly)
+    runner.scheduler = scheduler
     try:
         yield runner
     finally:

@@ -1,9 +1,12 @@
 """An in-memory, deterministic simulator of the subset of Tripletex API v2 the app uses.
 
 Mount `create_simulator_app(seed_demo())` and point any Tripletex client at `{base}/v2`.
+Steer it through `SimulatorState` (faults, rate limit, ledger changes, webhook subscriptions)
+or the same over HTTP under `{base}/_sim` (see control.py).
 """
 
 from services.tripletex_sim.app import create_simulator_app
+from services.tripletex_sim.faults import Faults
 from services.tripletex_sim.state import (
     DEMO_ACCOUNTANT_TOKEN,
     DEMO_CONSUMER_TOKEN,
@@ -16,6 +19,7 @@ __all__ = [
     "DEMO_ACCOUNTANT_TOKEN",
     "DEMO_CONSUMER_TOKEN",
     "DEMO_OWN_COMPANY_TOKEN",
+    "Faults",
     "SimulatorState",
     "create_simulator_app",
     "seed_demo",

@@ -15,12 +15,14 @@ from typing import Any
 
 from services.tripletex_sim.errors import (
     ILLEGAL_FILTER,
+    PATH_PARAM,
     TripletexError,
     invalid,
+    not_found,
     unauthorized,
 )
 from services.tripletex_sim.fields import FieldsError, apply_fields, parse_fields
-from services.tripletex_sim.model import Company, Employee, EmployeeKey
+from services.tripletex_sim.model import Account, Company, Employee, EmployeeKey
 from services.tripletex_sim.render import Renderer, to_json
 from services.tripletex_sim.state import SimulatorState, UnknownKey
 
@@ -47,6 +49,7 @@ class Call:
     render: Renderer
     auth: Auth | None = None
     params: dict[str, str] = field(default_factory=dict)
+    body: bytes = b""
 
     @property
     def user(self) -> Auth:
@@ -144,22 +147,29 @@ def _id_list(query: Mapping[str, str], name: str) -> set[int] | None:
         raise invalid(name, f"Ugyldig liste: '{raw}'.") from None
 
 
-def _fields_tree(query: Mapping[str, str]) -> dict[str, Any]:
+def path_id(call: Call) -> int:
+    raw = call.params.get("id", "")
+    if not raw.isdigit():
+        raise TripletexError(400, PATH_PARAM, f"Ugyldig id i stien: '{raw}'.")
+    return int(raw)
+
+
+def fields_tree(query: Mapping[str, str]) -> dict[str, Any]:
     try:
         return parse_fields(query.get("fields"))
     except FieldsError as exc:
         raise TripletexError(400, ILLEGAL_FILTER, str(exc)) from None
 
 
-def _single(call: Call, value: Mapping[str, Any], model: str) -> Reply:
+def single(call: Call, value: Mapping[str, Any], model: str) -> Reply:
     try:
-        return Reply(200, {"value": apply_fields(value, _fields_tree(call.query), model)})
+        return Reply(200, {"value": apply_fields(value, fields_tree(call.query), model)})
     except FieldsError as exc:
         raise TripletexError(400, ILLEGAL_FILTER, str(exc)) from None
 
 
-def _listing(call: Call, items: list[Any], model: str) -> Reply:
-    tree = _fields_tree(call.query)
+def listing(call: Call, items: list[Any], model: str) -> Reply:
+    tree = fields_tree(call.query)
     start, count = _paging(call.query)
     try:
         values = [apply_fields(item, tree, model) for item in items]
@@ -197,20 +207,20 @@ async def create_session(call: Call) -> Reply:
     except UnknownKey:
         raise unauthorized("Unknown or revoked employee token.") from None
     session = state.create_session(query["consumerToken"], key.token, expires)
-    return _single(call, call.render.session_token(session, key.id), "SessionToken")
+    return single(call, call.render.session_token(session, key.id), "SessionToken")
 
 
 async def who_am_i(call: Call) -> Reply:
     auth = call.user
     info = call.render.logged_in_user(auth.employee, auth.actual_employee, auth.company)
-    return _single(call, info, "LoggedInUserInfo")
+    return single(call, info, "LoggedInUserInfo")
 
 
 async def with_login_access(call: Call) -> Reply:
     auth = call.user
     # Acting inside a client, the current company is that client, which has no clients.
     clients = [] if auth.as_client else call.state.clients_of(auth.key.token)
-    return _listing(call, [call.render.client(c) for c in clients], "Client")
+    return listing(call, [call.render.client(c) for c in clients], "Client")
 
 
 async def accounts(call: Call) -> Reply:
@@ -239,7 +249,16 @@ async def accounts(call: Call) -> Reply:
         if ledger_type is not None and dto["ledgerType"] != ledger_type:
             continue
         items.append(dto)
-    return _listing(call, items, "Account")
+    return listing(call, items, "Account")
+
+
+async def account(call: Call) -> Reply:
+    company, account_id = call.user.company, path_id(call)
+    found = company.account_by_id(account_id)
+    if found is None:
+        raise not_found(f"Account {account_id} does not exist.")
+    used = any(p.account_id == account_id for p in company.postings())
+    return single(call, call.render.account(found, used), "Account")
 
 
 async def balance_sheet(call: Call) -> Reply:
@@ -257,7 +276,7 @@ async def balance_sheet(call: Call) -> Reply:
     )
     used = {p.account_id for p in company.postings()}
     items = [call.render.balance_row(row, row.account.id in used) for row in rows]
-    return _listing(call, items, "BalanceSheetAccount")
+    return listing(call, items, "BalanceSheetAccount")
 
 
 async def postings(call: Call) -> Reply:
@@ -280,7 +299,58 @@ async def postings(call: Call) -> Reply:
             if number_to is not None and account.number >= number_to:
                 continue
             items.append(call.render.posting(posting, voucher, account))
-    return _listing(call, items, "Posting")
+    return listing(call, items, "Posting")
+
+
+async def posting(call: Call) -> Reply:
+    company, posting_id = call.user.company, path_id(call)
+    for voucher in company.vouchers:
+        for found in voucher.postings:
+            if found.id == posting_id:
+                account = company.account_by_id(found.account_id)
+                assert account is not None
+                return single(call, call.render.posting(found, voucher, account), "Posting")
+    raise not_found(f"Posting {posting_id} does not exist.")
+
+
+def _posting_accounts(call: Call, company: Company) -> dict[int, Account] | None:
+    """Accounts to render whole postings with, when the fields filter opens them
+    (`postings(*)`); otherwise None, and postings stay refs, which is much cheaper."""
+    expand = bool(fields_tree(call.query).get("postings"))
+    return {a.id: a for a in company.accounts} if expand else None
+
+
+async def vouchers(call: Call) -> Reply:
+    company, query = call.user.company, call.query
+    date_from, date_to = _period(query)
+    ids, numbers = _id_list(query, "id"), _id_list(query, "number")
+    number_from, number_to = _int(query, "numberFrom", None), _int(query, "numberTo", None)
+    # The simulator books no voucher types, so a typeId filter matches nothing.
+    type_ids = _id_list(query, "typeId")
+    accounts = _posting_accounts(call, company)
+    items = []
+    for voucher in sorted(company.vouchers, key=lambda v: (v.date, v.id)):
+        if not date_from <= voucher.date < date_to or type_ids is not None:
+            continue
+        if ids is not None and voucher.id not in ids:
+            continue
+        if numbers is not None and voucher.number not in numbers:
+            continue
+        if number_from is not None and voucher.number < number_from:
+            continue
+        if number_to is not None and voucher.number >= number_to:
+            continue
+        items.append(call.render.voucher(voucher, accounts))
+    return listing(call, items, "Voucher")
+
+
+async def voucher(call: Call) -> Reply:
+    company, voucher_id = call.user.company, path_id(call)
+    found = next((v for v in company.vouchers if v.id == voucher_id), None)
+    if found is None:
+        raise not_found(f"Voucher {voucher_id} does not exist.")
+    dto = call.render.voucher(found, _posting_accounts(call, company))
+    return single(call, dto, "Voucher")
 
 
 ROUTES: tuple[Route, ...] = (
@@ -288,6 +358,10 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/token/session/>whoAmI", who_am_i),
     Route("GET", "/company/>withLoginAccess", with_login_access),
     Route("GET", "/ledger/account", accounts),
+    Route("GET", "/ledger/account/{id}", account),
     Route("GET", "/balanceSheet", balance_sheet),
     Route("GET", "/ledger/posting", postings),
+    Route("GET", "/ledger/posting/{id}", posting),
+    Route("GET", "/ledger/voucher", vouchers),
+    Route("GET", "/ledger/voucher/{id}", voucher),
 )

@@ -9,11 +9,18 @@ DOC_LINK = "https://tripletex.no/v2-docs/"
 
 AUTHENTICATION = 3000  # 401
 NOT_FOUND = 6000  # 404
+REVISION = 8000  # 409: PUT with an outdated `version`
 SECURITY = 9000  # 403
 ILLEGAL_FILTER = 11000  # 400
+PATH_PARAM = 12000  # 400
 BAD_REQUEST = 4000  # 400
 VALUE_VALIDATION = 15000  # 422
+MAPPING = 16000  # 422: a property the model does not have
+INVALID_JSON = 22000  # 422
 INTERNAL = 1000  # 500
+# The spec lists no code under 429 (nor under 502–504); the generic 1000 is the one a client
+# that wrongly keys on `code` would treat as transient, never as "no access" (9000).
+RATE_LIMITED = INTERNAL
 
 
 @dataclass

@@ -34,6 +34,7 @@ class Account:
     is_closeable: bool = False
     require_reconciliation: bool = False
     version: int = 0
+    updated_at: datetime | None = None  # the last UPDATE, shown in `changes`
 
 
 @dataclass(slots=True)  # the most numerous object: tens of thousands in the demo seed
@@ -61,6 +62,7 @@ class Voucher:
     created_at: datetime
     postings: list[Posting] = field(default_factory=list)
     version: int = 0
+    updated_at: datetime | None = None
 
 
 @dataclass
@@ -136,6 +138,29 @@ class Session:
     consumer_token_id: int
     key_token: str
     expiration_date: date  # valid until midnight at the end of this date
+    expired: bool = False  # ended early by SimulatorState.expire_sessions()
+
+
+@dataclass
+class Subscription:
+    """A webhook subscription of one company (the Basic-auth username's), made with one key."""
+
+    id: int
+    company_id: int
+    key_token: str
+    event: str
+    target_url: str
+    created_at: datetime
+    # The simulator's `/v2` base URL as the subscriber saw it: `url` fields in callbacks use it.
+    api_base: str
+    fields: str | None = None
+    auth_header_name: str | None = None
+    auth_header_value: str | None = None  # write-only
+    hmac_shared_secret: str | None = None  # write-only
+    status: str = "ACTIVE"
+    version: int = 0
+    updated_at: datetime | None = None
+    consecutive_failures: int = 0
 
 
 @dataclass
@@ -152,6 +177,7 @@ class IdSequence:
     """Monotonically increasing ids for one kind of object, like Tripletex's database ids."""
 
     def __init__(self, start: int) -> None:
+        self.start = start  # tells which company a voucher id belongs to, history loaded or not
         self._counter = itertools.count(start)
 
     def next(self) -> int:
@@ -169,6 +195,7 @@ class Ids:
     employee_token: IdSequence = field(default_factory=lambda: IdSequence(3_001))
     session: IdSequence = field(default_factory=lambda: IdSequence(9_000_001))
     account: IdSequence = field(default_factory=lambda: IdSequence(40_000_001))
+    subscription: IdSequence = field(default_factory=lambda: IdSequence(6_001))
 
     @staticmethod
     def for_history(company_index: int) -> tuple[IdSequence, IdSequence]:

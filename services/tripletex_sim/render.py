@@ -7,6 +7,7 @@ the key lists against the spec.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -30,6 +31,7 @@ from services.tripletex_sim.model import (
     Employee,
     Posting,
     Session,
+    Subscription,
     Voucher,
 )
 
@@ -50,13 +52,18 @@ def money(amount: Decimal) -> Decimal:
     return value if value != 0 else Decimal("0.00")
 
 
-def _changes(created_at: datetime, employee_id: int = 0) -> list[dict[str, Any]]:
+def _changes(
+    created_at: datetime, updated_at: datetime | None = None, employee_id: int = 0
+) -> list[dict[str, Any]]:
+    """CREATE and, once changed, the last UPDATE: what Tripletex promises at the least."""
+    stamps = [(created_at, "CREATE")] + ([(updated_at, "UPDATE")] if updated_at else [])
     return [
         {
             "employeeId": employee_id,
-            "timestamp": created_at.isoformat(timespec="milliseconds"),
-            "changeType": "CREATE",
+            "timestamp": stamp.isoformat(timespec="milliseconds"),
+            "changeType": change_type,
         }
+        for stamp, change_type in stamps
     ]
 
 
@@ -260,7 +267,7 @@ class Renderer:
             {
                 "id": account.id,
                 "version": account.version,
-                "changes": _changes(account.created_at),
+                "changes": _changes(account.created_at, account.updated_at),
                 "url": self.url("ledger/account", account.id),
                 "number": number,
                 "numberPretty": str(number),
@@ -308,16 +315,21 @@ class Renderer:
             "endDate": row.end_date.isoformat(),
         }
 
-    def voucher(self, voucher: Voucher) -> Resource:
-        # Postings stay bare refs here: a posting embeds its voucher, which must not embed
-        # full postings again.
+    def voucher(self, voucher: Voucher, accounts: Mapping[int, Account] | None = None) -> Resource:
+        """With `accounts` (id → Account), postings are whole objects, for `postings(...)`
+        fields; without, bare refs — which is also what a posting's own voucher shows, so the
+        two never embed each other endlessly."""
         label = f"{voucher.number}-{voucher.year}"
+        if accounts is None:
+            postings = [self.ref("Posting", "ledger/posting", p.id) for p in voucher.postings]
+        else:
+            postings = [self.posting(p, voucher, accounts[p.account_id]) for p in voucher.postings]
         return Resource(
             "Voucher",
             {
                 "id": voucher.id,
                 "version": voucher.version,
-                "changes": _changes(voucher.created_at),
+                "changes": _changes(voucher.created_at, voucher.updated_at),
                 "url": self.url("ledger/voucher", voucher.id),
                 "date": voucher.date.isoformat(),
                 "number": voucher.number,
@@ -326,7 +338,7 @@ class Renderer:
                 "description": voucher.description,
                 "voucherType": None,
                 "reverseVoucher": None,
-                "postings": [self.ref("Posting", "ledger/posting", p.id) for p in voucher.postings],
+                "postings": postings,
                 "document": None,
                 "attachment": None,
                 "externalVoucherNumber": "",
@@ -345,7 +357,7 @@ class Renderer:
             {
                 "id": posting.id,
                 "version": posting.version,
-                "changes": _changes(voucher.created_at),
+                "changes": _changes(voucher.created_at, voucher.updated_at),
                 "url": self.url("ledger/posting", posting.id),
                 "voucher": self.voucher(voucher),
                 "date": posting.date.isoformat(),
@@ -383,5 +395,23 @@ class Renderer:
                 "isVatReadonly": posting.system_generated,
                 "isAmountVatClosed": False,
                 "postingRuleId": None,
+            },
+        )
+
+    def subscription(self, sub: Subscription) -> Resource:
+        return Resource(
+            "Subscription",
+            {
+                "id": sub.id,
+                "version": sub.version,
+                "changes": _changes(sub.created_at, sub.updated_at),
+                "url": self.url("event/subscription", sub.id),
+                "event": sub.event,
+                "targetUrl": sub.target_url,
+                "fields": sub.fields,
+                "status": sub.status,
+                "authHeaderName": sub.auth_header_name,
+                "authHeaderValue": None,  # write-only: never shown again
+                "hmacSharedSecret": None,  # write-only
             },
         )

@@ -4,18 +4,23 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
+from typing import Any
 
 from services.tripletex_sim.accounts import is_balance_account
+from services.tripletex_sim.faults import Faults, RateLimiter, RateStatus
 from services.tripletex_sim.generate import (
     CLIENT_NAMES,
     NO_API_ACCESS_NAME,
     build_company,
     new_client_name,
 )
+from services.tripletex_sim.live import LiveChanges
 from services.tripletex_sim.model import (
     BalanceRow,
     Company,
@@ -23,7 +28,9 @@ from services.tripletex_sim.model import (
     EmployeeKey,
     Ids,
     Session,
+    Subscription,
 )
+from services.tripletex_sim.webhooks import Delivery, Webhooks
 
 DEMO_CONSUMER_TOKEN = "demo-consumer-token"
 DEMO_ACCOUNTANT_TOKEN = "demo-regnskapskontor"
@@ -37,7 +44,7 @@ class UnknownKey(KeyError):
 
 
 @dataclass
-class SimulatorState:
+class SimulatorState(LiveChanges):
     office_company_id: int
     no_api_access_client_id: int
     companies: dict[int, Company] = field(default_factory=dict)
@@ -54,6 +61,14 @@ class SimulatorState:
     clients_created: int = 0
     # Fault injection: while set, every /v2 call answers with this status (e.g. 503).
     outage_status: int | None = None
+    faults: Faults = field(default_factory=Faults)
+    # Seconds for the rate limiter's periods; tests substitute a fake clock instead of sleeping.
+    clock: Callable[[], float] = time.monotonic
+    rate_limiter: RateLimiter = field(default_factory=RateLimiter)
+    subscriptions: dict[int, Subscription] = field(default_factory=dict)
+    webhooks: Webhooks = field(default_factory=Webhooks)
+    # Real Tripletex calls only HTTPS targets; loopback HTTP is always allowed, any HTTP with this.
+    allow_http_webhooks: bool = False
 
     @property
     def today(self) -> date:
@@ -62,6 +77,11 @@ class SimulatorState:
     @today.setter
     def today(self, value: date) -> None:
         self.fixed_today = value
+
+    @property
+    def deliveries(self) -> list[Delivery]:
+        """Every webhook delivery so far (event, target, status, attempts, ...)."""
+        return self.webhooks.deliveries
 
     # -- lookups ---------------------------------------------------------------------------
 
@@ -130,10 +150,29 @@ class SimulatorState:
         """The session, if it exists, has not passed midnight of its expiration date, and its
         key still exists."""
         session = self.sessions.get(token)
-        if session is None or self.today > session.expiration_date:
+        if session is None or session.expired or self.today > session.expiration_date:
             return None
         key = self.keys.get(session.key_token)
         return None if key is None or key.revoked else session
+
+    def expire_sessions(self) -> None:
+        """Every session token issued so far answers 401 from now on; new ones work."""
+        for session in self.sessions.values():
+            session.expired = True
+
+    # -- faults and pacing -----------------------------------------------------------------
+
+    def set_faults(self, **changes: Any) -> Faults:
+        """Change fault settings (Faults field names); restarts the failure sequence from
+        `fault_seed` and the rate-limit periods. ValueError on a bad setting."""
+        self.faults = self.faults.updated(changes)
+        self.rate_limiter = RateLimiter()
+        return self.faults
+
+    def count_request(self, session: Session) -> RateStatus:
+        """One request against the budget of the session's consumer and employee token."""
+        bucket = (session.consumer_token_id, session.key_token)
+        return self.rate_limiter.hit(bucket, self.faults, self.clock())
 
     # -- ledger ----------------------------------------------------------------------------
 
