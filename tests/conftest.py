@@ -86,6 +86,7 @@ class Simulator:
     base_url: str
     state: SimulatorState
     problems: list[str] = field(default_factory=list)
+    responses: list[tuple[str, str, int]] = field(default_factory=list)  # method, path, status
 
     @property
     def root(self) -> str:
@@ -138,7 +139,9 @@ def simulator(
     sim = Simulator(base_url=f"{root}/v2", state=seed_demo())
 
     def check(method: str, path: str, status: int, body: bytes) -> None:
-        sim.problems.extend(spec.validate(method, path, status, body))
+        sim.responses.append((method, path, status))
+        if status != 304:  # no body to validate
+            sim.problems.extend(spec.validate(method, path, status, body))
 
     swappable.target = create_simulator_app(sim.state, on_response=check)
     yield sim

@@ -20,10 +20,10 @@ from tests.conftest import Simulator
 
 @asynccontextmanager
 async def sync_engine(
-    settings: Settings, simulator: Simulator, **tripletex: object
+    settings: Settings, simulator: Simulator, *, http_timeout: float = 5.0, **tripletex: object
 ) -> AsyncIterator[SyncEngine]:
     engine = create_engine(settings.database_url)
-    async with httpx.AsyncClient(timeout=httpx.Timeout(5.0)) as http:
+    async with httpx.AsyncClient(timeout=httpx.Timeout(http_timeout)) as http:
         client = TripletexClient(
             http,
             base_url=settings.tripletex_base_url,

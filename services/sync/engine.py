@@ -87,9 +87,10 @@ class SyncEngine:
                 return "skipped"
             months = await self._pending_months(db, client_id)
             if full is None:
-                full = client.full_sync or client.synced_at is None or not months
-                if not full and trigger != "webhook":
-                    months |= set(periods.recent(self._today(), self.settings.poll_months))
+                full = client.full_sync or client.synced_at is None
+            if not full and trigger != "webhook":
+                # Polling: the recent months are re-checked; unchanged ones cost a 304.
+                months |= set(periods.recent(self._today(), self.settings.poll_months))
             window = periods.window(self._today(), self.settings.years)
             todo = window if full else sorted(m for m in months if m in window)
             run = SyncRun(
@@ -145,7 +146,9 @@ class SyncEngine:
         openings_due = set() if full else _later_years(months, self._today())
         for month in months:
             fetched_at = utcnow()
-            balances = await self._connector.fetch_balances(key, company, month.start, month.end)
+            balances = await self._connector.fetch_balances(
+                key, company, month.start, month.end, conditional=not full
+            )
             async with self.session_factory() as db:
                 if not balances.unchanged:
                     opening = balances.opening if month.month == 1 else None
