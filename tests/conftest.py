@@ -165,6 +165,17 @@ def migrated_database(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]
 
 
 @pytest.fixture
+async def scratch_url(tmp_path: Path) -> AsyncIterator[str]:
+    """An empty, unmigrated database on the run's backend, for a test to build or break."""
+    if databases.ON_POSTGRES:
+        url = await databases.create_postgres_database("scratch")
+        yield url
+        await databases.drop_postgres_database(url)
+    else:
+        yield f"sqlite+aiosqlite:///{tmp_path / 'scratch.sqlite3'}"
+
+
+@pytest.fixture
 def database_url(migrated_database: str, tmp_path: Path) -> str:
     """An empty, migrated database for one test."""
     if databases.ON_POSTGRES:

@@ -20,7 +20,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -32,6 +31,7 @@ from cryptography.fernet import Fernet
 
 from tests import databases
 from tests.conftest import free_port
+from tests.processes import ServerDidNotStart, serve
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCKERFILE = ROOT / "Dockerfile"
@@ -230,22 +230,10 @@ def server(image: Image, database_url: str | None) -> Iterator[Server]:
     assert f"Created {EMAIL}" in created.stdout
 
     log = image.scratch / "server.log"
-    with log.open("w") as out:
-        process = subprocess.Popen(
-            image.dockerfile.cmd, cwd=image.app_dir, env=env, stdout=out, stderr=out
-        )
-    url = f"http://127.0.0.1:{env['PORT']}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if httpx.get(f"{url}/login", timeout=2).status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            pytest.fail(f"`{' '.join(image.dockerfile.cmd)}` did not serve:\n{log.read_text()}")
-        time.sleep(0.1)
+    try:
+        process, url = serve(image.dockerfile.cmd, cwd=image.app_dir, env=env, log=log)
+    except ServerDidNotStart as exc:
+        pytest.fail(str(exc))
     yield Server(url, env, log)
     process.send_signal(signal.SIGTERM)  # what `docker stop` sends
     try:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 from litestar.testing import AsyncTestClient
@@ -13,21 +11,9 @@ from sqlalchemy import text
 
 from services.db import create_engine, migrate_async
 from services.settings import Settings
-from tests import databases
 from tests.conftest import create_integration, free_port
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture
-async def scratch_url(tmp_path: Path) -> AsyncIterator[str]:
-    """An empty database on the run's backend, for the test to break."""
-    if databases.ON_POSTGRES:
-        url = await databases.create_postgres_database("ready")
-        yield url
-        await databases.drop_postgres_database(url)
-    else:
-        yield f"sqlite+aiosqlite:///{tmp_path / 'scratch.sqlite3'}"
 
 
 async def execute(url: str, sql: str) -> None:

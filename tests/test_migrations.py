@@ -1,8 +1,5 @@
 """The schema comes from migrations, and they agree with the models (on the run's backend)."""
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-
 import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
@@ -12,19 +9,8 @@ from sqlmodel import SQLModel
 
 import models  # noqa: F401
 from services.db import alembic_config, create_engine, migrate, migrate_async
-from tests import databases
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture
-async def scratch_url(tmp_path: Path) -> AsyncIterator[str]:
-    if databases.ON_POSTGRES:
-        url = await databases.create_postgres_database("scratch")
-        yield url
-        await databases.drop_postgres_database(url)
-    else:
-        yield f"sqlite+aiosqlite:///{tmp_path / 'scratch.sqlite3'}"
 
 
 async def table_names(url: str) -> set[str]:

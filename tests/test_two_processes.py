@@ -18,6 +18,7 @@ from cryptography.fernet import Fernet
 
 from tests import databases
 from tests.conftest import PASSWORD, Simulator, free_port
+from tests.processes import serve
 
 ROOT = Path(__file__).resolve().parents[1]
 CONSUMER_TOKEN = "two-process-consumer"
@@ -57,26 +58,8 @@ def shared_env(simulator: Simulator, tmp_path: Path) -> Iterator[dict[str, str]]
 
 
 def start(env: dict[str, str], tmp_path: Path, name: str) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    log = (tmp_path / f"{name}.log").open("w")
-    process = subprocess.Popen(
-        [sys.executable, "app.py", "run"],
-        cwd=ROOT,
-        env={**env, "PORT": str(port)},
-        stdout=log,
-        stderr=log,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            if httpx.get(f"{url}/login", timeout=1).status_code == 200:
-                return process, url
-        except httpx.TransportError:
-            pass
-        if process.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError((tmp_path / f"{name}.log").read_text())
-        time.sleep(0.2)
+    env = {**env, "PORT": str(free_port())}
+    return serve([sys.executable, "app.py", "run"], cwd=ROOT, env=env, log=tmp_path / f"{name}.log")
 
 
 def _fetch(url: str, sql: str) -> list[tuple]:

@@ -4,18 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import os
-import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from tests import databases
 from tests.conftest import free_port
+from tests.processes import serve
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
@@ -33,33 +31,19 @@ CHROMIUM_FLAGS = [
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     port = free_port()
     data_dir = tmp_path_factory.mktemp("demo-data")
-    log = (data_dir / "server.log").open("w")
     env = {**os.environ, "PORT": str(port), "DATA_DIR": str(data_dir)}
     database = None
     if databases.ON_POSTGRES:
         database = asyncio.run(databases.create_postgres_database("browser"))
         env["DATABASE_URL"] = database
-    process = subprocess.Popen(
-        [sys.executable, "app.py", "run", "--demo"], cwd=ROOT, env=env, stdout=log, stderr=log
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if httpx.get(f"{url}/login", timeout=1).status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        if process.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError((data_dir / "server.log").read_text())
-        time.sleep(0.2)
+    log = data_dir / "server.log"
+    process, url = serve([sys.executable, "app.py", "run", "--demo"], cwd=ROOT, env=env, log=log)
     yield url
     process.terminate()
     process.wait(timeout=10)
-    log.close()
     if database:
         asyncio.run(databases.drop_postgres_database(database))
-    server_log = (data_dir / "server.log").read_text()
+    server_log = log.read_text()
     # The demo keys must never reach the logs, not even in request URLs.
     assert "demo-regnskapskontor" not in server_log
     assert "demo-eget-selskap" not in server_log
