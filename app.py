@@ -3,6 +3,7 @@
 python app.py run [--demo]      serve (demo: SQLite + the Tripletex simulator in-process)
 python app.py migrate           apply database migrations
 python app.py create-user       add a user (prompts for the password)
+python app.py rotate-keys       re-encrypt stored Tripletex keys under the newest key
 """
 
 from __future__ import annotations
