@@ -5,7 +5,9 @@ from datetime import timedelta
 
 import pytest
 from litestar.testing import AsyncTestClient
+from sqlmodel import col, update
 
+from models import Client
 from models.base import utcnow
 from services.db import create_engine, create_session_factory
 from services.settings import Settings
@@ -47,7 +49,7 @@ async def test_two_runners_sync_each_due_client_exactly_once(
 async def test_a_live_lease_is_not_taken_and_an_expired_one_is(
     client: AsyncTestClient, settings: Settings
 ) -> None:
-    await create_integration(client)
+    await activate_all(client, await create_integration(client))
     client_id = (await query(settings, "select min(id) from client"))[0][0]
     engine = create_engine(settings.database_url)
     async with create_session_factory(engine)() as db:
@@ -57,4 +59,13 @@ async def test_a_live_lease_is_not_taken_and_an_expired_one_is(
         await db.exec(leases.update_lease_expiry(client_id, utcnow() - timedelta(seconds=1)))
         await db.commit()
         assert await leases.claim(db, client_id, "b", timedelta(minutes=5))
+        # Not due any more (synced, next poll later): nobody claims it, lease or not.
+        await db.exec(leases.update_lease_expiry(client_id, utcnow() - timedelta(seconds=1)))
+        await db.exec(
+            update(Client)
+            .where(col(Client.id) == client_id)
+            .values(sync_due_at=utcnow() + timedelta(minutes=10))
+        )
+        await db.commit()
+        assert not await leases.claim(db, client_id, "c", timedelta(minutes=5))
     await engine.dispose()

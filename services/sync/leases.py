@@ -21,24 +21,29 @@ def _free(now: datetime):
     return or_(col(Client.lease_expires_at).is_(None), col(Client.lease_expires_at) < now)
 
 
+def _due(now: datetime) -> list:
+    """Active, reachable, with a working key, due by schedule or with work noted, and free."""
+    pending = exists().where(col(PendingPeriod.client_id) == col(Client.id))
+    working_keys = select(Integration.id).where(col(Integration.key_status) == "ok")
+    return [
+        col(Client.active),
+        col(Client.access_lost).is_(False),
+        col(Client.integration_id).in_(working_keys),
+        or_(
+            col(Client.sync_due_at).is_(None),
+            col(Client.sync_due_at) <= now,
+            col(Client.full_sync),
+            pending,
+        ),
+        _free(now),
+    ]
+
+
 async def due_clients(db: AsyncSession, now: datetime, limit: int) -> list[tuple[int, int]]:
     """(client id, integration id) of active clients whose sync is due, most overdue first."""
-    pending = exists().where(col(PendingPeriod.client_id) == col(Client.id))
     rows = await db.exec(
         select(Client.id, Client.integration_id)
-        .join(Integration, col(Integration.id) == col(Client.integration_id))
-        .where(
-            col(Client.active),
-            col(Client.access_lost).is_(False),
-            col(Integration.key_status) == "ok",
-            or_(
-                col(Client.sync_due_at).is_(None),
-                col(Client.sync_due_at) <= now,
-                col(Client.full_sync),
-                pending,
-            ),
-            _free(now),
-        )
+        .where(*_due(now))
         .order_by(col(Client.sync_due_at).is_(None).desc(), col(Client.sync_due_at))
         .limit(limit)
     )
@@ -46,10 +51,12 @@ async def due_clients(db: AsyncSession, now: datetime, limit: int) -> list[tuple
 
 
 async def claim(db: AsyncSession, client_id: int, owner: str, lease: timedelta) -> bool:
+    """Take the client if it is still due and free: the list of due clients may be stale by
+    now (another process may have synced it meanwhile), so the claim checks both again."""
     now = utcnow()
     result = await db.exec(
         update(Client)
-        .where(col(Client.id) == client_id, _free(now))
+        .where(col(Client.id) == client_id, *_due(now))
         .values(lease_owner=owner, lease_expires_at=now + lease)
     )
     await db.commit()
