@@ -36,8 +36,9 @@ class ClientController(Controller):
         q: FromQuery[str | None] = None,
         sort: FromQuery[str | None] = None,
         offset: FromQuery[int] = 0,
+        status: FromQuery[str | None] = None,
     ) -> Template:
-        query = ClientQuery.parse(q, sort, offset)
+        query = ClientQuery.parse(q, sort, offset, status)
         if wants_fragment(request):
             # Search and sorting replace only the table.
             return await _render(db, "partials/client_table.html", integration, query)
@@ -51,9 +52,10 @@ class ClientController(Controller):
         q: FromQuery[str | None] = None,
         sort: FromQuery[str | None] = None,
         offset: FromQuery[int] = 0,
+        status: FromQuery[str | None] = None,
     ) -> Template:
         """The next page of rows, fetched as the last row scrolls into view."""
-        query = ClientQuery.parse(q, sort, offset)
+        query = ClientQuery.parse(q, sort, offset, status)
         return await _render(db, "partials/client_rows.html", integration, query)
 
     @get("/klienter/{client_id:int}")
@@ -170,7 +172,7 @@ async def _after_action(
 ) -> Response:
     if not wants_fragment(request):
         return redirect(request, f"/integrasjoner/{integration.id}")
-    query = ClientQuery.parse(field(data, "q"), field(data, "sort"))
+    query = ClientQuery.parse(field(data, "q"), field(data, "sort"), 0, field(data, "status"))
     return await _render(
         db, "partials/client_section.html", integration, query, notice=notice, error=error
     )
@@ -191,6 +193,7 @@ async def _render(
             "name": integration_service.display_name(integration),
             "page": await client_service.list_clients(db, integration.id, query),
             "counts": await client_service.counts(db, integration.id),
+            "status_labels": client_service.STATUS_LABELS,
             **extra,
         },
     )

@@ -5,12 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from sqlalchemy import ColumnElement, func, or_
+from sqlalchemy import ColumnElement, and_, case, func, not_, or_
 from sqlmodel import col, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from models import Client
 from models.base import utcnow
+from services.sync.status import SHOW_AFTER_FAILURES, SyncStatus
 
 PAGE_SIZE = 50
 MAX_QUERY_LENGTH = 100
@@ -26,6 +27,45 @@ class Switch(StrEnum):
     ACTIVE = "active"
 
 
+class StatusFilter(StrEnum):
+    """The client table's status filter; values are what the URL carries."""
+
+    OK = "ok"
+    ERROR = "feil"
+    KEY_ERROR = "nokkelfeil"
+    INACTIVE = "inaktiv"
+    NEW = "ny"
+
+
+STATUS_LABELS = {
+    StatusFilter.OK: "OK",
+    StatusFilter.ERROR: "Feil",
+    StatusFilter.KEY_ERROR: "Nøkkelfeil",
+    StatusFilter.INACTIVE: "Inaktiv",
+    StatusFilter.NEW: "Ny",
+}
+
+
+def status_condition(status: StatusFilter) -> ColumnElement[bool]:
+    active = col(Client.active)
+    failing = and_(
+        col(Client.sync_status) == SyncStatus.ERROR,
+        col(Client.sync_failures) >= SHOW_AFTER_FAILURES,
+    )
+    return {
+        StatusFilter.OK: and_(
+            active, col(Client.sync_status) == SyncStatus.OK, col(Client.access_lost).is_(False)
+        ),
+        StatusFilter.ERROR: and_(
+            active,
+            or_(failing, col(Client.sync_status) == SyncStatus.NO_ACCESS, col(Client.access_lost)),
+        ),
+        StatusFilter.KEY_ERROR: and_(active, col(Client.sync_status) == SyncStatus.KEY_ERROR),
+        StatusFilter.INACTIVE: not_(active),
+        StatusFilter.NEW: col(Client.is_new),
+    }[status]
+
+
 class Sort(StrEnum):
     NAME = "navn"
     NAME_DESC = "-navn"
@@ -38,9 +78,16 @@ class ClientQuery:
     text: str = ""
     sort: Sort = Sort.NAME
     offset: int = 0
+    status: StatusFilter | None = None
 
     @classmethod
-    def parse(cls, text: str | None, sort: str | None, offset: int | None = 0) -> ClientQuery:
+    def parse(
+        cls,
+        text: str | None,
+        sort: str | None,
+        offset: int | None = 0,
+        status: str | None = None,
+    ) -> ClientQuery:
         try:
             parsed_sort = Sort(sort or Sort.NAME)
         except ValueError:
@@ -49,7 +96,13 @@ class ClientQuery:
             text=(text or "").strip()[:MAX_QUERY_LENGTH],
             sort=parsed_sort,
             offset=max(offset or 0, 0),
+            status=StatusFilter(status) if status in set(StatusFilter) else None,
         )
+
+    def params(self, **changes: object) -> dict[str, object]:
+        """The query as URL parameters (for links that keep it), with some changed."""
+        params = {"q": self.text, "sort": self.sort.value, "status": self.status or ""}
+        return {k: v for k, v in {**params, **changes}.items() if v not in ("", None)}
 
 
 @dataclass(frozen=True)
@@ -64,6 +117,8 @@ class ClientPage:
 class Counts:
     active: int = 0
     inactive: int = 0
+    attention: int = 0  # active clients with an error the accountant must act on
+    new: int = 0
 
 
 def sort_key(name: str) -> str:
@@ -87,6 +142,8 @@ async def list_clients(db: AsyncSession, integration_id: int, query: ClientQuery
     where = [col(Client.integration_id) == integration_id]
     if query.text:
         where.append(_matches(query.text))
+    if query.status is not None:
+        where.append(status_condition(query.status))
     matching = (await db.exec(select(func.count()).select_from(Client).where(*where))).one()
     order = {
         Sort.NAME: (col(Client.sort_key), col(Client.id)),
@@ -128,19 +185,28 @@ async def counts(db: AsyncSession, integration_id: int) -> Counts:
 
 
 async def counts_by_integration(db: AsyncSession, integration_ids: list[int]) -> dict[int, Counts]:
+    def tally(condition: ColumnElement[bool]):
+        return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
+
+    attention = or_(status_condition(StatusFilter.ERROR), status_condition(StatusFilter.KEY_ERROR))
     rows = (
         await db.exec(
-            select(Client.integration_id, Client.active, func.count())
+            select(
+                Client.integration_id,
+                tally(col(Client.active)),
+                tally(not_(col(Client.active))),
+                tally(attention),
+                tally(col(Client.is_new)),
+            )
             .where(col(Client.integration_id).in_(integration_ids))
-            .group_by(col(Client.integration_id), col(Client.active))
+            .group_by(col(Client.integration_id))
         )
     ).all()
-    tally: dict[int, dict[bool, int]] = {}
-    for integration_id, active, number in rows:
-        tally.setdefault(integration_id, {})[active] = number
     return {
-        integration_id: Counts(active=by_flag.get(True, 0), inactive=by_flag.get(False, 0))
-        for integration_id, by_flag in tally.items()
+        integration_id: Counts(
+            active=int(active), inactive=int(inactive), attention=int(attn), new=int(new)
+        )
+        for integration_id, active, inactive, attn, new in rows
     }
 
 
