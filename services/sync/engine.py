@@ -44,6 +44,7 @@ from services.sync.status import (
 )
 
 log = logging.getLogger(__name__)
+INTERRUPTED = "interrupted: the process stopped before the sync finished"
 
 
 @dataclass(frozen=True)
@@ -93,6 +94,12 @@ class SyncEngine:
                 months |= set(periods.recent(self._today(), self.settings.poll_months))
             window = periods.window(self._today(), self.settings.years)
             todo = window if full else sorted(m for m in months if m in window)
+            # A run still "running" here belonged to a process that died mid-way.
+            await db.exec(
+                update(SyncRun)
+                .where(col(SyncRun.client_id) == client_id, col(SyncRun.result) == "running")
+                .values(result="failed", finished_at=utcnow(), error=INTERRUPTED)
+            )
             run = SyncRun(
                 client_id=client_id, kind="full" if full else "incremental", trigger=trigger
             )
