@@ -78,8 +78,9 @@ class SyncEngine:
     async def sync_client(self, client_id: int, *, trigger: str, full: bool | None = None) -> str:
         """Sync one client now; returns the run's result ("ok" or "failed").
 
-        `full` None decides by itself: full when asked for (FULL SYNKRONISERING), when the
-        client was never synced, or when nothing narrower is known to have changed.
+        `full` None decides by itself: full when asked for (FULL SYNKRONISERING) or when the
+        client was never synced; otherwise the months noted as changed (webhooks, the nightly
+        reconcile) plus, when polling, the most recent months.
         """
         async with self.session_factory() as db:
             client = await db.get(Client, client_id)
@@ -122,7 +123,7 @@ class SyncEngine:
             await self._fetch_and_store(client_id, key, company, todo, mirror_deletions, full)
         except ErpError as exc:
             await self._failed(client_id, run_id, exc, stats)
-            self._connector_forget(company)
+            self._connector.forget_cache(company)
             self._count("failed")
             return "failed"
         finally:
@@ -188,12 +189,6 @@ class SyncEngine:
             self._metrics.syncs.labels(result=result).inc()
             if result == "failed":
                 self._metrics.sync_failures.inc()
-
-    def _connector_forget(self, company: CompanyRef) -> None:
-        # What we stored may not match the ETags seen during a failed sync.
-        forget = getattr(self._connector, "forget_cache", None)
-        if forget is not None:
-            forget(company)
 
     async def _progress(self, db: AsyncSession, client_id: int) -> None:
         # Still alive: renew the lease (if one is held), so nobody else starts this client.
