@@ -118,5 +118,18 @@ class Connector(Protocol):
         ...
 
     async def fetch_balances(
-        self, key: str, company: CompanyRef, date_from: date, date_to: date
-    ) -> Balances: ...
+        self,
+        key: str,
+        company: CompanyRef,
+        date_from: date,
+        date_to: date,
+        *,
+        conditional: bool = False,
+    ) -> Balances:
+        """The saldobalanse of a period; with `conditional`, `unchanged` when the ERP says
+        nothing changed since this process last fetched it."""
+        ...
+
+    def forget_cache(self, company: CompanyRef) -> None:
+        """After a failed sync: forget what conditional fetches compare against."""
+        ...
