@@ -20,6 +20,8 @@ from services.crypto import KeyVault
 from services.web import wants_fragment
 
 SWITCHES = {s.value for s in Switch}
+# The templates that show the Aktive/Inaktive counts.
+WITH_COUNTS = {"pages/integration.html", "partials/client_section.html"}
 
 
 class ClientController(Controller):
@@ -186,14 +188,13 @@ async def _render(
     **extra: object,
 ) -> Template:
     assert integration.id is not None
-    return Template(
-        template,
-        context={
-            "integration": integration,
-            "name": integration_service.display_name(integration),
-            "page": await client_service.list_clients(db, integration.id, query),
-            "counts": await client_service.counts(db, integration.id),
-            "status_labels": client_service.STATUS_LABELS,
-            **extra,
-        },
-    )
+    context: dict[str, object] = {
+        "integration": integration,
+        "name": integration_service.display_name(integration),
+        "page": await client_service.list_clients(db, integration.id, query),
+        "status_labels": client_service.STATUS_LABELS,
+        **extra,
+    }
+    if template in WITH_COUNTS:  # not for every search keystroke or scrolled page
+        context["counts"] = await client_service.counts(db, integration.id)
+    return Template(template, context=context)

@@ -16,6 +16,8 @@ from sqlmodel import col, delete, select
 from models import WebSession
 from services.db import SessionFactory
 
+RENEW_SLACK = timedelta(minutes=5)
+
 
 class DatabaseStore(Store):
     def __init__(self, session_factory: SessionFactory) -> None:
@@ -44,8 +46,12 @@ class DatabaseStore(Store):
                 await db.commit()
                 return None
             if renew_for is not None and row.expires_at is not None:
-                row.expires_at = _expiry(renew_for)
-                await db.commit()
+                # Sliding expiry without a write per request: renew once it has drifted.
+                renewed = _expiry(renew_for)
+                assert renewed is not None
+                if renewed - row.expires_at > RENEW_SLACK:
+                    row.expires_at = renewed
+                    await db.commit()
             return row.data
 
     async def delete(self, key: str) -> None:
