@@ -62,6 +62,8 @@ class Client(SQLModel, table=True):
     sync_failures: int = 0
     synced_at: datetime | None = None
     sync_due_at: datetime | None = Field(default=None, index=True)
+    # How changes reach us: webhooks, or polling (see models/webhooks.LiveMode).
+    live_mode: str = Field(default="polling", max_length=20)
     progress_done: int = 0
     progress_total: int = 0
     # Lease: the process syncing this client now, until when (expired = free to claim).
