@@ -40,3 +40,15 @@ class WebhookReceipt(SQLModel, table=True):
 
     idempotency_key: str = Field(primary_key=True, max_length=100)
     received_at: datetime = Field(default_factory=utcnow, index=True)
+
+
+class VoucherMonth(SQLModel, table=True):
+    """The month a voucher was last seen in, from callbacks: a voucher moved to another
+    month or deleted changes the month it left, which the callback itself does not name."""
+
+    __tablename__ = "voucher_month"
+
+    client_id: int = Field(foreign_key="client.id", ondelete="CASCADE", primary_key=True)
+    voucher_id: int = Field(sa_type=BigInteger, primary_key=True)
+    year: int
+    month: int

@@ -45,6 +45,14 @@ def upgrade() -> None:
     with op.batch_alter_table('webhook_subscription', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_webhook_subscription_client_id'), ['client_id'], unique=False)
 
+    op.create_table('voucher_month',
+    sa.Column('client_id', sa.Integer(), nullable=False),
+    sa.Column('voucher_id', sa.BigInteger(), nullable=False),
+    sa.Column('year', sa.Integer(), nullable=False),
+    sa.Column('month', sa.Integer(), nullable=False),
+    sa.ForeignKeyConstraint(['client_id'], ['client.id'], ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('client_id', 'voucher_id')
+    )
     with op.batch_alter_table('client', schema=None) as batch_op:
         batch_op.add_column(sa.Column('live_mode', sqlmodel.sql.sqltypes.AutoString(length=20), nullable=False, server_default='polling'))
 
@@ -56,6 +64,7 @@ def downgrade() -> None:
     with op.batch_alter_table('client', schema=None) as batch_op:
         batch_op.drop_column('live_mode')
 
+    op.drop_table('voucher_month')
     with op.batch_alter_table('webhook_subscription', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_webhook_subscription_client_id'))
 

@@ -104,6 +104,32 @@ class Balances:
     unchanged: bool = False  # the ERP said nothing changed since our last fetch (304)
 
 
+@dataclass(frozen=True)
+class RemoteSubscription:
+    """A change subscription as the ERP reports it."""
+
+    erp_id: int
+    event: str
+    target_url: str
+    active: bool
+    status: str
+
+
+@dataclass(frozen=True)
+class ChangeEvent:
+    """One verified callback: what changed. `day` is the voucher's date where the ERP gave
+    it (None for deletions and account events)."""
+
+    subscription_id: int
+    event: str
+    object_id: int
+    day: date | None = None
+
+
+class CallbackRejected(Exception):
+    """A callback that is not what the ERP would send (bad signature, malformed body)."""
+
+
 @runtime_checkable
 class Connector(Protocol):
     system: str
@@ -132,4 +158,35 @@ class Connector(Protocol):
 
     def forget_cache(self, company: CompanyRef) -> None:
         """After a failed sync: forget what conditional fetches compare against."""
+        ...
+
+    # Live changes: the events a client is subscribed to, one subscription per event.
+    events: tuple[str, ...]
+
+    async def subscribe(
+        self, key: str, company: CompanyRef, event: str, target_url: str, secret: str
+    ) -> RemoteSubscription:
+        """Ask the ERP to call `target_url` on `event`, signing each call with `secret`."""
+        ...
+
+    async def renew_subscription(
+        self, key: str, company: CompanyRef, erp_id: int
+    ) -> RemoteSubscription:
+        """Switch a subscription the ERP disabled back on."""
+        ...
+
+    async def unsubscribe(self, key: str, company: CompanyRef, erp_id: int) -> None:
+        """Remove a subscription; one the ERP no longer knows counts as removed."""
+        ...
+
+    async def list_subscriptions(
+        self, key: str, company: CompanyRef
+    ) -> list[RemoteSubscription]: ...
+
+    def read_callback(self, secret: str, headers: dict[str, str], body: bytes) -> ChangeEvent:
+        """Verify a callback (constant time) and parse it; raises CallbackRejected."""
+        ...
+
+    def callback_id(self, headers: dict[str, str]) -> str | None:
+        """What identifies a delivery across the ERP's retries (for replay rejection)."""
         ...

@@ -7,7 +7,9 @@ ErpUnavailable), carrying the HTTP status and Tripletex's `x-tlx-request-id`.
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
+import hmac
 import json
 import logging
 import random
@@ -23,6 +25,8 @@ from models import KeyKind
 from services.connectors.base import (
     AccessDenied,
     Balances,
+    CallbackRejected,
+    ChangeEvent,
     CompanyRef,
     ErpError,
     ErpUnavailable,
@@ -31,6 +35,7 @@ from services.connectors.base import (
     RateLimited,
     RemoteAccount,
     RemoteClient,
+    RemoteSubscription,
     request_stats,
 )
 from services.metrics import Metrics
@@ -42,6 +47,15 @@ OWN_COMPANY = 0  # Basic-auth username meaning "the key's own company"
 SESSION_DAYS = 3  # session tokens live this long; renewed a day before they expire
 RETRY_STATUSES = {429, 500, 502, 503, 504}
 MAX_RATE_LIMIT_WAIT = 60.0
+# What changes a client's accounts or balances (voucher.update also fires on posting changes).
+EVENTS = (
+    "voucher.create",
+    "voucher.update",
+    "voucher.delete",
+    "account.create",
+    "account.update",
+    "account.delete",
+)
 
 
 @dataclass(frozen=True)
@@ -129,6 +143,20 @@ class TripletexClient:
             self._etags[cache_key] = tag
         return body
 
+    async def send(
+        self,
+        session: SessionToken,
+        method: str,
+        path: str,
+        *,
+        company_id: int = OWN_COMPANY,
+        body: dict[str, Any] | None = None,
+    ) -> dict[str, Any] | None:
+        """A write (POST, PUT, DELETE); the response body, None when there is none."""
+        auth = httpx.BasicAuth(str(company_id), session.token)
+        response = await self._request(method, path, auth=auth, json_body=body, raw=True)
+        return _json(response) if response.content else None
+
     def forget_etags(self, company_id: int) -> None:
         """After a failed sync: what we stored may not match the tags we saw."""
         for cache_key in [k for k in self._etags if k[0] == company_id]:
@@ -167,6 +195,7 @@ class TripletexClient:
         params: dict[str, Any] | None = None,
         auth: httpx.Auth | None = None,
         headers: dict[str, str] | None = None,
+        json_body: dict[str, Any] | None = None,
         raw: bool = False,
     ) -> Any:
         url = self._base_url + path
@@ -174,7 +203,7 @@ class TripletexClient:
         while True:
             try:
                 response = await self._http.request(
-                    method, url, params=params, auth=auth, headers=headers
+                    method, url, params=params, auth=auth, headers=headers, json=json_body
                 )
             except httpx.TransportError as exc:
                 self._count(method, "error", retry=attempt > 0)
@@ -350,6 +379,97 @@ class TripletexConnector:
     def forget_cache(self, company: CompanyRef) -> None:
         self._client.forget_etags(_auth_company(company))
 
+    events = EVENTS
+
+    async def subscribe(
+        self, key: str, company: CompanyRef, event: str, target_url: str, secret: str
+    ) -> RemoteSubscription:
+        body = {
+            "event": event,
+            "targetUrl": target_url,
+            # Only what tells us which months changed: a voucher's date.
+            "fields": "id,date" if event.startswith("voucher.") else "id",
+            "hmacSharedSecret": secret,
+        }
+
+        async def create(session: SessionToken) -> dict[str, Any] | None:
+            return await self._client.send(
+                session,
+                "POST",
+                "/event/subscription",
+                company_id=_auth_company(company),
+                body=body,
+            )
+
+        created = await self._with_session(key, create)
+        return _remote_subscription((created or {}).get("value") or {})
+
+    async def renew_subscription(
+        self, key: str, company: CompanyRef, erp_id: int
+    ) -> RemoteSubscription:
+        async def renew(session: SessionToken) -> dict[str, Any] | None:
+            path = f"/event/subscription/{erp_id}"
+            auth_company = _auth_company(company)
+            current = await self._client.get(session, path, company_id=auth_company)
+            value = (current or {}).get("value") or {}
+            body = {"id": erp_id, "version": value.get("version"), "status": "ACTIVE"}
+            return await self._client.send(session, "PUT", path, company_id=auth_company, body=body)
+
+        renewed = await self._with_session(key, renew)
+        return _remote_subscription((renewed or {}).get("value") or {})
+
+    async def unsubscribe(self, key: str, company: CompanyRef, erp_id: int) -> None:
+        async def remove(session: SessionToken) -> None:
+            await self._client.send(
+                session,
+                "DELETE",
+                f"/event/subscription/{erp_id}",
+                company_id=_auth_company(company),
+            )
+
+        try:
+            await self._with_session(key, remove)
+        except ErpError as exc:
+            if exc.status != 404:  # already gone is what we wanted
+                raise
+
+    async def list_subscriptions(self, key: str, company: CompanyRef) -> list[RemoteSubscription]:
+        async def fetch(session: SessionToken) -> list[RemoteSubscription]:
+            return [
+                _remote_subscription(item)
+                async for item in self._client.iter_list(
+                    session,
+                    "/event/subscription",
+                    company_id=_auth_company(company),
+                    params={"fields": "id,event,targetUrl,status"},
+                )
+            ]
+
+        return await self._with_session(key, fetch)
+
+    def callback_id(self, headers: dict[str, str]) -> str | None:
+        return headers.get("idempotency-key") or None
+
+    def read_callback(self, secret: str, headers: dict[str, str], body: bytes) -> ChangeEvent:
+        # Tripletex signs "<idempotency-key>&<body>" with HMAC-SHA512 (the Subscription schema).
+        key = headers.get("idempotency-key", "")
+        given = headers.get("x-request-signature", "")
+        digest = hmac.new(secret.encode(), key.encode() + b"&" + body, hashlib.sha512).digest()
+        if not key or not hmac.compare_digest(base64.b64encode(digest).decode(), given):
+            raise CallbackRejected("signature does not match")
+        try:
+            data = json.loads(body)
+            value = data.get("value") or {}
+            day = date.fromisoformat(value["date"]) if value.get("date") else None
+            return ChangeEvent(
+                subscription_id=int(data["subscriptionId"]),
+                event=str(data["event"]),
+                object_id=int(data["id"]),
+                day=day,
+            )
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise CallbackRejected(f"malformed callback: {type(exc).__name__}") from exc
+
     async def _with_session(self, key: str, call: Callable[[SessionToken], Awaitable[T]]) -> T:
         """Run `call` with the cached session; if Tripletex refuses that session (expired,
         revoked), make a new one once. A key refused at session creation is really refused."""
@@ -386,6 +506,17 @@ def _remote_account(item: dict[str, Any]) -> RemoteAccount:
         vat_code=(item.get("vatType") or {}).get("number"),
         saft_code=item.get("saftCode") or None,
         grouping_code=item.get("groupingCode") or None,
+    )
+
+
+def _remote_subscription(item: dict[str, Any]) -> RemoteSubscription:
+    status = str(item.get("status") or "ACTIVE")
+    return RemoteSubscription(
+        erp_id=int(item["id"]),
+        event=str(item.get("event") or ""),
+        target_url=str(item.get("targetUrl") or ""),
+        active=status == "ACTIVE",
+        status=status,
     )
 
 
