@@ -92,7 +92,12 @@ def create_app(settings: Settings) -> Litestar:
                     await ensure_demo_user(db, email=email, password=password, office_name=office)
             try:
                 async with running_sync(
-                    ctx.session_factory, ctx.vault, ctx.connector, settings.sync, ctx.metrics
+                    ctx.session_factory,
+                    ctx.vault,
+                    ctx.connector,
+                    settings.sync,
+                    ctx.metrics,
+                    settings.public_base_url,
                 ) as runner:
                     ctx.sync_runner = runner
                     yield

@@ -83,3 +83,5 @@ class PendingPeriod(SQLModel, table=True):
     year: int = Field(primary_key=True)
     month: int = Field(primary_key=True)
     noted_at: datetime = Field(default_factory=utcnow)
+    # Who noted it (webhook, nightly): what the sync history names as the run's trigger.
+    source: str = Field(default="webhook", max_length=20)

@@ -4,6 +4,7 @@ from routes.demo import grant_client
 from routes.guide import tripletex_guide
 from routes.health import HEALTH_ROUTES
 from routes.integrations import IntegrationController
+from routes.webhooks import tripletex_callback
 
 ROUTES = [
     AuthController,
@@ -12,4 +13,5 @@ ROUTES = [
     tripletex_guide,
     grant_client,
     *HEALTH_ROUTES,
+    tripletex_callback,
 ]

@@ -1,6 +1,7 @@
 """Integrations: the list, Ny integrasjon, Endre system, Slett system."""
 
 from litestar import Controller, get, post
+from litestar.background_tasks import BackgroundTask
 from litestar.di import NamedDependency, Provide
 from litestar.exceptions import NotFoundException
 from litestar.params import FromPath
@@ -16,6 +17,7 @@ from services.auth import CurrentUser
 from services.connectors.base import Connector
 from services.crypto import KeyVault
 from services.demo import DEMO_KEYS
+from services.sync.subscriptions import subscriptions_of_integration, unsubscribe_all
 from services.web import wants_fragment
 
 
@@ -165,9 +167,17 @@ class IntegrationController(Controller):
         request: HTMXRequest,
         db: NamedDependency[AsyncSession],
         integration: NamedDependency[Integration],
+        vault: NamedDependency[KeyVault],
+        connector: NamedDependency[Connector],
     ) -> Response:
+        # Noted while the key is still known, removed at the ERP after the answer.
+        subscriptions = await subscriptions_of_integration(db, integration)
+        key = vault.decrypt(integration.key_ciphertext)
         await integration_service.delete_integration(db, integration)
-        return redirect(request, "/integrasjoner")
+        response = redirect(request, "/integrasjoner")
+        if subscriptions:
+            response.background = BackgroundTask(unsubscribe_all, connector, key, subscriptions)
+        return response
 
 
 def _form_page(

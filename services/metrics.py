@@ -31,15 +31,16 @@ class Metrics:
             ["method", "route", "status"],
             registry=self.registry,
         )
-        # Filled by the sync engine; webhook events by the receiver (next step).
+        # Filled by the sync engine, and webhook events by their receiver.
         self.syncs = Counter("erp_syncs", "Sync runs by result", ["result"], registry=self.registry)
         self.sync_failures = Counter(
             "erp_sync_failures", "Sync runs that failed", registry=self.registry
         )
         self.webhook_events = Counter(
             "erp_webhook_events",
-            "Tripletex webhook events received",
-            ["event"],
+            "Tripletex webhook callbacks by event and outcome (accepted, duplicate, unknown, "
+            "rejected)",
+            ["event", "outcome"],
             registry=self.registry,
         )
 

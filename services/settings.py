@@ -105,6 +105,10 @@ class Settings:
         public_base_url = env.get("PUBLIC_BASE_URL", "").strip().rstrip("/") or None
         if public_base_url and not public_base_url.startswith("https://") and not is_demo:
             raise SettingsError("PUBLIC_BASE_URL must be an https:// URL Tripletex can reach")
+        if is_demo and public_base_url is None:
+            # The demo's simulated Tripletex runs in this process and may call plain HTTP on
+            # loopback: the demo shows live sync through webhooks.
+            public_base_url = f"http://127.0.0.1:{port}"
         log_format = env.get("LOG_FORMAT", "text" if is_demo else "json").strip().lower()
         if log_format not in ("text", "json"):
             raise SettingsError(f"LOG_FORMAT must be text or json, not {log_format!r}")

@@ -18,7 +18,7 @@ from sqlalchemy import case, update
 from sqlmodel import col, delete, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from models import Client, Integration, KeyKind, PendingPeriod, SyncRun
+from models import Client, Integration, KeyKind, LiveMode, PendingPeriod, SyncRun
 from models.base import utcnow
 from services.connectors.base import (
     AccessDenied,
@@ -52,6 +52,7 @@ class SyncSettings:
     years: int = 2  # accounting years kept: the current and the previous
     poll_months: int = 2  # months an incremental poll re-checks
     poll_interval: timedelta = timedelta(minutes=10)
+    live_recheck: timedelta = timedelta(hours=6)  # with webhooks on: the safety-net poll
     retry_after: timedelta = timedelta(minutes=2)  # first retry after a failed sync
     no_access_retry: timedelta = timedelta(hours=6)
     lease: timedelta = timedelta(minutes=10)  # renewed on every month stored
@@ -75,24 +76,33 @@ class SyncEngine:
         self.settings = settings or SyncSettings()
         self._today = today
 
-    async def sync_client(self, client_id: int, *, trigger: str, full: bool | None = None) -> str:
-        """Sync one client now; returns the run's result ("ok" or "failed").
+    async def sync_client(
+        self, client_id: int, *, trigger: str | None = None, full: bool | None = None
+    ) -> str:
+        """Sync one client now; returns the run's result ("ok", "failed", or "skipped").
 
         `full` None decides by itself: full when asked for (FULL SYNKRONISERING) or when the
         client was never synced; otherwise the months noted as changed (webhooks, the nightly
-        reconcile) plus, when polling, the most recent months.
+        reconcile) plus, when polling or due by schedule, the most recent months.
+        `trigger` None (the scheduler): named from why the client is due, and an inactive
+        client is skipped.
         """
         async with self.session_factory() as db:
             client = await db.get(Client, client_id)
             integration = await db.get(Integration, client.integration_id) if client else None
-            if client is None or integration is None:
+            if client is None or integration is None or (trigger is None and not client.active):
                 return "skipped"
-            months = await self._pending_months(db, client_id)
+            notes = await self._pending(db, client_id)
+            months = set(notes)
             if full is None:
                 full = client.full_sync or client.synced_at is None
-            if not full and trigger != "webhook":
+            now = utcnow()
+            due_by_time = client.sync_due_at is None or client.sync_due_at <= now
+            polling = client.live_mode != LiveMode.WEBHOOKS or due_by_time
+            if not full and polling:
                 # Polling: the recent months are re-checked; unchanged ones cost a 304.
                 months |= set(periods.recent(self._today(), self.settings.poll_months))
+            trigger = trigger or _trigger(client, full, notes, polling)
             window = periods.window(self._today(), self.settings.years)
             todo = window if full else sorted(m for m in months if m in window)
             # A run still "running" here belonged to a process that died mid-way.
@@ -204,15 +214,16 @@ class SyncEngine:
             )
         )
 
-    async def _pending_months(self, db: AsyncSession, client_id: int) -> set[Month]:
+    async def _pending(self, db: AsyncSession, client_id: int) -> dict[Month, str]:
+        """The months noted as changed, and who noted each."""
         rows = (
             await db.exec(
-                select(PendingPeriod.year, PendingPeriod.month).where(
+                select(PendingPeriod.year, PendingPeriod.month, PendingPeriod.source).where(
                     col(PendingPeriod.client_id) == client_id
                 )
             )
         ).all()
-        return {Month(year, month) for year, month in rows}
+        return {Month(year, month): source for year, month, source in rows}
 
     async def _succeeded(
         self,
@@ -232,7 +243,10 @@ class SyncEngine:
                 client.sync_error = None
                 client.sync_failures = 0
                 client.synced_at = now
-                client.sync_due_at = now + self.settings.poll_interval
+                # With webhooks, a scheduled re-check is only a safety net.
+                live = client.live_mode == LiveMode.WEBHOOKS
+                interval = self.settings.live_recheck if live else self.settings.poll_interval
+                client.sync_due_at = now + interval
                 if full:
                     client.full_sync = False  # the one-shot switch clears itself
             if run is not None:
@@ -276,6 +290,19 @@ class SyncEngine:
             type(exc).__name__,
             exc.request_id,
         )
+
+
+def _trigger(client: Client, full: bool, notes: dict[Month, str], polling: bool) -> str:
+    """What the sync history names as the reason for a run the scheduler started."""
+    if client.synced_at is None:
+        return "activation"
+    if full and client.full_sync:
+        return "manual"
+    if "nightly" in notes.values():
+        return "nightly"
+    if notes and not polling:
+        return "webhook"
+    return "poll" if client.live_mode != LiveMode.WEBHOOKS else "schedule"
 
 
 def _later_years(months: list[Month], today: date) -> set[int]:

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import exists, or_, update
+from sqlalchemy import and_, exists, or_, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from models import Client, Integration, PendingPeriod
+from models import Client, Integration, PendingPeriod, WebhookSubscription
 from models.base import utcnow
 
 
@@ -22,21 +22,23 @@ def _free(now: datetime):
 
 
 def _due(now: datetime) -> list:
-    """Active, reachable, with a working key, due by schedule or with work noted, and free."""
+    """Free, with a working key, and either active and due (by schedule or with work noted)
+    or inactive but still subscribed to changes at the ERP (to unsubscribe)."""
     pending = exists().where(col(PendingPeriod.client_id) == col(Client.id))
+    subscribed = exists().where(col(WebhookSubscription.client_id) == col(Client.id))
     working_keys = select(Integration.id).where(col(Integration.key_status) == "ok")
-    return [
+    to_sync = and_(
         col(Client.active),
         col(Client.access_lost).is_(False),
-        col(Client.integration_id).in_(working_keys),
         or_(
             col(Client.sync_due_at).is_(None),
             col(Client.sync_due_at) <= now,
             col(Client.full_sync),
             pending,
         ),
-        _free(now),
-    ]
+    )
+    to_unsubscribe = and_(or_(~col(Client.active), col(Client.access_lost)), subscribed)
+    return [col(Client.integration_id).in_(working_keys), or_(to_sync, to_unsubscribe), _free(now)]
 
 
 async def due_clients(db: AsyncSession, now: datetime, limit: int) -> list[tuple[int, int]]:

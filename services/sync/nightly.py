@@ -4,11 +4,12 @@ and queue a full reconcile of every active client, as Tripletex advises beside w
 from __future__ import annotations
 
 import logging
-from datetime import date
+from datetime import date, timedelta
 
-from sqlmodel import col, select
+from sqlmodel import col, delete, select
 
-from models import Client, Integration
+from models import Client, Integration, WebhookReceipt
+from models.base import utcnow
 from services import integrations as integration_service
 from services.connectors.base import Connector
 from services.crypto import KeyVault
@@ -17,6 +18,7 @@ from services.sync import periods
 from services.sync.pending import note_months
 
 log = logging.getLogger(__name__)
+RECEIPTS_KEPT = timedelta(days=7)
 
 
 async def run_nightly(
@@ -43,9 +45,15 @@ async def run_nightly(
                 log.info("nightly refresh integration=%s added=%d", integration_id, result.added)
             except integration_service.InputError:
                 log.warning("nightly refresh failed integration=%s", integration_id)
+    async with session_factory() as db:
+        # Tripletex retries a callback for far less than this: older receipts guard nothing.
+        await db.exec(
+            delete(WebhookReceipt).where(col(WebhookReceipt.received_at) < utcnow() - RECEIPTS_KEPT)
+        )
+        await db.commit()
     window = periods.window(today, years)
     async with session_factory() as db:
         client_ids = (await db.exec(select(Client.id).where(col(Client.active)))).all()
         for client_id in client_ids:
-            await note_months(db, client_id, window)
+            await note_months(db, client_id, window, source="nightly")
         await db.commit()

@@ -13,13 +13,30 @@ from models.base import utcnow
 from services.sync.periods import Month
 
 
-async def note_months(db: AsyncSession, client_id: int, months: Iterable[Month]) -> None:
+async def note_months(
+    db: AsyncSession, client_id: int, months: Iterable[Month], *, source: str = "webhook"
+) -> None:
+    now = utcnow()
     rows = [
-        {"client_id": client_id, "year": m.year, "month": m.month, "noted_at": utcnow()}
+        {
+            "client_id": client_id,
+            "year": m.year,
+            "month": m.month,
+            "noted_at": now,
+            "source": source,
+        }
         for m in months
     ]
     if not rows:
         return
     dialect = db.get_bind().dialect.name
     insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    await db.exec(insert(PendingPeriod).values(rows).on_conflict_do_nothing())
+    statement = insert(PendingPeriod).values(rows)
+    # A newer note must win: the engine drops only notes older than its fetch of the month,
+    # so a change noted while that month was being fetched is still synced afterwards.
+    await db.exec(
+        statement.on_conflict_do_update(
+            index_elements=["client_id", "year", "month"],
+            set_={"noted_at": statement.excluded.noted_at, "source": statement.excluded.source},
+        )
+    )

@@ -28,6 +28,7 @@ from services.settings import SyncConfig
 from services.sync import leases
 from services.sync.engine import SyncEngine, SyncSettings
 from services.sync.nightly import run_nightly
+from services.sync.subscriptions import SubscriptionManager
 
 log = logging.getLogger(__name__)
 
@@ -49,9 +50,13 @@ class SyncRunner:
         session_factory: SessionFactory,
         engine: SyncEngine,
         settings: SchedulerSettings | None = None,
+        subscriptions: SubscriptionManager | None = None,
     ) -> None:
         self._factory = session_factory
         self._engine = engine
+        self._subscriptions = subscriptions
+        self._wake: asyncio.TimerHandle | None = None
+        self._ticks: set[asyncio.Task[int]] = set()
         self.settings = settings or SchedulerSettings()
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self._running: dict[int, asyncio.Task[None]] = {}
@@ -82,6 +87,18 @@ class SyncRunner:
             started += 1
         return started
 
+    def wake(self, delay: float = 0.25) -> None:
+        """Tick soon (a callback noted work) rather than at the next interval. The short
+        delay lets a burst of callbacks for one client become one sync."""
+        if self._wake is None:
+            self._wake = asyncio.get_running_loop().call_later(delay, self._woken)
+
+    def _woken(self) -> None:
+        self._wake = None
+        task = asyncio.get_running_loop().create_task(self.tick())
+        self._ticks.add(task)
+        task.add_done_callback(self._ticks.discard)
+
     async def drain(self) -> None:
         """Wait for the syncs started so far (tests)."""
         while self._running:
@@ -90,6 +107,8 @@ class SyncRunner:
     async def stop(self) -> None:
         """Shutdown: stop the syncs under way. What they committed stays; their leases are
         released (or expire), and the next tick anywhere redoes the rest."""
+        if self._wake is not None:
+            self._wake.cancel()
         for task in list(self._running.values()):
             task.cancel()
         await asyncio.gather(*list(self._running.values()), return_exceptions=True)
@@ -100,7 +119,9 @@ class SyncRunner:
         )
         try:
             async with gate:
-                await self._engine.sync_client(client_id, trigger="schedule")
+                if self._subscriptions is not None:
+                    await self._subscriptions.reconcile(client_id)
+                await self._engine.sync_client(client_id)
         except Exception:
             log.exception("sync crashed client=%s", client_id)
         finally:
@@ -115,6 +136,7 @@ async def running_sync(
     connector: Connector,
     config: SyncConfig,
     metrics: Metrics | None = None,
+    public_base_url: str | None = None,
 ) -> AsyncIterator[SyncRunner | None]:
     """The sync engine and its scheduler for the lifetime of the app (unless disabled)."""
     if not config.enabled:
@@ -135,6 +157,7 @@ async def running_sync(
             concurrency=config.concurrency,
             per_integration=config.per_key,
         ),
+        SubscriptionManager(session_factory, vault, connector, public_base_url),
     )
 
     async def nightly() -> None:

@@ -1,0 +1,49 @@
+"""The receiver of Tripletex's change callbacks.
+
+No login, session or CSRF: Tripletex proves itself with the subscription's signature. The
+answer comes as soon as the change is noted; the sync itself runs in the scheduler.
+"""
+
+from datetime import date
+
+from litestar import Request, post
+from litestar.datastructures import State
+from litestar.params import FromPath
+from litestar.response import Response
+
+from routes.health import NO_SESSION_OR_CSRF
+from services.sync.callbacks import Outcome, receive
+from services.sync.subscriptions import RECEIVER_PATH
+from services.web import context
+
+STATUS = {
+    Outcome.ACCEPTED: 200,
+    Outcome.DUPLICATE: 200,  # taken in before: saying so stops the retries
+    Outcome.UNKNOWN: 404,
+    Outcome.REJECTED: 401,
+}
+
+
+@post(RECEIVER_PATH + "{hook_id:str}", opt=NO_SESSION_OR_CSRF, status_code=200)
+async def tripletex_callback(
+    request: Request, state: State, hook_id: FromPath[str]
+) -> Response[None]:
+    ctx = context(state)
+    assert ctx.connector is not None
+    async with ctx.session_factory() as db:
+        received = await receive(
+            db,
+            ctx.vault,
+            ctx.connector,
+            hook_id,
+            {name.lower(): value for name, value in request.headers.items()},
+            await request.body(),
+            today=date.today(),
+            years=ctx.settings.sync.years,
+        )
+    ctx.metrics.webhook_events.labels(
+        event=received.event or "unknown", outcome=received.outcome.value
+    ).inc()
+    if received.outcome is Outcome.ACCEPTED and ctx.sync_runner is not None:
+        ctx.sync_runner.wake()
+    return Response(None, status_code=STATUS[received.outcome])

@@ -1,0 +1,244 @@
+"""Keeping a client's change subscriptions at the ERP as they should be.
+
+Wanted: one subscription per event while the client is active and the ERP can reach us (a
+public URL is configured); none otherwise. `reconcile` runs under the client's sync lease
+(so two processes never subscribe one client twice), before each sync of an active client
+and for inactive clients that still hold subscriptions. Once a day it also asks the ERP
+for their status: one that was disabled (too many errors, rate limit) is switched back on,
+and until that works the client is polled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlmodel.sql.expression import SelectOfScalar
+
+from models import Client, Integration, KeyKind, LiveMode, WebhookSubscription
+from models.base import utcnow
+from services.connectors.base import CompanyRef, Connector, ErpError, RemoteSubscription
+from services.crypto import KeyVault
+from services.db import SessionFactory
+
+log = logging.getLogger(__name__)
+ACTIVE = "ACTIVE"
+CHECK_EVERY = timedelta(hours=20)  # the nightly reconcile sees every subscription once a day
+RECEIVER_PATH = "/webhooks/tripletex/"
+
+
+def callback_url(public_base_url: str, hook_id: str) -> str:
+    return public_base_url.rstrip("/") + RECEIVER_PATH + hook_id
+
+
+@dataclass(frozen=True)
+class ClientRef:
+    client_id: int
+    active: bool
+    key: str
+    company: CompanyRef
+
+
+class SubscriptionManager:
+    def __init__(
+        self,
+        session_factory: SessionFactory,
+        vault: KeyVault,
+        connector: Connector,
+        public_base_url: str | None,
+    ) -> None:
+        self._factory = session_factory
+        self._vault = vault
+        self._connector = connector
+        self._public_base_url = public_base_url
+
+    async def reconcile(self, client_id: int) -> LiveMode | None:
+        """Make the client's subscriptions what they should be; returns its live mode (None
+        when the client is gone). ERP errors are logged, never raised: the client is then
+        polled, and the next sync tries again."""
+        async with self._factory() as db:
+            ref = await self._client_ref(db, client_id)
+            subs = (await db.exec(_subscriptions_of(client_id))).all()
+        if ref is None:
+            return None
+        wanted = ref.active and self._public_base_url is not None
+        try:
+            if not wanted:
+                await self._remove(ref, subs)
+                mode = LiveMode.POLLING
+            else:
+                mode = await self._ensure(ref, subs)
+        except ErpError as exc:
+            log.warning(
+                "webhook subscriptions failed client=%s error=%s", client_id, type(exc).__name__
+            )
+            mode = LiveMode.FALLBACK if wanted else LiveMode.POLLING
+        async with self._factory() as db:
+            client = await db.get(Client, client_id)
+            if client is not None and client.live_mode != mode:
+                client.live_mode = mode
+                await db.commit()
+        return mode
+
+    async def _client_ref(self, db: AsyncSession, client_id: int) -> ClientRef | None:
+        client = await db.get(Client, client_id)
+        integration = await db.get(Integration, client.integration_id) if client else None
+        if client is None or integration is None:
+            return None
+        return ClientRef(
+            client_id=client_id,
+            active=client.active and not client.access_lost and integration.key_status == "ok",
+            key=self._vault.decrypt(integration.key_ciphertext),
+            company=_company(client.erp_id, integration),
+        )
+
+    async def _remove(self, ref: ClientRef, subs: list[WebhookSubscription]) -> None:
+        for sub in subs:
+            if sub.erp_subscription_id is not None:
+                try:
+                    await self._connector.unsubscribe(ref.key, ref.company, sub.erp_subscription_id)
+                except ErpError as exc:
+                    # Forgotten here all the same: its callbacks then get 404 until the ERP
+                    # disables it, which beats retrying a lost client on every tick.
+                    log.warning(
+                        "unsubscribe failed client=%s error=%s", ref.client_id, type(exc).__name__
+                    )
+            async with self._factory() as db:
+                row = await db.get(WebhookSubscription, sub.id)
+                if row is not None:
+                    await db.delete(row)
+                    await db.commit()
+
+    async def _ensure(self, ref: ClientRef, subs: list[WebhookSubscription]) -> LiveMode:
+        assert self._public_base_url is not None
+        by_event = {sub.event: sub for sub in subs}
+        now = utcnow()
+        if any(s.checked_at is None or s.checked_at < now - CHECK_EVERY for s in subs):
+            await self._check(ref, subs)
+        for event in self._connector.events:
+            sub = by_event.get(event)
+            if sub is None or sub.erp_subscription_id is None:
+                sub = sub or await self._new_row(ref.client_id, event)
+                secret = self._vault.decrypt(sub.secret_ciphertext)
+                remote = await self._connector.subscribe(
+                    ref.key,
+                    ref.company,
+                    event,
+                    callback_url(self._public_base_url, sub.hook_id),
+                    secret,
+                )
+                await self._save(sub.id, remote)
+                log.info("subscribed client=%s event=%s", ref.client_id, event)
+            elif sub.erp_status != ACTIVE:
+                remote = await self._connector.renew_subscription(
+                    ref.key, ref.company, sub.erp_subscription_id
+                )
+                await self._save(sub.id, remote)
+                log.info("renewed subscription client=%s event=%s", ref.client_id, event)
+        async with self._factory() as db:
+            statuses = (
+                await db.exec(
+                    select(WebhookSubscription.erp_status).where(
+                        col(WebhookSubscription.client_id) == ref.client_id
+                    )
+                )
+            ).all()
+        wanted = len(self._connector.events)
+        all_active = len(statuses) == wanted and all(s == ACTIVE for s in statuses)
+        return LiveMode.WEBHOOKS if all_active else LiveMode.FALLBACK
+
+    async def _check(self, ref: ClientRef, subs: list[WebhookSubscription]) -> None:
+        """Ask the ERP how our subscriptions are; one it no longer has is made again."""
+        listed = await self._connector.list_subscriptions(ref.key, ref.company)
+        remote = {r.erp_id: r for r in listed}
+        async with self._factory() as db:
+            for sub in subs:
+                row = await db.get(WebhookSubscription, sub.id)
+                if row is None:
+                    continue
+                found = remote.get(row.erp_subscription_id or -1)
+                if found is None:
+                    row.erp_subscription_id, row.erp_status = None, "MISSING"
+                else:
+                    if found.status != row.erp_status:
+                        log.warning(
+                            "subscription status client=%s event=%s status=%s",
+                            ref.client_id,
+                            row.event,
+                            found.status,
+                        )
+                    row.erp_status = found.status
+                row.checked_at = utcnow()
+                sub.erp_subscription_id, sub.erp_status = row.erp_subscription_id, row.erp_status
+            await db.commit()
+
+    async def _new_row(self, client_id: int, event: str) -> WebhookSubscription:
+        async with self._factory() as db:
+            sub = WebhookSubscription(
+                client_id=client_id,
+                event=event,
+                hook_id=secrets.token_urlsafe(24),
+                secret_ciphertext=self._vault.encrypt(secrets.token_urlsafe(32)),
+            )
+            db.add(sub)
+            await db.commit()
+            await db.refresh(sub)
+            return sub
+
+    async def _save(self, sub_id: int | None, remote: RemoteSubscription) -> None:
+        async with self._factory() as db:
+            row = await db.get(WebhookSubscription, sub_id)
+            if row is not None:
+                row.erp_subscription_id = remote.erp_id
+                row.erp_status = remote.status
+                row.checked_at = utcnow()
+                await db.commit()
+
+
+async def subscriptions_of_integration(
+    db: AsyncSession, integration: Integration
+) -> list[tuple[CompanyRef, int]]:
+    """The subscriptions an integration's clients hold at the ERP (company, ERP id)."""
+    rows = (
+        await db.exec(
+            select(Client.erp_id, WebhookSubscription.erp_subscription_id)
+            .join(Client, col(Client.id) == col(WebhookSubscription.client_id))
+            .where(
+                col(Client.integration_id) == integration.id,
+                col(WebhookSubscription.erp_subscription_id).is_not(None),
+            )
+        )
+    ).all()
+    return [(_company(erp_id, integration), sub_id) for erp_id, sub_id in rows if sub_id]
+
+
+async def unsubscribe_all(
+    connector: Connector, key: str, subscriptions: list[tuple[CompanyRef, int]]
+) -> None:
+    """Remove subscriptions at the ERP as far as it lets us (Slett system, after the rows
+    are gone). One that stays calls into a 404 until the ERP disables it."""
+    gate = asyncio.Semaphore(4)
+
+    async def remove(company: CompanyRef, erp_id: int) -> None:
+        async with gate:
+            try:
+                await connector.unsubscribe(key, company, erp_id)
+            except ErpError as exc:
+                log.warning(
+                    "unsubscribe failed subscription=%s error=%s", erp_id, type(exc).__name__
+                )
+
+    await asyncio.gather(*(remove(company, erp_id) for company, erp_id in subscriptions))
+
+
+def _subscriptions_of(client_id: int) -> SelectOfScalar[WebhookSubscription]:
+    return select(WebhookSubscription).where(col(WebhookSubscription.client_id) == client_id)
+
+
+def _company(erp_id: int, integration: Integration) -> CompanyRef:
+    return CompanyRef(erp_id=erp_id, is_own_company=integration.key_kind == KeyKind.OWN_COMPANY)

@@ -1,0 +1,233 @@
+"""Live sync through Tripletex webhooks: our app on a real port, the simulator calling it.
+
+The app runs under uvicorn with its scheduler on, the simulator delivers signed callbacks
+over real HTTP, and a voucher posted in Tripletex reaches our balances without a poll.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import date
+from decimal import Decimal
+
+import httpx
+import pytest
+import uvicorn
+
+from services.settings import Settings, SyncConfig
+from services.sync import periods
+from services.tripletex_sim.model import Company
+from tests.conftest import PASSWORD, Simulator, add_user, free_port, query
+from tests.sync_support import simulator_month
+
+pytestmark = pytest.mark.anyio
+EVENTS = 6  # voucher.create|update|delete, account.create|update|delete
+
+
+@pytest.fixture
+async def live_app(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    """The app on a real port with webhooks on and a fast scheduler; a logged-in client."""
+    from app import create_app
+
+    port = free_port()
+    live = dataclasses.replace(
+        settings,
+        port=port,
+        public_base_url=f"http://127.0.0.1:{port}",
+        sync=SyncConfig(enabled=True, tick_seconds=0.3),
+    )
+    await add_user(live, "regnskap@kontor-a.no", "Kontor A AS")
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(live), host="127.0.0.1", port=port, log_level="warning")
+    )
+    task = asyncio.create_task(server.serve())
+    while not server.started:  # noqa: ASYNC110 - uvicorn offers no event to wait on
+        await asyncio.sleep(0.02)
+    async with httpx.AsyncClient(base_url=live.public_base_url or "", timeout=10) as http:
+        await http.get("/login")
+        login = await http.post(
+            "/login", data={"email": "regnskap@kontor-a.no", "password": PASSWORD, **form(http)}
+        )
+        assert login.status_code in (200, 303)
+        yield http
+    server.should_exit = True
+    await task
+
+
+def form(http: httpx.AsyncClient) -> dict[str, str]:
+    return {"_csrf_token": http.cookies.get("erp_csrf") or ""}
+
+
+async def until(check: Callable[[], Awaitable[bool]], seconds: float = 20) -> None:
+    deadline = time.monotonic() + seconds
+    while not await check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {seconds} s: {check.__name__}")
+        await asyncio.sleep(0.1)
+
+
+async def activate(http: httpx.AsyncClient, settings: Settings, company: Company) -> int:
+    response = await http.post(
+        "/integrasjoner/ny",
+        data={"key": "demo-regnskapskontor", "description": "Kontoret", **form(http)},
+    )
+    assert response.status_code == 303, response.text
+    integration_id = int(response.headers["location"].rsplit("/", 1)[1])
+    client_id = (await query(settings, f"select id from client where erp_id = {company.id}"))[0][0]
+    switched = await http.post(
+        f"/integrasjoner/{integration_id}/klienter/{client_id}/active",
+        data={"on": "true", **form(http)},
+    )
+    assert switched.status_code == 303, switched.text  # no JavaScript: back to the table
+    return client_id
+
+
+def active_subscriptions(simulator: Simulator, company: Company) -> list[str]:
+    return sorted(
+        s.event
+        for s in simulator.state.subscriptions.values()
+        if s.company_id == company.id and s.status == "ACTIVE"
+    )
+
+
+async def test_voucher_reaches_balances_through_the_webhook_path(
+    live_app: httpx.AsyncClient, settings: Settings, simulator: Simulator
+) -> None:
+    company = simulator.state.clients_of("demo-regnskapskontor")[4]
+    client_id = await activate(live_app, settings, company)
+
+    async def subscribed_and_synced() -> bool:
+        rows = await query(
+            settings, f"select live_mode, synced_at from client where id = {client_id}"
+        )
+        return rows[0][0] == "webhooks" and rows[0][1] is not None
+
+    await until(subscribed_and_synced)
+    assert len(active_subscriptions(simulator, company)) == EVENTS
+    # Every callback is signed with a secret of its own subscription.
+    secrets = {s.hmac_shared_secret for s in simulator.state.subscriptions.values()}
+    assert len(secrets) == EVENTS and None not in secrets
+
+    today = simulator.state.today
+    last_year = date(today.year - 1, 3, 15)  # not a recent month: no poll would look there
+    for day in (last_year, last_year, today):  # a burst: two for March, one for this month
+        post_voucher(simulator, company, day)
+    changed = {periods.Month(last_year.year, 3), periods.Month(today.year, today.month)}
+
+    async def balances_equal() -> bool:
+        runs = await query(
+            settings,
+            f"select result from sync_run where client_id = {client_id} and trigger = 'webhook'",
+        )
+        if not runs or any(r == "running" for (r,) in runs):
+            return False
+        for month in changed:
+            if await stored(settings, client_id, month) != simulator_month(
+                simulator, company.id, month.year, month.month
+            ):
+                return False
+        return True
+
+    await until(balances_equal)
+    runs = await query(
+        settings,
+        "select kind, trigger, periods, result from sync_run "
+        f"where client_id = {client_id} order by id",
+    )
+    assert runs[0][:2] == ("full", "activation")
+    webhook_runs = [r for r in runs if r[1] == "webhook"]
+    # The burst of three callbacks became syncs of just the two changed months.
+    assert sum(periods_ for _, _, periods_, _ in webhook_runs) <= 3
+    assert all(kind == "incremental" and result == "ok" for kind, _, _, result in webhook_runs)
+    deliveries = [d for d in simulator.state.deliveries if d.event == "voucher.create"]
+    assert len(deliveries) == 3 and all(d.status == "delivered" for d in deliveries)
+
+
+async def test_callbacks_are_verified_and_replays_ignored(
+    live_app: httpx.AsyncClient, settings: Settings, simulator: Simulator
+) -> None:
+    company = simulator.state.clients_of("demo-regnskapskontor")[5]
+    client_id = await activate(live_app, settings, company)
+
+    async def webhooks_on() -> bool:
+        rows = await query(settings, f"select live_mode from client where id = {client_id}")
+        return rows[0][0] == "webhooks"
+
+    await until(webhooks_on)
+    post_voucher(simulator, company, simulator.state.today)
+    await simulator.state.webhooks.wait_idle()
+    delivery = next(d for d in simulator.state.deliveries if d.event == "voucher.create")
+    assert delivery.status == "delivered"
+
+    replay = await live_app.post(delivery.target, content=delivery.body, headers=delivery.headers)
+    assert replay.status_code == 200  # taken in before: Tripletex stops retrying
+    tampered = delivery.body.replace(b'"voucher.create"', b'"voucher.delete"')
+    forged = await live_app.post(delivery.target, content=tampered, headers=delivery.headers)
+    assert forged.status_code == 401
+    unsigned = {k: v for k, v in delivery.headers.items() if k != "x-request-signature"}
+    assert (
+        await live_app.post(delivery.target, content=delivery.body, headers=unsigned)
+    ).status_code == 401
+    unknown = delivery.target.rsplit("/", 1)[0] + "/no-such-hook"
+    assert (
+        await live_app.post(unknown, content=delivery.body, headers=delivery.headers)
+    ).status_code == 404
+    metrics = (await live_app.get("/metrics")).text
+    assert 'erp_webhook_events_total{event="voucher.create",outcome="accepted"} 1.0' in metrics
+    assert 'erp_webhook_events_total{event="voucher.create",outcome="duplicate"} 1.0' in metrics
+    assert 'outcome="rejected"} 2.0' in metrics
+
+
+async def test_deactivation_removes_the_subscriptions(
+    live_app: httpx.AsyncClient, settings: Settings, simulator: Simulator
+) -> None:
+    company = simulator.state.clients_of("demo-regnskapskontor")[6]
+    client_id = await activate(live_app, settings, company)
+
+    async def subscribed() -> bool:
+        return len(active_subscriptions(simulator, company)) == EVENTS
+
+    await until(subscribed)
+    integration_id = (
+        await query(settings, f"select integration_id from client where id = {client_id}")
+    )[0][0]
+    await live_app.post(
+        f"/integrasjoner/{integration_id}/klienter/{client_id}/active",
+        data={"on": "false", **form(live_app)},
+    )
+
+    async def unsubscribed() -> bool:
+        rows = await query(
+            settings, f"select count(*) from webhook_subscription where client_id = {client_id}"
+        )
+        return rows[0][0] == 0 and not active_subscriptions(simulator, company)
+
+    await until(unsubscribed)
+    mode = await query(settings, f"select live_mode from client where id = {client_id}")
+    assert mode[0][0] == "polling"
+
+
+def post_voucher(simulator: Simulator, company: Company, day: date) -> None:
+    simulator.state.post_voucher(company.id, date=day)
+
+
+async def stored(
+    settings: Settings, client_id: int, month: periods.Month
+) -> dict[int, tuple[Decimal, Decimal]]:
+    from services.balances import trial_balance
+    from services.db import create_engine, create_session_factory
+
+    engine = create_engine(settings.database_url)
+    try:
+        async with create_session_factory(engine)() as db:
+            lines = await trial_balance(db, client_id, month.year, month.month, month.month)
+    finally:
+        await engine.dispose()
+    return {
+        line.account_number: (line.opening, line.movement)
+        for line in lines
+        if line.opening or line.movement
+    }
