@@ -30,7 +30,12 @@ def configure(settings: Settings) -> Callable[[JinjaTemplateEngine], None]:
     def callback(engine: JinjaTemplateEngine) -> None:
         env = engine.engine
         env.globals.update(
-            demo=settings.demo, htmx_file=HTMX_FILE, show_after_failures=SHOW_AFTER_FAILURES
+            demo=settings.demo,
+            htmx_file=HTMX_FILE,
+            show_after_failures=SHOW_AFTER_FAILURES,
+            # How changes reach us: webhooks when Tripletex can reach this app, else polling.
+            webhooks_on=settings.public_base_url is not None,
+            poll_minutes=settings.sync.poll_minutes,
         )
         env.filters.update(local_time=local_time, org_number=org_number)
 
