@@ -499,3 +499,87 @@ class _Bookkeeper:
             ]
             vouchers.append(voucher)
         return vouchers
+
+
+# -- Benchmark scale: thousands of clients, built in seconds, held in little memory ----------
+
+# Two accounts a client adds to the standard plan, so a scaled client has 80 (CHART has 78).
+SCALED_EXTRA_ACCOUNTS = ((1580, "Andre fordringer"), (6420, "Leie datasystemer"))
+_NAME_COMBINATIONS = len(_PLACES) * len(_TRADES) * len(_FORMS)
+
+
+def scaled_client_name(index: int) -> tuple[str, str]:
+    """A plausible client name, unique for every index >= 0 (place, trade, form, then a
+    number once the combinations run out): for worlds of thousands of clients."""
+    place = _PLACES[index % len(_PLACES)]
+    trade = _TRADES[index // len(_PLACES) % len(_TRADES)]
+    suffix, company_type = _FORMS[index // (len(_PLACES) * len(_TRADES)) % len(_FORMS)]
+    round_ = index // _NAME_COMBINATIONS
+    numbered = f" {round_ + 1}" if round_ else ""
+    if company_type == "ENK":
+        return f"{trade} {('Ola', 'Kari', 'Nils', 'Sofie')[index % 4]} {place}{numbered}", "ENK"
+    return f"{place} {trade}{numbered} {suffix}", company_type
+
+
+def build_scaled_template(*, ids: Ids, index: int, today: date, taken: set[str]) -> Company:
+    """A client company with a history of its own (as build_company) and 80 accounts, whose
+    chart and history clones share (see clone_company)."""
+    name, company_type = scaled_client_name(index)
+    company = build_company(
+        ids=ids,
+        index=index,
+        name=name,
+        company_type=company_type,
+        today=today,
+        taken_org_numbers=taken,
+        customer_company_id=ids.customer.next(),
+    )
+    for number, account_name in SCALED_EXTRA_ACCOUNTS:
+        company.accounts.append(
+            Account(
+                id=ids.account.next(),
+                number=number,
+                name=account_name,
+                vat_type_id=0,
+                created_at=company.created_at,
+            )
+        )
+    return company
+
+
+def clone_company(template: Company, *, ids: Ids, index: int, taken: set[str]) -> Company:
+    """A client company of its own (id, name, organization number, address, id ranges for
+    new vouchers) whose chart of accounts and booked history are the template's objects,
+    shared rather than copied: a client costs a few kilobytes, not half a megabyte.
+
+    For benchmarks. The clone's lists are its own, so vouchers booked for it later (the
+    control API's POST /_sim/companies/{id}/vouchers) change only its balances; changing a
+    shared voucher or account (PUT, DELETE) changes every company that shares it.
+    """
+    name, company_type = scaled_client_name(index)
+    rng = random.Random(f"tripletex-sim:clone:{index}")
+    postal_code, city = rng.choice(_CITIES)
+    voucher_ids, posting_ids = Ids.for_history(index)
+    words = "".join(c for c in name.lower() if c.isascii() and c.isalnum())[:24] or "firma"
+    company = Company(
+        id=ids.company.next(),
+        name=name,
+        organization_number=org_number(rng, taken),
+        type=company_type,
+        start_date=template.start_date,
+        email=f"post@{words}.no",
+        phone_number=f"{rng.choice((2, 3, 5, 7))}{rng.randint(1_000_000, 9_999_999)}",
+        address=Address(
+            id=ids.address.next(),
+            address_line1=f"{rng.choice(_STREETS)} {rng.randint(1, 120)}",
+            postal_code=postal_code,
+            city=city,
+        ),
+        created_at=template.created_at,
+        voucher_ids=voucher_ids,
+        posting_ids=posting_ids,
+        customer_company_id=ids.customer.next(),
+        accounts=list(template.accounts),
+    )
+    company.history = lambda: list(template.vouchers)
+    return company

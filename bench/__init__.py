@@ -1,0 +1,1 @@
+"""Benchmarks: measurements, not tests. `make bench` runs them all; see bench/README.md."""
