@@ -32,12 +32,14 @@ from litestar.types import ASGIApp
 from litestar_htmx import ClientRedirect, HTMXPlugin, HTMXRequest
 
 from routes import ROUTES
+from routes.api import api_routes, not_found_response, openapi_config
 from services import templating
 from services.connectors.tripletex import TripletexClient, TripletexConnector
 from services.crypto import KeyVault
 from services.db import create_engine, create_session_factory, migrate, open_session
 from services.logging_setup import configure_logging, install_log_context
 from services.metrics import HttpMetricsMiddleware
+from services.notifications import running_notifications
 from services.request_context import RequestIdMiddleware
 from services.session_store import DatabaseStore, SessionConfig
 from services.settings import Settings, SettingsError
@@ -100,12 +102,19 @@ def create_app(settings: Settings) -> Litestar:
                     settings.public_base_url,
                 ) as runner:
                     ctx.sync_runner = runner
-                    yield
+                    async with running_notifications(
+                        ctx.session_factory, ctx.vault, http, enabled=settings.sync.enabled
+                    ):
+                        yield
             finally:
                 await engine.dispose()
 
     app = Litestar(
-        route_handlers=[*ROUTES, create_static_files_router("/static", [ROOT / "static"])],
+        route_handlers=[
+            *ROUTES,
+            *api_routes(),
+            create_static_files_router("/static", [ROOT / "static"]),
+        ],
         dependencies={
             "db": Provide(provide_db),
             "user": Provide(provide_user),
@@ -118,6 +127,9 @@ def create_app(settings: Settings) -> Litestar:
         state=_state(ctx),
         plugins=[HTMXPlugin()],
         request_class=HTMXRequest,
+        # The API's schema only (/api/v1/schema): the HTML pages are no API.
+        openapi_config=openapi_config(),
+        include_in_schema=False,
         template_config=TemplateConfig(
             directory=ROOT / "templates",
             engine=JinjaTemplateEngine,
@@ -182,6 +194,8 @@ def _to_login(request: Request, _exc: LoginRequired) -> Response:
 
 
 def _not_found(request: Request, _exc: NotFoundException) -> Response:
+    if (api_response := not_found_response(request)) is not None:
+        return api_response
     return Template("pages/not_found.html", status_code=404)
 
 

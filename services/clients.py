@@ -11,6 +11,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from models import Client
 from models.base import utcnow
+from services import publishing
 from services.sync.status import SHOW_AFTER_FAILURES, SyncStatus
 
 PAGE_SIZE = 50
@@ -219,6 +220,8 @@ async def get_client(db: AsyncSession, integration_id: int, client_id: int) -> C
 
 async def set_switch(db: AsyncSession, client: Client, switch: Switch, on: bool) -> Client:
     """Set one switch to an explicit value, so a repeated click cannot flip it back."""
+    if getattr(client, switch.value) != on and client.id is not None:
+        await publishing.record_switch(db, [client.id], switch.value, on)
     setattr(client, switch.value, on)
     client.is_new = False
     client.updated_at = utcnow()
@@ -238,6 +241,8 @@ async def set_all_active(db: AsyncSession, integration_id: int, on: bool) -> int
     values: dict[str, object] = {"active": on, "is_new": False, "updated_at": now}
     if on:
         values["sync_due_at"] = now
-    result = await db.exec(update(Client).where(*where).values(**values))
+    changed = list((await db.exec(select(Client.id).where(*where))).all())
+    result = await db.exec(update(Client).where(col(Client.id).in_(changed)).values(**values))
+    await publishing.record_switch(db, changed, Switch.ACTIVE.value, on)
     await db.commit()
     return result.rowcount

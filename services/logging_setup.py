@@ -14,11 +14,13 @@ from typing import Any
 from services.request_context import current_request_id
 
 _SECRET_PARAMS = re.compile(r"((?:employee|consumer)Token|token|password)=[^&\s\"']+", re.I)
+# Our own API tokens and webhook signing secrets, wherever they appear.
+_OWN_SECRETS = re.compile(r"(erpapi_|whsec_)[A-Za-z0-9_\-+/=]{8,}")
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
 
 
 def redact(text: str) -> str:
-    return _SECRET_PARAMS.sub(r"\1=***", text)
+    return _OWN_SECRETS.sub(r"\1***", _SECRET_PARAMS.sub(r"\1=***", text))
 
 
 def _redacting_factory(base: Any) -> Any:

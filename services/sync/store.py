@@ -1,5 +1,9 @@
 """Writing synced data. Every write is idempotent: storing the same data twice changes
-nothing, and each month is replaced whole inside the caller's transaction."""
+nothing, and each month is replaced whole inside the caller's transaction.
+
+Real changes (compared with what is stored) are recorded in the change log in the same
+transaction (services/publishing.py), so the API's change feed and the outbound
+notifications never miss data that was committed, nor announce data that was not."""
 
 from __future__ import annotations
 
@@ -9,9 +13,10 @@ from sqlalchemy import insert
 from sqlmodel import col, delete, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from models import Account, MonthMovement, YearOpening
+from models import Account, ChangeKind, MonthMovement, YearOpening
 from models.base import utcnow
 from services.connectors.base import RemoteAccount
+from services.publishing import record_change
 from services.sync.periods import Month
 
 
@@ -54,6 +59,8 @@ async def store_accounts(
         elif gone.removed_at is None:
             gone.removed_at = now
             changes += 1
+    if changes:
+        await record_change(db, client_id, ChangeKind.ACCOUNTS)
     return changes
 
 
@@ -63,29 +70,72 @@ async def store_month(
     month: Month,
     movements: dict[int, Decimal],
     opening: dict[int, Decimal] | None = None,
-) -> None:
-    """Replace one month's movements (and, for January, the year's openings)."""
-    await db.exec(
-        delete(MonthMovement).where(
+) -> bool:
+    """Replace one month's movements (and, for January, the year's openings). Returns
+    whether anything changed; unchanged data is not rewritten."""
+    stored = await _amounts(
+        db,
+        select(MonthMovement.account_number, MonthMovement.amount).where(
             col(MonthMovement.client_id) == client_id,
             col(MonthMovement.year) == month.year,
             col(MonthMovement.month) == month.month,
-        )
+        ),
     )
-    await _insert(db, MonthMovement, client_id, movements, year=month.year, month=month.month)
+    moved = stored != _nonzero(movements)
+    if moved:
+        await db.exec(
+            delete(MonthMovement).where(
+                col(MonthMovement.client_id) == client_id,
+                col(MonthMovement.year) == month.year,
+                col(MonthMovement.month) == month.month,
+            )
+        )
+        await _insert(db, MonthMovement, client_id, movements, year=month.year, month=month.month)
+    opened = False
     if opening is not None:
-        await store_opening(db, client_id, month.year, opening)
+        opened = await store_opening(db, client_id, month.year, opening, record=False)
+    if opened:  # every month of the year has a new balance in: the whole year changed
+        await record_change(db, client_id, ChangeKind.BALANCES, year=month.year)
+    elif moved:
+        await record_change(db, client_id, ChangeKind.BALANCES, year=month.year, month=month.month)
+    return moved or opened
 
 
 async def store_opening(
-    db: AsyncSession, client_id: int, year: int, opening: dict[int, Decimal]
-) -> None:
+    db: AsyncSession,
+    client_id: int,
+    year: int,
+    opening: dict[int, Decimal],
+    *,
+    record: bool = True,
+) -> bool:
+    """Replace a year's opening balances; returns whether they changed."""
+    stored = await _amounts(
+        db,
+        select(YearOpening.account_number, YearOpening.amount).where(
+            col(YearOpening.client_id) == client_id, col(YearOpening.year) == year
+        ),
+    )
+    if stored == _nonzero(opening):
+        return False
     await db.exec(
         delete(YearOpening).where(
             col(YearOpening.client_id) == client_id, col(YearOpening.year) == year
         )
     )
     await _insert(db, YearOpening, client_id, opening, year=year)
+    if record:
+        await record_change(db, client_id, ChangeKind.BALANCES, year=year)
+    return True
+
+
+def _nonzero(amounts: dict[int, Decimal]) -> dict[int, Decimal]:
+    return {number: amount for number, amount in amounts.items() if amount != 0}
+
+
+async def _amounts(db: AsyncSession, query: object) -> dict[int, Decimal]:
+    rows = (await db.exec(query)).all()  # type: ignore[call-overload]
+    return {number: amount for number, amount in rows}
 
 
 async def _insert(

@@ -1,0 +1,265 @@
+"""Innstillinger: API-nøkler (tokens for the downstream products) and Varsler (webhook)."""
+
+from __future__ import annotations
+
+import httpx
+from litestar import Controller, get, post
+from litestar.datastructures import State
+from litestar.di import NamedDependency
+from litestar.exceptions import NotFoundException
+from litestar.params import FromPath
+from litestar.response import Redirect, Response, Template
+from litestar_htmx import HTMXRequest
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from models import NotificationEndpoint
+from routes.forms import Form, field
+from routes.integrations import redirect
+from services import api_tokens, notifications
+from services.auth import CurrentUser
+from services.crypto import KeyVault
+from services.web import context, wants_fragment
+
+NO_STORE = {"Cache-Control": "no-store"}  # pages that show a secret
+
+
+class SettingsController(Controller):
+    path = "/innstillinger"
+    include_in_schema = False
+
+    @get("/")
+    async def index(self) -> Redirect:
+        return Redirect("/innstillinger/api-nokler", status_code=303)
+
+    # -- API-nøkler -------------------------------------------------------------------
+
+    @get("/api-nokler")
+    async def tokens(
+        self, db: NamedDependency[AsyncSession], user: NamedDependency[CurrentUser]
+    ) -> Template:
+        return await _tokens_page(db, user)
+
+    @post("/api-nokler", status_code=200)
+    async def create_token(
+        self,
+        request: HTMXRequest,
+        db: NamedDependency[AsyncSession],
+        user: NamedDependency[CurrentUser],
+        data: Form,
+    ) -> Template:
+        """Ny API-nøkkel: the token is in this response and never again."""
+        name = field(data, "name")
+        try:
+            token, raw = await api_tokens.create_token(db, user.office_id, name, user.email)
+        except api_tokens.TokenInputError as exc:
+            return await _tokens_page(
+                db, user, request=request, values={"name": name}, errors={exc.field: exc.message}
+            )
+        return await _tokens_page(db, user, request=request, created=(token, raw))
+
+    @post("/api-nokler/{token_id:int}/trekk-tilbake", status_code=200)
+    async def revoke_token(
+        self,
+        request: HTMXRequest,
+        db: NamedDependency[AsyncSession],
+        user: NamedDependency[CurrentUser],
+        token_id: FromPath[int],
+    ) -> Response:
+        if await api_tokens.revoke_token(db, user.office_id, token_id) is None:
+            raise NotFoundException()
+        if not wants_fragment(request):
+            return redirect(request, "/innstillinger/api-nokler")
+        return await _tokens_page(db, user, request=request)
+
+    # -- Varsler (webhook) ---------------------------------------------------------------
+
+    @get("/varsler")
+    async def notifications_page(
+        self,
+        db: NamedDependency[AsyncSession],
+        user: NamedDependency[CurrentUser],
+        vault: NamedDependency[KeyVault],
+    ) -> Template:
+        return await _notifications_page(db, user, vault)
+
+    @post("/varsler", status_code=200)
+    async def save_endpoint(
+        self,
+        request: HTMXRequest,
+        db: NamedDependency[AsyncSession],
+        user: NamedDependency[CurrentUser],
+        vault: NamedDependency[KeyVault],
+        data: Form,
+    ) -> Response:
+        url = field(data, "url")
+        enabled = field(data, "enabled") in ("on", "true")
+        try:
+            _, secret = await notifications.save_endpoint(
+                db, vault, user.office_id, url, enabled=enabled
+            )
+        except notifications.NotificationInputError as exc:
+            return await _notifications_page(
+                db,
+                user,
+                vault,
+                request=request,
+                values={"url": url, "enabled": enabled},
+                errors={exc.field: exc.message},
+                status_code=422,
+            )
+        notice = "Varslene sendes hit fra nå av." if secret else "Endringene er lagret."
+        return await _notifications_page(
+            db, user, vault, request=request, new_secret=secret, notice=notice
+        )
+
+    @post("/varsler/ny-hemmelighet", status_code=200)
+    async def rotate_secret(
+        self,
+        request: HTMXRequest,
+        db: NamedDependency[AsyncSession],
+        user: NamedDependency[CurrentUser],
+        vault: NamedDependency[KeyVault],
+    ) -> Response:
+        endpoint = await _owned_endpoint(db, user)
+        secret = await notifications.rotate_secret(db, vault, endpoint)
+        return await _notifications_page(
+            db,
+            user,
+            vault,
+            request=request,
+            new_secret=secret,
+            notice="Ny signeringshemmelighet: varsler signeres med den fra nå av.",
+        )
+
+    @post("/varsler/test", status_code=200)
+    async def send_test(
+        self,
+        request: HTMXRequest,
+        db: NamedDependency[AsyncSession],
+        user: NamedDependency[CurrentUser],
+        vault: NamedDependency[KeyVault],
+        http: NamedDependency[httpx.AsyncClient],
+        state: State,
+    ) -> Response:
+        """Send testvarsel: queued and attempted at once, so the log shows the answer."""
+        endpoint = await _owned_endpoint(db, user)
+        delivery_id = await notifications.queue_test_event(db, endpoint)
+        worker = notifications.NotificationWorker(context(state).session_factory, vault, http)
+        ok = await worker.deliver(delivery_id)
+        notice = (
+            "Testvarselet ble levert."
+            if ok
+            else "Testvarselet ble ikke tatt imot; se leveranseloggen. Vi prøver igjen."
+        )
+        if not wants_fragment(request):
+            return redirect(request, "/innstillinger/varsler")
+        return await _notifications_page(db, user, vault, request=request, notice=notice)
+
+    @post("/varsler/slett", status_code=200)
+    async def delete_endpoint(
+        self,
+        request: HTMXRequest,
+        db: NamedDependency[AsyncSession],
+        user: NamedDependency[CurrentUser],
+    ) -> Response:
+        endpoint = await _owned_endpoint(db, user)
+        await notifications.delete_endpoint(db, endpoint)
+        return redirect(request, "/innstillinger/varsler")
+
+    @get("/varsler/logg")
+    async def delivery_log(
+        self, db: NamedDependency[AsyncSession], user: NamedDependency[CurrentUser]
+    ) -> Template:
+        """Leveranselogg alone: what the page polls."""
+        endpoint = await _owned_endpoint(db, user)
+        assert endpoint.id is not None
+        return Template(
+            "partials/notification_log.html",
+            context={"log": await notifications.delivery_log(db, endpoint.id)},
+        )
+
+    @post("/varsler/leveranser/{delivery_id:int}/prov-igjen", status_code=200)
+    async def retry_delivery(
+        self,
+        request: HTMXRequest,
+        db: NamedDependency[AsyncSession],
+        user: NamedDependency[CurrentUser],
+        delivery_id: FromPath[int],
+    ) -> Response:
+        endpoint = await _owned_endpoint(db, user)
+        assert endpoint.id is not None
+        if not await notifications.retry_now(db, endpoint.id, delivery_id):
+            raise NotFoundException()
+        if not wants_fragment(request):
+            return redirect(request, "/innstillinger/varsler")
+        return Template(
+            "partials/notification_log.html",
+            context={"log": await notifications.delivery_log(db, endpoint.id)},
+        )
+
+
+async def _owned_endpoint(db: AsyncSession, user: CurrentUser) -> NotificationEndpoint:
+    endpoint = await notifications.get_endpoint(db, user.office_id)
+    if endpoint is None:
+        raise NotFoundException()
+    return endpoint
+
+
+async def _tokens_page(
+    db: AsyncSession,
+    user: CurrentUser,
+    *,
+    request: HTMXRequest | None = None,
+    created: tuple[object, str] | None = None,
+    values: dict[str, str] | None = None,
+    errors: dict[str, str] | None = None,
+) -> Template:
+    fragment = request is not None and wants_fragment(request)
+    return Template(
+        "partials/api_tokens.html" if fragment else "pages/settings_api.html",
+        context={
+            "user": user,
+            "tab": "api",
+            "tokens": await api_tokens.list_tokens(db, user.office_id),
+            "created": created,
+            "values": values or {},
+            "errors": errors or {},
+        },
+        status_code=422 if errors else 200,
+        headers=NO_STORE if created else None,
+    )
+
+
+async def _notifications_page(
+    db: AsyncSession,
+    user: CurrentUser,
+    vault: KeyVault,
+    *,
+    request: HTMXRequest | None = None,
+    values: dict[str, object] | None = None,
+    errors: dict[str, str] | None = None,
+    new_secret: str | None = None,
+    notice: str | None = None,
+    status_code: int = 200,
+) -> Template:
+    endpoint = await notifications.get_endpoint(db, user.office_id)
+    fragment = request is not None and wants_fragment(request)
+    log = await notifications.delivery_log(db, endpoint.id) if endpoint and endpoint.id else []
+    return Template(
+        "partials/notification_endpoint.html" if fragment else "pages/settings_notifications.html",
+        context={
+            "user": user,
+            "tab": "varsler",
+            "endpoint": endpoint,
+            "secret": notifications.reveal_secret(vault, endpoint) if endpoint else None,
+            "new_secret": new_secret,
+            "values": values
+            or ({"url": endpoint.url, "enabled": endpoint.enabled} if endpoint else {}),
+            "errors": errors or {},
+            "notice": notice,
+            "log": log,
+            "event_types": sorted(notifications.EVENT_TYPES.values()),
+        },
+        status_code=status_code,
+        headers=NO_STORE,
+    )
