@@ -14,7 +14,7 @@ import json
 import logging
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any, TypeVar
@@ -38,6 +38,7 @@ from services.connectors.base import (
     RemoteSubscription,
     request_stats,
 )
+from services.connectors.pacing import RateBudget
 from services.metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -62,6 +63,8 @@ EVENTS = (
 class SessionToken:
     token: str
     expires: date  # valid until midnight at the end of this date
+    # The key's rate-limit budget, shared by every request made with the key.
+    budget: RateBudget = field(default_factory=RateBudget, compare=False, repr=False)
 
     def is_fresh(self, today: date) -> bool:
         return today < self.expires
@@ -86,6 +89,7 @@ class TripletexClient:
         self._backoff = backoff
         self._today = today
         self._sessions: dict[str, SessionToken] = {}
+        self._budgets: dict[str, RateBudget] = {}  # per key; outlives its session tokens
         self._metrics = metrics
         # ETags of conditional GETs, per company and URL. Only tags, not bodies: a 304 means
         # "what you stored last time is still right", which is all an incremental sync needs.
@@ -96,7 +100,8 @@ class TripletexClient:
         cache_key = hashlib.sha256(employee_token.encode()).hexdigest()
         session = self._sessions.get(cache_key)
         if session is None or not session.is_fresh(self._today()):
-            session = await self.create_session(employee_token)
+            budget = self._budgets.setdefault(cache_key, RateBudget())
+            session = replace(await self.create_session(employee_token), budget=budget)
             self._sessions[cache_key] = session
         return session
 
@@ -128,11 +133,11 @@ class TripletexClient:
         """The response body; None when `conditional` and Tripletex says it is unchanged."""
         auth = httpx.BasicAuth(str(company_id), session.token)
         if not conditional:
-            return await self._request("GET", path, params=params, auth=auth)
+            return await self._request("GET", path, params=params, auth=auth, budget=session.budget)
         cache_key = (company_id, str(httpx.URL(self._base_url + path, params=params)))
         headers = {"If-None-Match": tag} if (tag := self._etags.get(cache_key)) else {}
         response = await self._request(
-            "GET", path, params=params, auth=auth, headers=headers, raw=True
+            "GET", path, params=params, auth=auth, headers=headers, raw=True, budget=session.budget
         )
         if response.status_code == 304:
             return None
@@ -154,7 +159,9 @@ class TripletexClient:
     ) -> dict[str, Any] | None:
         """A write (POST, PUT, DELETE); the response body, None when there is none."""
         auth = httpx.BasicAuth(str(company_id), session.token)
-        response = await self._request(method, path, auth=auth, json_body=body, raw=True)
+        response = await self._request(
+            method, path, auth=auth, json_body=body, raw=True, budget=session.budget
+        )
         return _json(response) if response.content else None
 
     def forget_etags(self, company_id: int) -> None:
@@ -197,10 +204,13 @@ class TripletexClient:
         headers: dict[str, str] | None = None,
         json_body: dict[str, Any] | None = None,
         raw: bool = False,
+        budget: RateBudget | None = None,
     ) -> Any:
         url = self._base_url + path
         attempt = 0
         while True:
+            if budget is not None:
+                await budget.wait_turn()
             try:
                 response = await self._http.request(
                     method, url, params=params, auth=auth, headers=headers, json=json_body
@@ -213,8 +223,10 @@ class TripletexClient:
                 attempt += 1
                 continue
             self._count(method, response.status_code, retry=attempt > 0)
+            if budget is not None:
+                budget.observe(response.headers)
             if response.status_code in RETRY_STATUSES and attempt < self._max_retries:
-                await self._wait_before_retry(response, attempt)
+                await self._wait_before_retry(response, attempt, budget)
                 attempt += 1
                 continue
             if response.is_success or response.status_code == 304:
@@ -232,12 +244,18 @@ class TripletexClient:
     async def _sleep_backoff(self, attempt: int) -> None:
         await asyncio.sleep(self._backoff * 2**attempt * (0.5 + random.random()))
 
-    async def _wait_before_retry(self, response: httpx.Response, attempt: int) -> None:
+    async def _wait_before_retry(
+        self, response: httpx.Response, attempt: int, budget: RateBudget | None
+    ) -> None:
         if response.status_code == 429:
             # Tripletex answers 429 until the period resets; waiting less is wasted calls.
             reset = _float_header(response, "X-Rate-Limit-Reset")
             if reset is not None:
-                await asyncio.sleep(min(reset, MAX_RATE_LIMIT_WAIT))
+                wait = min(reset, MAX_RATE_LIMIT_WAIT)
+                if budget is not None:
+                    budget.hold(wait)  # every request with this key waits, not just this one
+                else:
+                    await asyncio.sleep(wait)
                 return
         await self._sleep_backoff(attempt)
 
