@@ -11,12 +11,21 @@ import anyio
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import event
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 ROOT = Path(__file__).resolve().parent.parent
 
 SessionFactory = async_sessionmaker[AsyncSession]
+
+
+def insert_for(db: AsyncSession, table: type[Any]) -> Any:
+    """INSERT with ON CONFLICT (an upsert) in the session's dialect: both have one, spelled
+    alike, but SQLAlchemy's generic insert() has none."""
+    dialect = db.get_bind().dialect.name
+    return (pg_insert if dialect == "postgresql" else sqlite_insert)(table)
 
 
 def create_engine(database_url: str) -> AsyncEngine:

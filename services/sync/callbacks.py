@@ -11,14 +11,13 @@ from dataclasses import dataclass
 from datetime import date
 from enum import StrEnum
 
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from models import VoucherMonth, WebhookReceipt, WebhookSubscription
 from services.connectors.base import CallbackRejected, ChangeEvent, Connector
 from services.crypto import KeyVault
+from services.db import insert_for
 from services.sync import periods
 from services.sync.pending import note_months
 from services.sync.periods import Month
@@ -82,9 +81,10 @@ async def receive(
 
 
 async def _first_time(db: AsyncSession, callback_id: str) -> bool:
-    insert = pg_insert if db.get_bind().dialect.name == "postgresql" else sqlite_insert
     result = await db.exec(
-        insert(WebhookReceipt).values(idempotency_key=callback_id[:100]).on_conflict_do_nothing()
+        insert_for(db, WebhookReceipt)
+        .values(idempotency_key=callback_id[:100])
+        .on_conflict_do_nothing()
     )
     return result.rowcount == 1
 
@@ -101,10 +101,16 @@ async def _changed_months(
     if event.day is not None:
         month = Month(event.day.year, event.day.month)
         months.add(month)
-        if seen is None:
-            seen = VoucherMonth(client_id=client_id, voucher_id=event.object_id, year=0, month=0)
-            db.add(seen)
-        seen.year, seen.month = month.year, month.month
+        # An upsert: callbacks for one voucher may arrive at once (create racing update).
+        statement = insert_for(db, VoucherMonth).values(
+            client_id=client_id, voucher_id=event.object_id, year=month.year, month=month.month
+        )
+        await db.exec(
+            statement.on_conflict_do_update(
+                index_elements=["client_id", "voucher_id"],
+                set_={"year": statement.excluded.year, "month": statement.excluded.month},
+            )
+        )
     elif seen is not None:
         await db.delete(seen)
     if not months:

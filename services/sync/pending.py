@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from models import PendingPeriod
 from models.base import utcnow
+from services.db import insert_for
 from services.sync.periods import Month
 
 
@@ -29,9 +28,7 @@ async def note_months(
     ]
     if not rows:
         return
-    dialect = db.get_bind().dialect.name
-    insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    statement = insert(PendingPeriod).values(rows)
+    statement = insert_for(db, PendingPeriod).values(rows)
     # A newer note must win: the engine drops only notes older than its fetch of the month,
     # so a change noted while that month was being fetched is still synced afterwards.
     await db.exec(
