@@ -33,6 +33,8 @@ from litestar_htmx import ClientRedirect, HTMXPlugin, HTMXRequest
 
 from routes import ROUTES
 from routes.api import api_routes, not_found_response, openapi_config
+from routes.client_page import ClientPageController
+from routes.demo import book_voucher
 from services import templating
 from services.connectors.tripletex import TripletexClient, TripletexConnector
 from services.crypto import KeyVault
@@ -113,6 +115,8 @@ def create_app(settings: Settings) -> Litestar:
         route_handlers=[
             *ROUTES,
             *api_routes(),
+            ClientPageController,
+            book_voucher,
             create_static_files_router("/static", [ROOT / "static"]),
         ],
         dependencies={

@@ -1,16 +1,24 @@
-"""Demo-mode helpers: make the simulated Tripletex grant the key one more client."""
+"""Demo-mode helpers: make the simulated Tripletex grant the key one more client, or book a
+voucher for a client."""
 
 import httpx
 from litestar import post
 from litestar.di import NamedDependency, Provide
 from litestar.exceptions import NotFoundException
+from litestar.params import FromPath
 from litestar.response import Template
+from litestar_htmx import HTMXRequest
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from models import Integration
+from routes.client_page import owned_client, page_context
 from routes.integrations import owned_integration
+from services.auth import CurrentUser
+from services.balances import format_amount
 from services.crypto import KeyVault
-from services.demo import grant_new_client
+from services.demo import grant_new_client, post_demo_voucher
 from services.settings import Settings
+from services.web import wants_fragment
 
 
 @post(
@@ -30,3 +38,30 @@ async def grant_client(
         http, settings.simulator_root, vault.decrypt(integration.key_ciphertext)
     )
     return Template("partials/demo_notice.html", context={"name": name})
+
+
+@post(
+    "/demo/integrasjoner/{integration_id:int}/klienter/{client_id:int}/bilag",
+    status_code=200,
+    dependencies={"integration": Provide(owned_integration)},
+)
+async def book_voucher(
+    request: HTMXRequest,
+    db: NamedDependency[AsyncSession],
+    user: NamedDependency[CurrentUser],
+    settings: NamedDependency[Settings],
+    http: NamedDependency[httpx.AsyncClient],
+    integration: NamedDependency[Integration],
+    client_id: FromPath[int],
+) -> Template:
+    """Demo: bokfør et bilag i Tripletex — the simulator books a voucher for the client, which
+    the next sync brings into the saldobalanse."""
+    if not settings.demo:
+        raise NotFoundException()
+    client = await owned_client(db, integration, client_id)
+    voucher = await post_demo_voucher(http, settings.simulator_root, client.erp_id)
+    notice = {"voucher": voucher, "kr": format_amount}
+    if wants_fragment(request):
+        return Template("partials/demo_voucher_notice.html", context=notice)
+    context = await page_context(db, settings, user, integration, client, demo_notice=True)
+    return Template("pages/client.html", context={**context, **notice})

@@ -1,20 +1,28 @@
-"""Reading balances: the saldobalanse of a client for a month or a range of months.
+"""Reading a client's synced data: the saldobalanse for a month or a range of months, the
+chart of accounts, and the sync history.
 
 Stored are each year's opening balances and each month's movements; balance in and out of
-any period follow from them exactly (Decimal all the way)."""
+any period follow from them exactly (Decimal all the way, never float)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import date
 from decimal import Decimal
 
 from sqlalchemy import func
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from models import MonthMovement, YearOpening
+from models import Account, MonthMovement, SyncRun, YearOpening
 
 ZERO = Decimal("0.00")
+CENT = Decimal("0.01")
+MONTHS = (
+    "januar", "februar", "mars", "april", "mai", "juni",
+    "juli", "august", "september", "oktober", "november", "desember",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -70,3 +78,169 @@ async def _movement_sums(
 async def _sums(db: AsyncSession, query: object) -> dict[int, Decimal]:
     rows = (await db.exec(query)).all()  # type: ignore[call-overload]
     return {number: amount for number, amount in rows}
+
+
+# -- the saldobalanse as the client page shows it ------------------------------------------
+
+
+@dataclass(frozen=True)
+class Period:
+    """Months `first_month` through `last_month` of one accounting year."""
+
+    year: int
+    first_month: int
+    last_month: int
+
+    @property
+    def label(self) -> str:
+        """'mars 2025' or 'januar–mars 2025'."""
+        first, last = MONTHS[self.first_month - 1], MONTHS[self.last_month - 1]
+        if self.first_month == self.last_month:
+            return f"{first} {self.year}"
+        return f"{first}–{last} {self.year}"
+
+
+class PeriodError(ValueError):
+    """Parameters that name no period we have; `message` is for the accountant (Norwegian)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+def synced_years(latest: date, years: int) -> list[int]:
+    """The accounting years kept, newest last, given the date of the latest sync."""
+    return list(range(latest.year - years + 1, latest.year + 1))
+
+
+def default_period(latest: date) -> Period:
+    """The month of the latest sync: the current month while syncs keep running."""
+    return Period(latest.year, latest.month, latest.month)
+
+
+def parse_period(
+    year: str | None,
+    first_month: str | None,
+    last_month: str | None,
+    *,
+    years: Sequence[int],
+    default: Period,
+) -> Period:
+    """A period from the form's raw values. A missing year is the default's; with one month
+    missing, the period is the other month alone; with both, the default's. Raises
+    PeriodError saying what is wrong."""
+    parsed_year = _number(year, "Året")
+    first = _number(first_month, "Fra måned")
+    last = _number(last_month, "Til måned")
+    if parsed_year is None:
+        parsed_year = default.year
+    if first is None and last is None:
+        first, last = default.first_month, default.last_month
+    elif first is None or last is None:
+        first = last = first if last is None else last  # one month given: that month
+    for value, name in ((first, "Fra måned"), (last, "Til måned")):
+        if not 1 <= value <= 12:
+            raise PeriodError(f"{name} må være et tall fra 1 til 12.")
+    if first > last:
+        raise PeriodError("Fra måned kan ikke være etter Til måned. Velg måneder i samme år.")
+    if parsed_year not in years:
+        span = f"{min(years)}–{max(years)}" if len(years) > 1 else str(years[0])
+        raise PeriodError(f"Saldobalansen finnes bare for {span}, årene som synkroniseres.")
+    return Period(parsed_year, first, last)
+
+
+def _number(raw: str | None, name: str) -> int | None:
+    text = (raw or "").strip()
+    if not text:
+        return None
+    if not text.isascii() or not text.isdigit() or len(text) > 4:
+        raise PeriodError(f"{name} må være et tall.")
+    return int(text)
+
+
+@dataclass(frozen=True)
+class BalanceRow:
+    number: int
+    name: str | None  # None: no such account in the stored chart of accounts
+    opening: Decimal
+    movement: Decimal
+    closing: Decimal
+
+
+@dataclass(frozen=True)
+class TrialBalance:
+    period: Period
+    rows: list[BalanceRow]
+    opening: Decimal  # totals: each 0.00 for a balanced ledger
+    movement: Decimal
+    closing: Decimal
+
+    @property
+    def balanced(self) -> bool:
+        return self.opening == self.movement == self.closing == ZERO
+
+
+async def trial_balance_report(db: AsyncSession, client_id: int, period: Period) -> TrialBalance:
+    """The saldobalanse for a period with the accounts' names and the totals (Sum). Accounts
+    whose balance in and movement are both zero are left out, as Tripletex does."""
+    lines = await trial_balance(db, client_id, period.year, period.first_month, period.last_month)
+    names = await account_names(db, client_id)
+    rows = [
+        BalanceRow(
+            line.account_number,
+            names.get(line.account_number),
+            line.opening,
+            line.movement,
+            line.closing,
+        )
+        for line in lines
+        if line.opening or line.movement
+    ]
+    return TrialBalance(
+        period=period,
+        rows=rows,
+        opening=sum((r.opening for r in rows), ZERO),
+        movement=sum((r.movement for r in rows), ZERO),
+        closing=sum((r.closing for r in rows), ZERO),
+    )
+
+
+async def account_names(db: AsyncSession, client_id: int) -> dict[int, str]:
+    """Account number → name; an account still in the ERP wins over one flagged removed."""
+    accounts = await chart_of_accounts(db, client_id)
+    names: dict[int, str] = {}
+    for account in sorted(accounts, key=lambda a: a.removed_at is None):
+        names[account.number] = account.name
+    return names
+
+
+async def chart_of_accounts(db: AsyncSession, client_id: int) -> list[Account]:
+    rows = await db.exec(
+        select(Account)
+        .where(col(Account.client_id) == client_id)
+        .order_by(col(Account.number), col(Account.id))
+    )
+    return list(rows.all())
+
+
+async def sync_history(db: AsyncSession, client_id: int, limit: int = 20) -> list[SyncRun]:
+    """The client's latest sync runs, newest first."""
+    rows = await db.exec(
+        select(SyncRun)
+        .where(col(SyncRun.client_id) == client_id)
+        .order_by(col(SyncRun.started_at).desc(), col(SyncRun.id).desc())
+        .limit(limit)
+    )
+    return list(rows.all())
+
+
+def format_amount(amount: Decimal) -> str:
+    """Norwegian style: 1234567.8 → '1 234 567,80', -5 → '-5,00' (no-break spaces)."""
+    cents = amount.quantize(CENT)
+    sign = "-" if cents < 0 else ""
+    whole, _, fraction = f"{abs(cents):.2f}".partition(".")
+    groups = []
+    while whole:
+        groups.insert(0, whole[-3:])
+        whole = whole[:-3]
+    return sign + "\u00a0".join(groups) + "," + fraction

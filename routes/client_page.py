@@ -1,0 +1,236 @@
+"""A client's page: its saldobalanse for a chosen period, chart of accounts and sync history."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from litestar import Controller, get
+from litestar.di import NamedDependency, Provide
+from litestar.exceptions import NotFoundException
+from litestar.params import FromPath, FromQuery
+from litestar.response import Template
+from litestar_htmx import HTMXRequest
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from models import Account, Client, Integration, SyncRun
+from routes.integrations import owned_integration
+from services import balances
+from services import clients as client_service
+from services import integrations as integration_service
+from services.auth import CurrentUser
+from services.settings import Settings
+from services.templating import OSLO
+
+HISTORY_LENGTH = 20
+TABLE_ID = "trial-balance"
+KINDS = {"full": "Full", "incremental": "Endringer"}
+TRIGGERS = {
+    "activation": "Aktivering",
+    "schedule": "Tidsplan",
+    "webhook": "Webhook",
+    "poll": "Polling",
+    "manual": "Manuell",
+    "nightly": "Nattlig",
+}
+RESULTS = {"ok": "OK", "failed": "Feilet", "running": "Pågår"}
+ACCOUNT_TYPES = {
+    "ASSETS": "Eiendeler",
+    "EQUITY": "Egenkapital",
+    "LIABILITIES": "Gjeld",
+    "OPERATING_REVENUES": "Driftsinntekter",
+    "OPERATING_EXPENSES": "Driftskostnader",
+    "INVESTMENT_INCOME": "Finansinntekter",
+    "COST_OF_CAPITAL": "Finanskostnader",
+    "TAX_ON_ORDINARY_ACTIVITIES": "Skatt på ordinært resultat",
+    "EXTRAORDINARY_INCOME": "Ekstraordinære inntekter",
+    "EXTRAORDINARY_COST": "Ekstraordinære kostnader",
+    "TAX_ON_EXTRAORDINARY_ACTIVITIES": "Skatt på ekstraordinært resultat",
+    "ANNUAL_RESULT": "Årsresultat",
+    "TRANSFERS_AND_ALLOCATIONS": "Overføringer og disponeringer",
+}
+
+
+class ClientPageController(Controller):
+    path = "/integrasjoner/{integration_id:int}/klienter/{client_id:int}/oversikt"
+    dependencies = {"integration": Provide(owned_integration)}
+
+    @get("/")
+    async def page(
+        self,
+        request: HTMXRequest,
+        db: NamedDependency[AsyncSession],
+        user: NamedDependency[CurrentUser],
+        settings: NamedDependency[Settings],
+        integration: NamedDependency[Integration],
+        client_id: FromPath[int],
+        aar: FromQuery[str | None] = None,
+        fra: FromQuery[str | None] = None,
+        til: FromQuery[str | None] = None,
+    ) -> Template:
+        client = await owned_client(db, integration, client_id)
+        balance = await balance_context(db, settings, client, aar, fra, til)
+        status = 400 if balance["period_error"] else 200
+        if request.htmx and request.htmx.target == TABLE_ID:
+            # The period form swaps only the table. A refused period answers 422, as the
+            # app's other forms do, because htmx (see base.html) swaps no 400 into the page.
+            return Template(
+                "partials/trial_balance.html",
+                context=balance,
+                status_code=422 if status == 400 else 200,
+            )
+        context = await page_context(db, settings, user, integration, client, balance)
+        return Template("pages/client.html", context=context, status_code=status)
+
+
+async def owned_client(db: AsyncSession, integration: Integration, client_id: int) -> Client:
+    """The client in the URL if it belongs to the (already office-checked) integration."""
+    assert integration.id is not None
+    client = await client_service.get_client(db, integration.id, client_id)
+    if client is None:
+        raise NotFoundException()
+    return client
+
+
+async def page_context(
+    db: AsyncSession,
+    settings: Settings,
+    user: CurrentUser,
+    integration: Integration,
+    client: Client,
+    balance: dict[str, object] | None = None,
+    **extra: object,
+) -> dict[str, object]:
+    """Everything pages/client.html shows; `balance` None: the default period."""
+    assert client.id is not None
+    if balance is None:
+        balance = await balance_context(db, settings, client, None, None, None)
+    accounts = await balances.chart_of_accounts(db, client.id)
+    runs = await balances.sync_history(db, client.id, HISTORY_LENGTH)
+    return {
+        **balance,
+        "user": user,
+        "integration": integration,
+        "integration_name": integration_service.display_name(integration),
+        "accounts": [AccountRow.of(a) for a in accounts],
+        "history": [HistoryRow.of(run) for run in runs],
+        "history_length": HISTORY_LENGTH,
+        "demo_notice": None,
+        **extra,
+    }
+
+
+async def balance_context(
+    db: AsyncSession,
+    settings: Settings,
+    client: Client,
+    year: str | None,
+    first_month: str | None,
+    last_month: str | None,
+) -> dict[str, object]:
+    """The saldobalanse section: the form's choices, the table or what is wrong."""
+    assert client.id is not None
+    context: dict[str, object] = {
+        "client": client,
+        "url": f"/integrasjoner/{client.integration_id}/klienter/{client.id}/oversikt",
+        "table_id": TABLE_ID,
+        "months": list(enumerate(balances.MONTHS, start=1)),
+        "kr": balances.format_amount,
+        "report": None,
+        "period_error": None,
+    }
+    if client.synced_at is None:
+        return {**context, "years": [], "period": None}  # the empty state: nothing synced yet
+    latest = _aware(client.synced_at).astimezone(OSLO).date()
+    years = balances.synced_years(latest, settings.sync.years)
+    default = balances.default_period(latest)
+    try:
+        period = balances.parse_period(year, first_month, last_month, years=years, default=default)
+    except balances.PeriodError as exc:
+        # The form keeps what could be read, so the accountant corrects only the mistake.
+        shown = balances.Period(
+            _choice(year, years, default.year),
+            _choice(first_month, range(1, 13), default.first_month),
+            _choice(last_month, range(1, 13), default.last_month),
+        )
+        return {**context, "years": years, "period": shown, "period_error": exc.message}
+    report = await balances.trial_balance_report(db, client.id, period)
+    return {**context, "years": years, "period": period, "report": report}
+
+
+def _choice(raw: str | None, allowed: object, fallback: int) -> int:
+    text = (raw or "").strip()
+    if text.isascii() and text.isdigit() and int(text) in allowed:  # type: ignore[operator]
+        return int(text)
+    return fallback
+
+
+def _aware(moment: datetime) -> datetime:
+    """SQLite hands back naive datetimes; every time we store is UTC."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class AccountRow:
+    number: int
+    name: str
+    type: str
+    vat_code: str
+    is_bank_account: bool
+    is_inactive: bool
+    removed: bool
+
+    @classmethod
+    def of(cls, account: Account) -> AccountRow:
+        return cls(
+            number=account.number,
+            name=account.name,
+            type=ACCOUNT_TYPES.get(account.type, account.type),
+            vat_code=account.vat_code or "",
+            is_bank_account=account.is_bank_account,
+            is_inactive=account.is_inactive,
+            removed=account.removed_at is not None,
+        )
+
+
+@dataclass(frozen=True)
+class HistoryRow:
+    started: str
+    kind: str
+    trigger: str
+    requests: str
+    periods: int
+    duration: str
+    result: str
+    result_class: str
+    error: str | None
+
+    @classmethod
+    def of(cls, run: SyncRun) -> HistoryRow:
+        requests = str(run.requests)
+        if run.retries > 0:
+            requests += f" ({run.retries} nye forsøk)"
+        duration = ""
+        if run.finished_at is not None:
+            seconds = (_aware(run.finished_at) - _aware(run.started_at)).total_seconds()
+            duration = format_duration(Decimal(str(max(seconds, 0.0))))
+        return cls(
+            started=_aware(run.started_at).astimezone(OSLO).strftime("%d.%m.%Y kl. %H:%M:%S"),
+            kind=KINDS.get(run.kind, run.kind),
+            trigger=TRIGGERS.get(run.trigger, run.trigger),
+            requests=requests,
+            periods=run.periods,
+            duration=duration,
+            result=RESULTS.get(run.result, run.result),
+            result_class=run.result if run.result in RESULTS else "",
+            error=run.error if run.result == "failed" else None,
+        )
+
+
+def format_duration(seconds: Decimal) -> str:
+    """1.37 → '1,4 s'; 125 → '2 min 5 s'."""
+    if seconds < 60:
+        return f"{seconds.quantize(Decimal('0.1'))} s".replace(".", ",")
+    whole = int(seconds)
+    return f"{whole // 60} min {whole % 60} s"
