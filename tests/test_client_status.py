@@ -19,7 +19,8 @@ async def names(client: AsyncTestClient, integration_id: int, status: str) -> li
             f"/integrasjoner/{integration_id}", params={"status": status}, headers=htmx(client)
         )
     ).text
-    return [html_text.unescape(n).strip() for n in re.findall(r'<td class="name">([^<]+)', html)]
+    found = re.findall(r'<td class="name"><a[^>]*>([^<]+)', html)
+    return [html_text.unescape(n).strip() for n in found]
 
 
 async def test_filter_by_status_and_count_what_needs_attention(
