@@ -73,4 +73,7 @@ def provide_settings(state: State) -> Settings:
 
 
 def wants_fragment(request: HTMXRequest) -> bool:
-    return bool(request.htmx) and not request.htmx.boosted
+    """An htmx swap wants a fragment; a boosted link or a history restore (back button after
+    htmx's history cache missed) wants the whole page."""
+    details = request.htmx
+    return bool(details) and not details.boosted and not details.history_restore_request

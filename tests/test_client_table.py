@@ -247,3 +247,15 @@ async def test_switch_works_without_javascript(client: AsyncTestClient) -> None:
     assert response.headers["location"] == f"/integrasjoner/{integration_id}"
     page = (await client.get(response.headers["location"])).text
     assert "Aktive klienter: <strong>1</strong>" in page
+
+
+async def test_back_button_after_a_history_cache_miss_gets_the_whole_page(
+    client: AsyncTestClient,
+) -> None:
+    integration_id = await create_integration(client)
+    url = f"/integrasjoner/{integration_id}?q=a"
+    fragment = await client.get(url, headers=htmx(client))
+    assert "<html" not in fragment.text
+    restore = {**htmx(client), "HX-History-Restore-Request": "true"}
+    page = await client.get(url, headers=restore)
+    assert "<html" in page.text and "Klienter" in page.text
