@@ -45,9 +45,9 @@ from models import (
     NotificationEndpoint,
 )
 from models.base import utcnow
+from services import publishing
 from services.crypto import KeyVault
 from services.db import SessionFactory
-from services import publishing
 
 log = logging.getLogger(__name__)
 
@@ -445,7 +445,7 @@ class NotificationWorker:
                 return False
             url, message_id, body = endpoint.url, delivery.message_id, delivery.payload.encode()
             secret = self._vault.decrypt(endpoint.secret_ciphertext)
-        timestamp = int(self._now().timestamp())
+        timestamp = int(time.time())  # the moment of sending, whatever the schedule's clock
         headers = signed_headers(secret, message_id, timestamp, body)
         started = time.monotonic()
         status_code: int | None = None
