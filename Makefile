@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint browser clean
+.PHONY: run test lint browser clean bench
 
 $(VENV)/.installed: requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -30,6 +30,11 @@ test: $(VENV)/.installed-dev browser lint
 	else \
 		echo "SKIPPED the PostgreSQL pass: no PostgreSQL answers at $(TEST_POSTGRES_URL)"; \
 	fi
+
+# Benchmarks (measurements, not tests; see bench/README.md): JSON lines on stdout, a summary
+# on stderr. BENCH_SIZES=100,1000 for a quick run; the whole set takes about 15-20 minutes.
+bench: $(VENV)/.installed-dev
+	$(BIN)/python -m bench
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check .

@@ -367,7 +367,7 @@ def skip_reason(clients: int, concurrency: int, months: int) -> str | None:
 
 LATENCY = float(os.environ.get("BENCH_LATENCY", "0.05"))
 CONCURRENCY = env_ints("BENCH_CONCURRENCY", "8,32")
-MAX_IDEAL = float(os.environ.get("BENCH_MAX_IDEAL_SECONDS", "240"))
+MAX_IDEAL = float(os.environ.get("BENCH_MAX_IDEAL_SECONDS", "100"))
 TICK = os.environ.get("BENCH_TICK", "eager")
 BASELINE_CLIENTS = int(os.environ.get("BENCH_BASELINE_CLIENTS", "20"))
 POLLS = os.environ.get("BENCH_POLLS", "1") == "1"

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 from datetime import date
 
-from services.tripletex_sim import DEMO_CONSUMER_TOKEN, SimulatorState
+from services.tripletex_sim import SimulatorState
 from services.tripletex_sim.generate import build_company, build_scaled_template, clone_company
 from services.tripletex_sim.model import Employee, Ids
 
 TEMPLATES = 50
 OFFICE_NAME = "Regnskapsbyrået Benchmark AS"
-CONSUMER_TOKEN = DEMO_CONSUMER_TOKEN
+CONSUMER_TOKEN = "bench-consumer-token"  # not the demo's: the app refuses that one outside demo
 
 
 def key_for(clients: int) -> str:
