@@ -32,7 +32,7 @@ from litestar.types import ASGIApp
 from litestar_htmx import ClientRedirect, HTMXPlugin, HTMXRequest
 
 from routes import ROUTES
-from routes.api import api_routes, not_found_response, openapi_config
+from routes.api import ApiError, api_routes, not_found_response, openapi_config
 from routes.client_page import ClientPageController
 from routes.demo import book_voucher
 from services import templating
@@ -174,7 +174,7 @@ def create_app(settings: Settings) -> Litestar:
             # Through our root handler (text or JSON, request id), not a handler of its own.
             loggers={"litestar": {"level": "INFO", "propagate": True}},
             log_exceptions="always",
-            disable_stack_trace={LoginRequired, NotFoundException, 403, 404},
+            disable_stack_trace={LoginRequired, NotFoundException, ApiError, 400, 403, 404},
         ),
         debug=False,
     )

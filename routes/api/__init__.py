@@ -10,7 +10,7 @@ from litestar.openapi.plugins import JsonRenderPlugin, YamlRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme, Tag
 
 from routes.api.docs import api_docs
-from routes.api.errors import EXCEPTION_HANDLERS, problem_response
+from routes.api.errors import EXCEPTION_HANDLERS, ApiError, problem_response
 from routes.api.schemas import Problem
 from routes.api.settings import SettingsController
 from routes.api.v1 import ChangesController, ClientsController, provide_caller
@@ -68,7 +68,7 @@ def api_routes() -> list[object]:
     return [api_router(), api_docs, SettingsController]
 
 
-__all__ = ["api_routes", "not_found_response", "openapi_config"]
+__all__ = ["ApiError", "api_routes", "not_found_response", "openapi_config"]
 
 
 def not_found_response(request: Request) -> Response | None:

@@ -15,6 +15,9 @@ log = logging.getLogger(__name__)
 
 
 class ApiError(Exception):
+    """A client's mistake (400, 401, 404, 429): answered as a Problem, logged without a
+    stack trace (the app lists it in its logging config's `disable_stack_trace`)."""
+
     def __init__(
         self,
         status: int,
