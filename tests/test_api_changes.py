@@ -9,7 +9,6 @@ import pytest
 from litestar.testing import AsyncTestClient
 
 from services import publishing
-from services.db import create_engine, create_session_factory
 from services.settings import Settings
 from services.sync import periods
 from tests import api_support
@@ -161,13 +160,14 @@ async def test_persistent_sync_failure_is_a_change(
 ) -> None:
     client_id, _ = await one_client(client, settings, simulator)
     token = await create_token(client)
-    engine = create_engine(settings.database_url)
-    async with create_session_factory(engine)() as db:
-        await publishing.record_sync_failed(db, client_id)
-        await db.commit()
-    await engine.dispose()
-    changes, _ = await all_changes(api, token)
-    assert [(c["kind"], c["client_id"]) for c in changes] == [("sync_failed", client_id)]
+    simulator.state.outage_status = 503
+    async with sync_engine(settings, simulator, max_retries=0) as engine:
+        for attempt in range(1, 5):
+            assert await engine.sync_client(client_id, trigger="schedule") == "failed"
+            changes, _ = await all_changes(api, token)
+            # Passing trouble is not news; the third failure in a row is, once.
+            expected = [("sync_failed", client_id)] if attempt >= 3 else []
+            assert [(c["kind"], c["client_id"]) for c in changes] == expected, attempt
 
 
 async def test_cursor_latest_starts_from_now(

@@ -20,6 +20,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from models import Client, Integration, KeyKind, LiveMode, PendingPeriod, SyncRun
 from models.base import utcnow
+from services import publishing
 from services.connectors.base import (
     AccessDenied,
     CompanyRef,
@@ -39,6 +40,7 @@ from services.sync.status import (
     KEY_INVALID,
     NO_API_ACCESS,
     RATE_LIMITED,
+    SHOW_AFTER_FAILURES,
     UNAVAILABLE,
     SyncStatus,
 )
@@ -267,6 +269,8 @@ class SyncEngine:
                 run.error = f"{type(exc).__name__}: {exc}"[:500]
             if client is not None:
                 client.sync_failures += 1
+                if client.sync_failures == SHOW_AFTER_FAILURES:  # persistent now: tell them
+                    await publishing.record_sync_failed(db, client_id)
                 if isinstance(exc, KeyRejected):
                     integration = await db.get(Integration, client.integration_id)
                     if integration is not None:
