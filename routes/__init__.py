@@ -4,12 +4,14 @@ from routes.demo import grant_client
 from routes.guide import tripletex_guide
 from routes.health import HEALTH_ROUTES
 from routes.integrations import IntegrationController
+from routes.settings import SettingsController
 from routes.webhooks import tripletex_callback
 
 ROUTES = [
     AuthController,
     IntegrationController,
     ClientController,
+    SettingsController,
     tripletex_guide,
     grant_client,
     *HEALTH_ROUTES,

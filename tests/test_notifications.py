@@ -17,6 +17,7 @@ import httpx
 import pytest
 import uvicorn
 from litestar.testing import AsyncTestClient
+from markupsafe import escape
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from models.base import utcnow
@@ -202,6 +203,20 @@ async def test_changes_become_signed_events_that_verify(
     assert len(receiver.requests) == len(active)  # each event once
 
 
+async def test_the_leveranselogg_names_the_client_of_each_event(
+    client: AsyncTestClient, settings: Settings, receiver: Receiver, worker
+) -> None:
+    await configure(client, receiver.url)
+    active = await activate_all(client, settings)
+    await worker[0].run_once()
+    names = await query(
+        settings, f"select name from client where id in ({','.join(map(str, active))})"
+    )
+    log = (await client.get("/innstillinger/varsler/logg", headers=htmx(client))).text
+    for (name,) in names:
+        assert f"<td>{escape(name)}</td>" in log, name
+
+
 async def test_tampered_or_wrongly_signed_events_do_not_verify(
     client: AsyncTestClient, settings: Settings, receiver: Receiver, worker
 ) -> None:
@@ -333,6 +348,27 @@ async def test_test_event_is_delivered_at_once_and_shown(
     assert "webhook.test" in response.text and "Levert" in response.text
     ((headers, body),) = receiver.requests
     assert verify(secret, headers, body)["type"] == "webhook.test"
+
+
+async def test_a_test_event_being_sent_is_not_sent_again_by_the_worker(
+    client: AsyncTestClient, settings: Settings, receiver: Receiver, worker
+) -> None:
+    await configure(client, receiver.url)
+    ((office_id,),) = await query(settings, "select office_id from notification_endpoint")
+    delivery_worker, clock = worker
+    engine = create_engine(settings.database_url)
+    async with create_session_factory(engine)() as db:
+        endpoint = await notifications.get_endpoint(db, office_id)
+        assert endpoint is not None
+        await notifications.queue_test_event(db, endpoint)
+    await engine.dispose()
+    # Send testvarsel attempts it in the request; the worker's tick leaves it alone...
+    assert await delivery_worker.deliver_due() == 0
+    assert receiver.requests == []
+    # ...unless that request never got to it.
+    clock.offset = notifications.delivery.CLAIM + timedelta(seconds=1)
+    assert await delivery_worker.deliver_due() == 1
+    assert [e["type"] for e in receiver.events()] == ["webhook.test"]
 
 
 async def test_rotating_the_secret_signs_with_the_new_one(

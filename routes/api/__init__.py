@@ -1,5 +1,5 @@
-"""The API for the downstream products (/api/v1), its schema and docs, and the settings
-pages where an office manages its API tokens and webhook (/innstillinger)."""
+"""The API for the downstream products (/api/v1), its schema and docs. The settings pages
+where an office manages its API tokens and webhook are HTML: routes/settings.py."""
 
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ from litestar.openapi.spec import Components, SecurityScheme, Tag
 from routes.api.docs import api_docs
 from routes.api.errors import EXCEPTION_HANDLERS, ApiError, problem_response
 from routes.api.schemas import Problem
-from routes.api.settings import SettingsController
 from routes.api.v1 import ChangesController, ClientsController, provide_caller
 
 DESCRIPTION = """\
@@ -65,7 +64,7 @@ def openapi_config() -> OpenAPIConfig:
 
 def api_routes() -> list[object]:
     """Fresh route objects for one app (tests build many apps in one process)."""
-    return [api_router(), api_docs, SettingsController]
+    return [api_router(), api_docs]
 
 
 __all__ = ["ApiError", "api_routes", "not_found_response", "openapi_config"]

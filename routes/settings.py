@@ -171,12 +171,7 @@ class SettingsController(Controller):
         self, db: NamedDependency[AsyncSession], user: NamedDependency[CurrentUser]
     ) -> Template:
         """Leveranselogg alone: what the page polls."""
-        endpoint = await _owned_endpoint(db, user)
-        assert endpoint.id is not None
-        return Template(
-            "partials/notification_log.html",
-            context={"log": await notifications.delivery_log(db, endpoint.id)},
-        )
+        return await _log_fragment(db, await _owned_endpoint(db, user))
 
     @post("/varsler/leveranser/{delivery_id:int}/prov-igjen", status_code=200)
     async def retry_delivery(
@@ -192,10 +187,7 @@ class SettingsController(Controller):
             raise NotFoundException()
         if not wants_fragment(request):
             return redirect(request, "/innstillinger/varsler")
-        return Template(
-            "partials/notification_log.html",
-            context={"log": await notifications.delivery_log(db, endpoint.id)},
-        )
+        return await _log_fragment(db, endpoint)
 
 
 async def _owned_endpoint(db: AsyncSession, user: CurrentUser) -> NotificationEndpoint:
@@ -203,6 +195,14 @@ async def _owned_endpoint(db: AsyncSession, user: CurrentUser) -> NotificationEn
     if endpoint is None:
         raise NotFoundException()
     return endpoint
+
+
+async def _log_fragment(db: AsyncSession, endpoint: NotificationEndpoint) -> Template:
+    assert endpoint.id is not None
+    return Template(
+        "partials/notification_log.html",
+        context={"log": await notifications.delivery_log(db, endpoint.id)},
+    )
 
 
 async def _tokens_page(

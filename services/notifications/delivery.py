@@ -1,35 +1,20 @@
-"""Outbound notifications: an office's webhook, signed as Standard Webhooks specifies.
+"""Deliveries: new changes queued as events, each POSTed signed until a 2xx answers or the
+retry schedule runs out, by a worker that several processes may run on one database.
 
-Changes are recorded in `data_change` with the data (services/publishing.py). A worker in
-each process turns new changes into deliveries (one event per client and kind, per batch)
-and POSTs them: headers `webhook-id` (the same on every retry), `webhook-timestamp` (Unix
-seconds of the attempt) and `webhook-signature` (`v1,` + base64 HMAC-SHA256 of
-`{id}.{timestamp}.{body}` under the endpoint's `whsec_` secret). A delivery that does not
-get a 2xx is retried after 5 s, 5 min, 30 min, 2 h, 5 h, 10 h and 10 h (about a day in all),
-then marked failed. Every attempt is kept for the leveranselogg.
-
-Several processes may run the worker on one database: advancing an endpoint's change cursor
-and claiming a due delivery are both compare-and-set updates, so each change becomes one
-delivery and each attempt is made by one process.
+Advancing an endpoint's change cursor and claiming a due delivery are both compare-and-set
+updates, so each change becomes one delivery and each attempt is made by one process.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import hashlib
-import hmac
-import ipaddress
 import json
 import logging
-import secrets
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, suppress
-from dataclasses import dataclass
 from datetime import datetime, timedelta
-from urllib.parse import urlsplit
 
 import httpx
 from sqlalchemy import delete, update
@@ -48,10 +33,10 @@ from models.base import utcnow
 from services import publishing
 from services.crypto import KeyVault
 from services.db import SessionFactory
+from services.notifications.signing import signed_headers
 
 log = logging.getLogger(__name__)
 
-SECRET_PREFIX = "whsec_"
 RETRY_SCHEDULE = (
     timedelta(seconds=5),
     timedelta(minutes=5),
@@ -73,180 +58,18 @@ EVENT_TYPES = {
     "sync_failed": "sync.failed",
 }
 TEST_EVENT = "webhook.test"
-STATUS_LABELS = {
-    DeliveryStatus.PENDING: "Venter",
-    DeliveryStatus.DELIVERED: "Levert",
-    DeliveryStatus.FAILED: "Feilet",
-}
-
-
-class NotificationInputError(ValueError):
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(message)
-        self.field = field
-        self.message = message
-
-
-# -- signing -----------------------------------------------------------------------------
-
-
-def new_secret() -> str:
-    return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(32)).decode()
-
-
-def sign(secret: str, message_id: str, timestamp: int, body: bytes) -> str:
-    """The `webhook-signature` header value for one attempt."""
-    key = base64.b64decode(secret.removeprefix(SECRET_PREFIX))
-    signed = f"{message_id}.{timestamp}.".encode() + body
-    digest = hmac.new(key, signed, hashlib.sha256).digest()
-    return "v1," + base64.b64encode(digest).decode()
-
-
-def signed_headers(secret: str, message_id: str, timestamp: int, body: bytes) -> dict[str, str]:
-    return {
-        "webhook-id": message_id,
-        "webhook-timestamp": str(timestamp),
-        "webhook-signature": sign(secret, message_id, timestamp, body),
-        "content-type": "application/json",
-        "user-agent": "erp-integrasjon-webhooks/1",
-    }
-
-
-# -- the office's endpoint ---------------------------------------------------------------
-
-
-def check_url(raw: str) -> str:
-    """https:// anywhere; plain http:// only to this machine (development, tests)."""
-    url = raw.strip()
-    if not url:
-        raise NotificationInputError("url", "Fyll inn adressen varslene skal sendes til.")
-    if len(url) > 2000:
-        raise NotificationInputError("url", "Adressen er for lang (høyst 2000 tegn).")
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise NotificationInputError("url", "Adressen må begynne med https://")
-    if parts.username or parts.password:
-        raise NotificationInputError("url", "Adressen kan ikke inneholde brukernavn eller passord.")
-    if parts.scheme == "http" and not _is_loopback(parts.hostname):
-        raise NotificationInputError(
-            "url", "Bruk https:// – varsler sendes bare ukryptert til denne maskinen."
-        )
-    return url
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-async def get_endpoint(db: AsyncSession, office_id: int) -> NotificationEndpoint | None:
-    return (
-        await db.exec(
-            select(NotificationEndpoint).where(col(NotificationEndpoint.office_id) == office_id)
-        )
-    ).first()
-
-
-async def save_endpoint(
-    db: AsyncSession, vault: KeyVault, office_id: int, raw_url: str, *, enabled: bool
-) -> tuple[NotificationEndpoint, str | None]:
-    """Create or change the office's webhook; returns it and the new secret when created."""
-    url = check_url(raw_url)
-    endpoint = await get_endpoint(db, office_id)
-    secret = None
-    if endpoint is None:
-        secret = new_secret()
-        endpoint = NotificationEndpoint(
-            office_id=office_id,
-            url=url,
-            secret_ciphertext=vault.encrypt(secret),
-            enabled=enabled,
-            # From now on: not the whole history at once.
-            last_change_id=await _latest_change(db, office_id),
-        )
-        db.add(endpoint)
-    else:
-        if enabled and not endpoint.enabled:
-            # Switched back on: announce what changes from now, not what was missed.
-            endpoint.last_change_id = await _latest_change(db, office_id)
-        endpoint.url = url
-        endpoint.enabled = enabled
-        endpoint.updated_at = utcnow()
-    await db.commit()
-    await db.refresh(endpoint)
-    return endpoint, secret
-
-
-async def _latest_change(db: AsyncSession, office_id: int) -> int:
-    from sqlalchemy import func
-
-    latest = (
-        await db.exec(select(func.max(DataChange.id)).where(col(DataChange.office_id) == office_id))
-    ).one()
-    return int(latest or 0)
-
-
-async def rotate_secret(db: AsyncSession, vault: KeyVault, endpoint: NotificationEndpoint) -> str:
-    secret = new_secret()
-    endpoint.secret_ciphertext = vault.encrypt(secret)
-    endpoint.updated_at = utcnow()
-    await db.commit()
-    return secret
-
-
-def reveal_secret(vault: KeyVault, endpoint: NotificationEndpoint) -> str:
-    return vault.decrypt(endpoint.secret_ciphertext)
-
-
-async def delete_endpoint(db: AsyncSession, endpoint: NotificationEndpoint) -> None:
-    await db.delete(endpoint)  # its deliveries and attempts go with it
-    await db.commit()
-
-
-@dataclass(frozen=True)
-class LogEntry:
-    delivery: NotificationDelivery
-    attempts: list[NotificationAttempt]
-
-    @property
-    def status_label(self) -> str:
-        return STATUS_LABELS.get(DeliveryStatus(self.delivery.status), self.delivery.status)
-
-
-async def delivery_log(db: AsyncSession, endpoint_id: int, limit: int = 50) -> list[LogEntry]:
-    """The newest deliveries, each with its attempts (newest first)."""
-    deliveries = list(
-        (
-            await db.exec(
-                select(NotificationDelivery)
-                .where(col(NotificationDelivery.endpoint_id) == endpoint_id)
-                .order_by(col(NotificationDelivery.id).desc())
-                .limit(limit)
-            )
-        ).all()
-    )
-    ids = [d.id for d in deliveries]
-    attempts: dict[int, list[NotificationAttempt]] = {i: [] for i in ids if i is not None}
-    if ids:
-        for attempt in (
-            await db.exec(
-                select(NotificationAttempt)
-                .where(col(NotificationAttempt.delivery_id).in_(ids))
-                .order_by(col(NotificationAttempt.id).desc())
-            )
-        ).all():
-            attempts[attempt.delivery_id].append(attempt)
-    return [LogEntry(d, attempts.get(d.id or 0, [])) for d in deliveries]
 
 
 async def queue_test_event(db: AsyncSession, endpoint: NotificationEndpoint) -> int:
-    """A `webhook.test` delivery, so the office can check its receiver; returns its id."""
+    """A `webhook.test` delivery, so the office can check its receiver; returns its id.
+
+    Queued as claimed: the caller attempts it at once, and the worker's tick must not send
+    it a second time meanwhile. Should the caller never get to it, the worker takes it over
+    when the claim runs out."""
     assert endpoint.id is not None
-    delivery = _delivery(endpoint.id, TEST_EVENT, None, {"message": "Testvarsel"}, utcnow())
+    now = utcnow()
+    delivery = _delivery(endpoint.id, TEST_EVENT, None, {"message": "Testvarsel"}, now)
+    delivery.next_attempt_at = now + CLAIM
     db.add(delivery)
     await db.commit()
     assert delivery.id is not None
