@@ -239,7 +239,10 @@ async def prepare(kind: str, url: str, clients: int, sim: Child, http: httpx.Asy
         assert integration.id is not None
         integration_id = integration.id
         await client_service.set_all_active(db, integration_id, True)
-    engine = SyncEngine(factory, vault, connector, SyncSettings(years=2))
+    # Polls are measured on their own (make_all_due): a client synced early in a long full
+    # sync must not come due again while the measurement still runs.
+    settings = SyncSettings(years=2, poll_interval=timedelta(days=1))
+    engine = SyncEngine(factory, vault, connector, settings)
     requests = Requests()
     http.event_hooks = {"request": [requests.on_request], "response": [requests.on_response]}
     return Bed(kind, clients, database, factory, engine, requests, integration_id, sim)
