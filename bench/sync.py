@@ -382,7 +382,7 @@ POLLS = os.environ.get("BENCH_POLLS", "1") == "1"
 
 
 def main() -> None:
-    sizes = env_ints("BENCH_SIZES", "100,1000,5000")
+    sizes = env_ints("BENCH_SIZES", "100,1000")
     databases = env_list("BENCH_DATABASES", "sqlite,postgresql")
     pg_sizes = env_ints("BENCH_PG_SIZES", ",".join(map(str, sizes)))
     if "postgresql" in databases and not postgres_available():
