@@ -115,6 +115,8 @@ class Child:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+        if not os.environ.get("BENCH_KEEP_LOGS"):
+            self.log.unlink(missing_ok=True)
 
 
 def start_simulator(sizes: list[int], latency: float) -> Child:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import gzip
 import os
+import shutil
 import tempfile
 import time
 from datetime import timedelta
@@ -186,6 +187,7 @@ async def bench(kind: str) -> None:
         integration_id, typed = await populate(url, encryption_key, CLIENTS)
         setup = time.monotonic() - started
         port = free_port()
+        data_dir = tempfile.mkdtemp(prefix="bench-screen-")
         env = {
             "DATABASE_URL": url,
             "SECRET_KEY": "benchmark-secret-key-that-is-long-enough-0123",
@@ -195,7 +197,7 @@ async def bench(kind: str) -> None:
             "SYNC_ENABLED": "false",
             "PORT": str(port),
             "HOST": "127.0.0.1",
-            "DATA_DIR": tempfile.mkdtemp(prefix="bench-screen-"),
+            "DATA_DIR": data_dir,
         }
         app = Child([PYTHON, "app.py", "run"], port=port, ready_path="/healthz", env=env)
         try:
@@ -203,6 +205,7 @@ async def bench(kind: str) -> None:
             result = await measure(app, integration_id, typed)
         finally:
             app.stop()
+            shutil.rmtree(data_dir, ignore_errors=True)
     met = {
         "fragment_p95": result["fragment"]["p95_ms"] <= TARGETS["fragment_p95_ms"],
         "page_p95": result["page"]["p95_ms"] <= TARGETS["page_p95_ms"],

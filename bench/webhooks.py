@@ -27,6 +27,7 @@ import asyncio
 import json
 import os
 import secrets
+import shutil
 import signal
 import tempfile
 import time
@@ -297,6 +298,7 @@ async def bench(kind: str, sim: Child) -> None:
             checks = await verify(url, loaded["sent"], since)
         finally:
             app.stop()
+            shutil.rmtree(folder, ignore_errors=True)
     sent = loaded["sent"]
     latencies = [s["latency_ms"] for s in sent]
     rate = len(sent) / loaded["wall_s"]
