@@ -5,7 +5,7 @@ from litestar.di import NamedDependency, Provide
 from litestar.exceptions import NotFoundException
 from litestar.params import FromPath, FromQuery
 from litestar.response import Response, Template
-from litestar_htmx import HTMXRequest
+from litestar_htmx import HTMXRequest, HTMXTemplate
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from models import Integration
@@ -96,13 +96,16 @@ class ClientController(Controller):
         await client_service.set_switch(db, client, Switch(switch), on)
         if not wants_fragment(request):
             return redirect(request, f"/integrasjoner/{integration.id}")
-        return Template(
-            "partials/client_row_update.html",
+        # The table's form made the request; the answer replaces the switch's row.
+        return HTMXTemplate(
+            template_name="partials/client_row_update.html",
             context={
                 "integration": integration,
                 "client": client,
                 "counts": await client_service.counts(db, integration.id),
             },
+            re_target=f"#client-{client.id}",
+            re_swap="outerHTML",
         )
 
     @post("/oppdater", status_code=200)

@@ -57,6 +57,8 @@ class SyncRunner:
         self._subscriptions = subscriptions
         self._wake: asyncio.TimerHandle | None = None
         self._ticks: set[asyncio.Task[int]] = set()
+        self._stopped = False
+        self._tick_lock = asyncio.Lock()
         self.settings = settings or SchedulerSettings()
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self._running: dict[int, asyncio.Task[None]] = {}
@@ -69,8 +71,12 @@ class SyncRunner:
 
     async def tick(self) -> int:
         """Start syncs for due clients up to the free capacity; returns how many started."""
+        async with self._tick_lock:  # a woken tick and the interval's must not both fill slots
+            return await self._start_due()
+
+    async def _start_due(self) -> int:
         free = self.settings.concurrency - len(self._running)
-        if free <= 0:
+        if free <= 0 or self._stopped:
             return 0
         async with self._factory() as db:
             due = await leases.due_clients(db, utcnow(), limit=free * 3)
@@ -83,14 +89,20 @@ class SyncRunner:
                     continue  # another process holds it
             task = asyncio.create_task(self._sync(client_id, integration_id))
             self._running[client_id] = task
-            task.add_done_callback(lambda _t, cid=client_id: self._running.pop(cid, None))
+            task.add_done_callback(lambda _t, cid=client_id: self._finished(cid))
             started += 1
         return started
+
+    def _finished(self, client_id: int) -> None:
+        self._running.pop(client_id, None)
+        # A slot is free: start the next due client now, not at the next interval.
+        if self.scheduler is not None and not self._stopped:
+            self.wake(0.0)
 
     def wake(self, delay: float = 0.25) -> None:
         """Tick soon (a callback noted work) rather than at the next interval. The short
         delay lets a burst of callbacks for one client become one sync."""
-        if self._wake is None:
+        if self._wake is None and not self._stopped:
             self._wake = asyncio.get_running_loop().call_later(delay, self._woken)
 
     def _woken(self) -> None:
@@ -107,6 +119,7 @@ class SyncRunner:
     async def stop(self) -> None:
         """Shutdown: stop the syncs under way. What they committed stays; their leases are
         released (or expire), and the next tick anywhere redoes the rest."""
+        self._stopped = True
         if self._wake is not None:
             self._wake.cancel()
         for task in list(self._running.values()):
