@@ -45,6 +45,7 @@ from services.notifications import running_notifications
 from services.request_context import RequestIdMiddleware
 from services.session_store import DatabaseStore, SessionConfig
 from services.settings import Settings, SettingsError
+from services.sync.callbacks import CallbackInbox
 from services.sync.scheduler import running_sync
 from services.web import (
     AppContext,
@@ -87,6 +88,9 @@ def create_app(settings: Settings) -> Litestar:
                     consumer_token=settings.tripletex_consumer_token,
                     metrics=ctx.metrics,
                 )
+            )
+            ctx.callback_inbox = CallbackInbox(
+                ctx.session_factory, ctx.vault, ctx.connector, years=settings.sync.years
             )
             if settings.demo:
                 from services.auth import ensure_demo_user

@@ -4,15 +4,13 @@ No login, session or CSRF: Tripletex proves itself with the subscription's signa
 answer comes as soon as the change is noted; the sync itself runs in the scheduler.
 """
 
-from datetime import date
-
 from litestar import Request, post
 from litestar.datastructures import State
 from litestar.params import FromPath
 from litestar.response import Response
 
 from routes.health import NO_SESSION_OR_CSRF
-from services.sync.callbacks import Outcome, receive
+from services.sync.callbacks import Outcome
 from services.sync.subscriptions import RECEIVER_PATH
 from services.web import context
 
@@ -29,18 +27,9 @@ async def tripletex_callback(
     request: Request, state: State, hook_id: FromPath[str]
 ) -> Response[None]:
     ctx = context(state)
-    assert ctx.connector is not None
-    async with ctx.session_factory() as db:
-        received = await receive(
-            db,
-            ctx.vault,
-            ctx.connector,
-            hook_id,
-            {name.lower(): value for name, value in request.headers.items()},
-            await request.body(),
-            today=date.today(),
-            years=ctx.settings.sync.years,
-        )
+    assert ctx.callback_inbox is not None, "created at start-up"
+    headers = {name.lower(): value for name, value in request.headers.items()}
+    received = await ctx.callback_inbox.receive(hook_id, headers, await request.body())
     ctx.metrics.webhook_events.labels(
         event=received.event or "unknown", outcome=received.outcome.value
     ).inc()

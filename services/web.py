@@ -17,6 +17,7 @@ from services.crypto import KeyVault
 from services.db import SessionFactory
 from services.metrics import Metrics
 from services.settings import Settings
+from services.sync.callbacks import CallbackInbox
 from services.sync.scheduler import SyncRunner
 
 
@@ -33,6 +34,7 @@ class AppContext:
     connector: Connector | None = None
     metrics: Metrics = field(default_factory=Metrics)  # one registry per app instance
     sync_runner: SyncRunner | None = None
+    callback_inbox: CallbackInbox | None = None
 
 
 def context(state: State) -> AppContext:

@@ -231,3 +231,43 @@ async def stored(
         for line in lines
         if line.opening or line.movement
     }
+
+
+async def test_a_deleted_voucher_resyncs_just_the_month_it_was_in(
+    live_app: httpx.AsyncClient, settings: Settings, simulator: Simulator
+) -> None:
+    company = simulator.state.clients_of("demo-regnskapskontor")[7]
+    client_id = await activate(live_app, settings, company)
+
+    async def webhooks_on_and_synced() -> bool:
+        rows = await query(
+            settings, f"select live_mode, synced_at from client where id = {client_id}"
+        )
+        return rows[0][0] == "webhooks" and rows[0][1] is not None
+
+    await until(webhooks_on_and_synced)
+    march = date(simulator.state.today.year - 1, 3, 10)
+    voucher = simulator.state.post_voucher(company.id, date=march)
+    month = periods.Month(march.year, 3)
+
+    async def webhook_runs(count: int) -> bool:
+        runs = await query(
+            settings,
+            f"select result from sync_run where client_id = {client_id} and trigger = 'webhook'",
+        )
+        return len(runs) >= count and all(r == "ok" for (r,) in runs)
+
+    await until(lambda: webhook_runs(1))
+    simulator.state.delete_voucher(voucher.id)  # its callback carries no date
+
+    async def gone_here_too() -> bool:
+        ours = await stored(settings, client_id, month)
+        return ours == simulator_month(simulator, company.id, month.year, month.month)
+
+    await until(lambda: webhook_runs(2))
+    await until(gone_here_too)
+    runs = await query(
+        settings,
+        f"select periods from sync_run where client_id = {client_id} and trigger = 'webhook'",
+    )
+    assert [periods_ for (periods_,) in runs] == [1, 1]  # not the whole window

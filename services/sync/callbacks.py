@@ -1,26 +1,39 @@
 """Taking in the ERP's change callbacks: verify, reject replays, note the changed months.
 
 The receiver does no ERP calls and no syncing: it notes which months of which client
-changed (a burst of events for one month is one row) and answers at once. The scheduler
-then syncs each noted client once, incrementally, for just those months.
+changed (a burst of events for one month is one row) and answers once that is committed.
+The scheduler then syncs each noted client once, incrementally, for just those months.
+
+Callbacks come in bursts. Each request checks its signature itself, then hands the event
+to the `CallbackInbox`, which writes whatever has arrived meanwhile in one transaction (a
+group commit): per batch a handful of statements instead of a handful per callback, and
+one writer at a time, which is what SQLite allows anyway. A callback only ever makes us
+re-fetch from the ERP; no data in it is trusted.
 """
 
 from __future__ import annotations
 
+import asyncio
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 from enum import StrEnum
 
-from sqlmodel import col, select
+from sqlalchemy import tuple_
+from sqlmodel import col, delete, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from models import VoucherMonth, WebhookReceipt, WebhookSubscription
 from services.connectors.base import CallbackRejected, ChangeEvent, Connector
 from services.crypto import KeyVault
-from services.db import insert_for
+from services.db import SessionFactory, insert_for
 from services.sync import periods
-from services.sync.pending import note_months
+from services.sync.pending import note_changes
 from services.sync.periods import Month
+
+HOOK_CACHE_SECONDS = 60.0  # a removed subscription is refused at most this much later
+MAX_BATCH = 500
 
 
 class Outcome(StrEnum):
@@ -37,84 +50,191 @@ class Received:
     event: str | None = None
 
 
-async def receive(
-    db: AsyncSession,
-    vault: KeyVault,
-    connector: Connector,
-    hook_id: str,
-    headers: dict[str, str],
-    body: bytes,
-    *,
-    today: date,
-    years: int,
-) -> Received:
-    row = (
-        await db.exec(
-            select(
-                WebhookSubscription.client_id,
-                WebhookSubscription.event,
-                WebhookSubscription.erp_subscription_id,
-                WebhookSubscription.secret_ciphertext,
-            ).where(col(WebhookSubscription.hook_id) == hook_id)
-        )
-    ).first()
-    if row is None:
-        return Received(Outcome.UNKNOWN)
-    client_id, subscribed_event, erp_subscription_id, secret_ciphertext = row
-    try:
-        event = connector.read_callback(vault.decrypt(secret_ciphertext), headers, body)
-    except CallbackRejected:
-        return Received(Outcome.REJECTED, client_id)
-    if event.event != subscribed_event or (
-        erp_subscription_id is not None and event.subscription_id != erp_subscription_id
-    ):
-        return Received(Outcome.REJECTED, client_id)
-    callback_id = connector.callback_id(headers)
-    if callback_id is None or not await _first_time(db, callback_id):
-        await db.rollback()
-        return Received(Outcome.DUPLICATE, client_id, event.event)
-    window = periods.window(today, years)
-    months = await _changed_months(db, client_id, event, today, window)
-    await note_months(db, client_id, [m for m in months if m in window])
-    await db.commit()
-    return Received(Outcome.ACCEPTED, client_id, event.event)
+@dataclass(frozen=True)
+class Hook:
+    client_id: int
+    event: str
+    erp_subscription_id: int | None
+    secret: str
 
 
-async def _first_time(db: AsyncSession, callback_id: str) -> bool:
-    result = await db.exec(
-        insert_for(db, WebhookReceipt)
-        .values(idempotency_key=callback_id[:100])
-        .on_conflict_do_nothing()
-    )
-    return result.rowcount == 1
+@dataclass(frozen=True)
+class Verified:
+    """A callback whose signature checked out, waiting to be written."""
+
+    client_id: int
+    callback_id: str
+    event: ChangeEvent
+
+
+class CallbackInbox:
+    def __init__(
+        self,
+        session_factory: SessionFactory,
+        vault: KeyVault,
+        connector: Connector,
+        *,
+        years: int,
+        today: Callable[[], date] = date.today,
+    ) -> None:
+        self._factory = session_factory
+        self._vault = vault
+        self._connector = connector
+        self._years = years
+        self._today = today
+        self._hooks: dict[str, tuple[float, Hook]] = {}
+        self._waiting: list[tuple[Verified, asyncio.Future[bool]]] = []
+        self._writer: asyncio.Task[None] | None = None
+
+    async def receive(self, hook_id: str, headers: dict[str, str], body: bytes) -> Received:
+        hook = await self._hook(hook_id)
+        if hook is None:
+            return Received(Outcome.UNKNOWN)
+        try:
+            event = self._connector.read_callback(hook.secret, headers, body)
+        except CallbackRejected:
+            return Received(Outcome.REJECTED, hook.client_id)
+        callback_id = self._connector.callback_id(headers)
+        wrong_subscription = hook.erp_subscription_id not in (None, event.subscription_id)
+        if event.event != hook.event or wrong_subscription or not callback_id:
+            return Received(Outcome.REJECTED, hook.client_id)
+        first_time = await self._write(Verified(hook.client_id, callback_id[:100], event))
+        outcome = Outcome.ACCEPTED if first_time else Outcome.DUPLICATE
+        return Received(outcome, hook.client_id, event.event)
+
+    async def _hook(self, hook_id: str) -> Hook | None:
+        cached = self._hooks.get(hook_id)
+        if cached is not None and cached[0] > time.monotonic():
+            return cached[1]
+        async with self._factory() as db:
+            row = (
+                await db.exec(
+                    select(
+                        WebhookSubscription.client_id,
+                        WebhookSubscription.event,
+                        WebhookSubscription.erp_subscription_id,
+                        WebhookSubscription.secret_ciphertext,
+                    ).where(col(WebhookSubscription.hook_id) == hook_id)
+                )
+            ).first()
+        if row is None:
+            self._hooks.pop(hook_id, None)
+            return None
+        client_id, event, erp_id, ciphertext = row
+        hook = Hook(client_id, event, erp_id, self._vault.decrypt(ciphertext))
+        self._hooks[hook_id] = (time.monotonic() + HOOK_CACHE_SECONDS, hook)
+        return hook
+
+    async def _write(self, verified: Verified) -> bool:
+        """Whether this callback is new; returns once it is committed."""
+        done: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._waiting.append((verified, done))
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write_all())
+        return await done
+
+    async def _write_all(self) -> None:
+        while self._waiting:
+            batch, self._waiting = self._waiting[:MAX_BATCH], self._waiting[MAX_BATCH:]
+            try:
+                new = await self._write_batch([verified for verified, _ in batch])
+            except Exception as exc:  # the ERP retries what we did not answer with 2xx
+                for _, done in batch:
+                    if not done.done():
+                        done.set_exception(exc)
+                continue
+            for verified, done in batch:
+                if not done.done():
+                    done.set_result(verified.callback_id in new)
+
+    async def _write_batch(self, batch: list[Verified]) -> set[str]:
+        today = self._today()
+        window = set(periods.window(today, self._years))
+        async with self._factory() as db:
+            keys = list(dict.fromkeys(v.callback_id for v in batch))
+            new = set(
+                (
+                    await db.exec(
+                        insert_for(db, WebhookReceipt)
+                        .values([{"idempotency_key": key} for key in keys])
+                        .on_conflict_do_nothing()
+                        .returning(col(WebhookReceipt.idempotency_key))
+                    )
+                )
+                .scalars()
+                .all()
+            )
+            accepted, seen_keys = [], set()
+            for verified in batch:
+                if verified.callback_id in new and verified.callback_id not in seen_keys:
+                    seen_keys.add(verified.callback_id)
+                    accepted.append(verified)
+            months = await _changed_months(db, accepted, today, window)
+            await note_changes(db, {client: changed & window for client, changed in months.items()})
+            await db.commit()
+        return new
 
 
 async def _changed_months(
-    db: AsyncSession, client_id: int, event: ChangeEvent, today: date, window: list[Month]
-) -> set[Month]:
-    if not event.event.startswith("voucher."):
-        # An account's name, type or flags: the sync fetches the chart of accounts every
-        # time; the current month stands for "sync this client".
-        return {Month(today.year, today.month)}
-    seen = await db.get(VoucherMonth, (client_id, event.object_id))
-    months = {Month(seen.year, seen.month)} if seen is not None else set()
-    if event.day is not None:
-        month = Month(event.day.year, event.day.month)
-        months.add(month)
-        # An upsert: callbacks for one voucher may arrive at once (create racing update).
-        statement = insert_for(db, VoucherMonth).values(
-            client_id=client_id, voucher_id=event.object_id, year=month.year, month=month.month
+    db: AsyncSession, batch: list[Verified], today: date, window: set[Month]
+) -> dict[int, set[Month]]:
+    """Per client, the months the batch's callbacks changed. A voucher's callback names its
+    date; the month it left (moved, deleted) comes from the voucher_month table."""
+    months: dict[int, set[Month]] = {}
+    vouchers = [v for v in batch if v.event.event.startswith("voucher.")]
+    for verified in batch:
+        if not verified.event.event.startswith("voucher."):
+            # An account's name, type or flags: every sync fetches the chart of accounts;
+            # the current month stands for "sync this client".
+            months.setdefault(verified.client_id, set()).add(Month(today.year, today.month))
+    if not vouchers:
+        return months
+    keys = {(v.client_id, v.event.object_id) for v in vouchers}
+    seen = {
+        (client_id, voucher_id): Month(year, month)
+        for client_id, voucher_id, year, month in (
+            await db.exec(
+                select(
+                    VoucherMonth.client_id,
+                    VoucherMonth.voucher_id,
+                    VoucherMonth.year,
+                    VoucherMonth.month,
+                ).where(tuple_(col(VoucherMonth.client_id), col(VoucherMonth.voucher_id)).in_(keys))
+            )
+        ).all()
+    }
+    now_in: dict[tuple[int, int], Month | None] = {}
+    for verified in vouchers:  # in arrival order: the last word on a voucher wins
+        key = (verified.client_id, verified.event.object_id)
+        changed = months.setdefault(verified.client_id, set())
+        if (before := now_in.get(key, seen.get(key))) is not None:
+            changed.add(before)
+        day = verified.event.day
+        now_in[key] = Month(day.year, day.month) if day is not None else None
+        if day is not None:
+            changed.add(Month(day.year, day.month))
+        elif before is None:
+            # A voucher deleted (or changed without a date) that we never saw: any month
+            # of the window may have changed. Conditional fetches make unchanged ones cheap.
+            changed.update(window)
+    gone = [key for key, month in now_in.items() if month is None and key in seen]
+    if gone:
+        await db.exec(
+            delete(VoucherMonth).where(
+                tuple_(col(VoucherMonth.client_id), col(VoucherMonth.voucher_id)).in_(gone)
+            )
         )
+    placed = [
+        {"client_id": c, "voucher_id": v, "year": m.year, "month": m.month}
+        for (c, v), m in now_in.items()
+        if m is not None
+    ]
+    if placed:
+        statement = insert_for(db, VoucherMonth).values(placed)
         await db.exec(
             statement.on_conflict_do_update(
                 index_elements=["client_id", "voucher_id"],
                 set_={"year": statement.excluded.year, "month": statement.excluded.month},
             )
         )
-    elif seen is not None:
-        await db.delete(seen)
-    if not months:
-        # A voucher deleted (or changed without a date) that we never saw: any month of the
-        # window may have changed. Conditional fetches make the unchanged ones cheap.
-        months = set(window)
     return months

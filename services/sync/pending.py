@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -15,6 +15,13 @@ from services.sync.periods import Month
 async def note_months(
     db: AsyncSession, client_id: int, months: Iterable[Month], *, source: str = "webhook"
 ) -> None:
+    await note_changes(db, {client_id: months}, source=source)
+
+
+async def note_changes(
+    db: AsyncSession, months: Mapping[int, Iterable[Month]], *, source: str = "webhook"
+) -> None:
+    """Note the months of several clients at once (one statement)."""
     now = utcnow()
     rows = [
         {
@@ -24,7 +31,8 @@ async def note_months(
             "noted_at": now,
             "source": source,
         }
-        for m in months
+        for client_id, client_months in months.items()
+        for m in client_months
     ]
     if not rows:
         return
