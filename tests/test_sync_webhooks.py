@@ -20,6 +20,7 @@ import uvicorn
 from services.settings import Settings, SyncConfig
 from services.sync import periods
 from services.tripletex_sim.model import Company
+from services.tripletex_sim.webhooks import signature
 from tests.conftest import PASSWORD, Simulator, add_user, free_port, query
 from tests.sync_support import simulator_month
 
@@ -271,3 +272,37 @@ async def test_a_deleted_voucher_resyncs_just_the_month_it_was_in(
         f"select periods from sync_run where client_id = {client_id} and trigger = 'webhook'",
     )
     assert [periods_ for (periods_,) in runs] == [1, 1]  # not the whole window
+
+
+async def test_slett_system_removes_the_subscriptions_and_late_callbacks_do_no_harm(
+    live_app: httpx.AsyncClient, settings: Settings, simulator: Simulator
+) -> None:
+    company = simulator.state.clients_of("demo-regnskapskontor")[8]
+    client_id = await activate(live_app, settings, company)
+
+    async def webhooks_on() -> bool:
+        rows = await query(settings, f"select live_mode from client where id = {client_id}")
+        return rows[0][0] == "webhooks"
+
+    await until(webhooks_on)
+    simulator.state.post_voucher(company.id)
+    await simulator.state.webhooks.wait_idle()
+    delivery = next(d for d in simulator.state.deliveries if d.event == "voucher.create")
+    integration_id = (
+        await query(settings, f"select integration_id from client where id = {client_id}")
+    )[0][0]
+    deleted = await live_app.post(f"/integrasjoner/{integration_id}/slett", data=form(live_app))
+    assert deleted.status_code == 303
+
+    async def unsubscribed_at_tripletex() -> bool:
+        return not active_subscriptions(simulator, company)
+
+    await until(unsubscribed_at_tripletex)
+    # A callback already on its way when the client went: answered, nothing noted, no error.
+    late = dict(delivery.headers, **{"idempotency-key": "late-" + delivery.idempotency_key})
+    secret = delivery.subscription.hmac_shared_secret
+    assert secret
+    late["x-request-signature"] = signature(secret, late["idempotency-key"], delivery.body)
+    answer = await live_app.post(delivery.target, content=delivery.body, headers=late)
+    assert answer.status_code in (200, 404)
+    assert await query(settings, "select count(*) from pending_period") == [(0,)]

@@ -24,7 +24,7 @@ from sqlalchemy import tuple_
 from sqlmodel import col, delete, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from models import VoucherMonth, WebhookReceipt, WebhookSubscription
+from models import Client, VoucherMonth, WebhookReceipt, WebhookSubscription
 from services.connectors.base import CallbackRejected, ChangeEvent, Connector
 from services.crypto import KeyVault
 from services.db import SessionFactory, insert_for
@@ -164,8 +164,15 @@ class CallbackInbox:
                 .scalars()
                 .all()
             )
+            # A hook cached just before its client was deleted: nothing left to sync.
+            client_ids = {v.client_id for v in batch}
+            existing = set(
+                (await db.exec(select(Client.id).where(col(Client.id).in_(client_ids)))).all()
+            )
             accepted, seen_keys = [], set()
             for verified in batch:
+                if verified.client_id not in existing:
+                    continue
                 if verified.callback_id in new and verified.callback_id not in seen_keys:
                     seen_keys.add(verified.callback_id)
                     accepted.append(verified)
