@@ -139,8 +139,12 @@ class Connector(Protocol):
         """Check the key against the ERP now and list the companies it reaches."""
         ...
 
-    async def fetch_accounts(self, key: str, company: CompanyRef) -> list[RemoteAccount]:
-        """The whole chart of accounts; raises rather than return a partial list."""
+    async def fetch_accounts(
+        self, key: str, company: CompanyRef, *, conditional: bool = False
+    ) -> list[RemoteAccount] | None:
+        """The whole chart of accounts; raises rather than return a partial list. With
+        `conditional`, None when the ERP says it is unchanged since this process last
+        fetched it."""
         ...
 
     async def fetch_balances(

@@ -344,17 +344,32 @@ class TripletexConnector:
             clients=clients,
         )
 
-    async def fetch_accounts(self, key: str, company: CompanyRef) -> list[RemoteAccount]:
-        async def fetch(session: SessionToken) -> list[RemoteAccount]:
-            return [
-                _remote_account(item)
-                async for item in self._client.iter_list(
-                    session,
-                    "/ledger/account",
-                    company_id=_auth_company(company),
-                    params={"fields": ACCOUNT_FIELDS},
-                )
-            ]
+    async def fetch_accounts(
+        self, key: str, company: CompanyRef, *, conditional: bool = False
+    ) -> list[RemoteAccount] | None:
+        async def fetch(session: SessionToken) -> list[RemoteAccount] | None:
+            # One page holds any real chart of accounts, which makes it one conditional GET.
+            body = await self._client.get(
+                session,
+                "/ledger/account",
+                company_id=_auth_company(company),
+                params={"fields": ACCOUNT_FIELDS, "count": ACCOUNTS_PAGE},
+                conditional=conditional,
+            )
+            if body is None:
+                return None  # unchanged since we last fetched it (304)
+            values = body.get("values", [])
+            if body.get("fullResultSize", len(values)) > len(values):
+                values = [
+                    item
+                    async for item in self._client.iter_list(
+                        session,
+                        "/ledger/account",
+                        company_id=_auth_company(company),
+                        params={"fields": ACCOUNT_FIELDS},
+                    )
+                ]
+            return [_remote_account(item) for item in values]
 
         return await self._with_session(key, fetch)
 
@@ -499,6 +514,7 @@ class TripletexConnector:
             return await call(await self._client.session_for(key))
 
 
+ACCOUNTS_PAGE = 10000
 ACCOUNT_FIELDS = (
     "id,number,name,type,isInactive,isBankAccount,vatType(number),saftCode,groupingCode"
 )

@@ -162,9 +162,16 @@ class SyncEngine:
         mirror_deletions: bool,
         full: bool,
     ) -> None:
-        accounts = await self._connector.fetch_accounts(key, company)
+        # With SLETT KONTOER on, accounts flagged removed before it was switched on must go
+        # even when the chart is unchanged since: those clients always get the whole chart.
+        accounts = await self._connector.fetch_accounts(
+            key, company, conditional=not full and not mirror_deletions
+        )
         async with self.session_factory() as db:
-            await store.store_accounts(db, client_id, accounts, mirror_deletions=mirror_deletions)
+            if accounts is not None:  # None: unchanged (304)
+                await store.store_accounts(
+                    db, client_id, accounts, mirror_deletions=mirror_deletions
+                )
             await self._progress(db, client_id)
             await db.commit()
         openings_due = set() if full else _later_years(months, self._today())
