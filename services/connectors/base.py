@@ -78,6 +78,11 @@ class CompanyRef:
     erp_id: int
     is_own_company: bool = False
 
+    @classmethod
+    def of(cls, erp_id: int, key_kind: str) -> CompanyRef:
+        """A client of an integration: the key's own company when that is all it reaches."""
+        return cls(erp_id=erp_id, is_own_company=key_kind == KeyKind.OWN_COMPANY)
+
 
 @dataclass(frozen=True)
 class RemoteAccount:

@@ -19,7 +19,7 @@ from sqlalchemy import case, update
 from sqlmodel import col, delete, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from models import Client, Integration, KeyKind, LiveMode, PendingPeriod, SyncRun
+from models import Client, Integration, LiveMode, PendingPeriod, SyncRun
 from models.base import utcnow
 from services import publishing
 from services.connectors.base import (
@@ -125,10 +125,7 @@ class SyncEngine:
             client.progress_done, client.progress_total = 0, len(todo) + 1
             await db.commit()
             key = self._vault.decrypt(integration.key_ciphertext)
-            company = CompanyRef(
-                erp_id=client.erp_id,
-                is_own_company=integration.key_kind == KeyKind.OWN_COMPANY,
-            )
+            company = CompanyRef.of(client.erp_id, integration.key_kind)
             mirror_deletions = client.delete_accounts
             run_id = run.id
 

@@ -16,11 +16,12 @@ import secrets
 from dataclasses import dataclass
 from datetime import timedelta
 
+from sqlalchemy import update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from sqlmodel.sql.expression import SelectOfScalar
 
-from models import Client, Integration, KeyKind, LiveMode, WebhookSubscription
+from models import Client, Integration, LiveMode, WebhookSubscription
 from models.base import utcnow
 from services.connectors.base import CompanyRef, Connector, ErpError, RemoteSubscription
 from services.crypto import KeyVault
@@ -39,7 +40,6 @@ def callback_url(public_base_url: str, hook_id: str) -> str:
 @dataclass(frozen=True)
 class ClientRef:
     client_id: int
-    active: bool
     key: str
     company: CompanyRef
 
@@ -62,40 +62,45 @@ class SubscriptionManager:
         when the client is gone). ERP errors are logged, never raised: the client is then
         polled, and the next sync tries again."""
         async with self._factory() as db:
-            ref = await self._client_ref(db, client_id)
-            subs = (await db.exec(_subscriptions_of(client_id))).all()
-        if ref is None:
-            return None
-        wanted = ref.active and self._public_base_url is not None
-        try:
-            if not wanted:
-                await self._remove(ref, subs)
-                mode = LiveMode.POLLING
-            else:
-                mode = await self._ensure(ref, subs)
-        except ErpError as exc:
-            log.warning(
-                "webhook subscriptions failed client=%s error=%s", client_id, type(exc).__name__
-            )
-            mode = LiveMode.FALLBACK if wanted else LiveMode.POLLING
-        async with self._factory() as db:
             client = await db.get(Client, client_id)
-            if client is not None and client.live_mode != mode:
-                client.live_mode = mode
+            integration = await db.get(Integration, client.integration_id) if client else None
+            if client is None or integration is None:
+                return None
+            subs = list((await db.exec(_subscriptions_of(client_id))).all())
+        reachable = client.active and not client.access_lost and integration.key_status == "ok"
+        wanted = reachable and self._public_base_url is not None
+        if not wanted and not subs:
+            mode = LiveMode.POLLING  # the common case without a public URL: nothing to ask
+        else:
+            ref = ClientRef(
+                client_id=client_id,
+                key=self._vault.decrypt(integration.key_ciphertext),
+                company=CompanyRef.of(client.erp_id, integration.key_kind),
+            )
+            mode = await self._reconcile(ref, subs, wanted)
+        if client.live_mode != mode:
+            async with self._factory() as db:
+                await db.exec(
+                    update(Client).where(col(Client.id) == client_id).values(live_mode=mode)
+                )
                 await db.commit()
         return mode
 
-    async def _client_ref(self, db: AsyncSession, client_id: int) -> ClientRef | None:
-        client = await db.get(Client, client_id)
-        integration = await db.get(Integration, client.integration_id) if client else None
-        if client is None or integration is None:
-            return None
-        return ClientRef(
-            client_id=client_id,
-            active=client.active and not client.access_lost and integration.key_status == "ok",
-            key=self._vault.decrypt(integration.key_ciphertext),
-            company=_company(client.erp_id, integration),
-        )
+    async def _reconcile(
+        self, ref: ClientRef, subs: list[WebhookSubscription], wanted: bool
+    ) -> LiveMode:
+        try:
+            if wanted:
+                return await self._ensure(ref, subs)
+            await self._remove(ref, subs)
+            return LiveMode.POLLING
+        except ErpError as exc:
+            log.warning(
+                "webhook subscriptions failed client=%s error=%s",
+                ref.client_id,
+                type(exc).__name__,
+            )
+            return LiveMode.FALLBACK if wanted else LiveMode.POLLING
 
     async def _remove(self, ref: ClientRef, subs: list[WebhookSubscription]) -> None:
         for sub in subs:
@@ -120,6 +125,8 @@ class SubscriptionManager:
         now = utcnow()
         if any(s.checked_at is None or s.checked_at < now - CHECK_EVERY for s in subs):
             await self._check(ref, subs)
+        # Per event, the status the ERP last gave; none for one it does not have.
+        statuses = {sub.event: sub.erp_status for sub in subs if sub.erp_subscription_id}
         for event in self._connector.events:
             sub = by_event.get(event)
             if sub is None or sub.erp_subscription_id is None:
@@ -133,23 +140,16 @@ class SubscriptionManager:
                     secret,
                 )
                 await self._save(sub.id, remote)
+                statuses[event] = remote.status
                 log.info("subscribed client=%s event=%s", ref.client_id, event)
             elif sub.erp_status != ACTIVE:
                 remote = await self._connector.renew_subscription(
                     ref.key, ref.company, sub.erp_subscription_id
                 )
                 await self._save(sub.id, remote)
+                statuses[event] = remote.status
                 log.info("renewed subscription client=%s event=%s", ref.client_id, event)
-        async with self._factory() as db:
-            statuses = (
-                await db.exec(
-                    select(WebhookSubscription.erp_status).where(
-                        col(WebhookSubscription.client_id) == ref.client_id
-                    )
-                )
-            ).all()
-        wanted = len(self._connector.events)
-        all_active = len(statuses) == wanted and all(s == ACTIVE for s in statuses)
+        all_active = all(statuses.get(event) == ACTIVE for event in self._connector.events)
         return LiveMode.WEBHOOKS if all_active else LiveMode.FALLBACK
 
     async def _check(self, ref: ClientRef, subs: list[WebhookSubscription]) -> None:
@@ -214,7 +214,9 @@ async def subscriptions_of_integration(
             )
         )
     ).all()
-    return [(_company(erp_id, integration), sub_id) for erp_id, sub_id in rows if sub_id]
+    return [
+        (CompanyRef.of(erp_id, integration.key_kind), sub_id) for erp_id, sub_id in rows if sub_id
+    ]
 
 
 async def unsubscribe_all(
@@ -238,7 +240,3 @@ async def unsubscribe_all(
 
 def _subscriptions_of(client_id: int) -> SelectOfScalar[WebhookSubscription]:
     return select(WebhookSubscription).where(col(WebhookSubscription.client_id) == client_id)
-
-
-def _company(erp_id: int, integration: Integration) -> CompanyRef:
-    return CompanyRef(erp_id=erp_id, is_own_company=integration.key_kind == KeyKind.OWN_COMPANY)
