@@ -46,8 +46,7 @@ class Outcome(StrEnum):
 @dataclass(frozen=True)
 class Received:
     outcome: Outcome
-    client_id: int | None = None
-    event: str | None = None
+    event: str | None = None  # named only once the signature checked out
 
 
 @dataclass(frozen=True)
@@ -93,14 +92,14 @@ class CallbackInbox:
         try:
             event = self._connector.read_callback(hook.secret, headers, body)
         except CallbackRejected:
-            return Received(Outcome.REJECTED, hook.client_id)
+            return Received(Outcome.REJECTED)
         callback_id = self._connector.callback_id(headers)
         wrong_subscription = hook.erp_subscription_id not in (None, event.subscription_id)
         if event.event != hook.event or wrong_subscription or not callback_id:
-            return Received(Outcome.REJECTED, hook.client_id)
+            return Received(Outcome.REJECTED)
         first_time = await self._write(Verified(hook.client_id, callback_id[:100], event))
         outcome = Outcome.ACCEPTED if first_time else Outcome.DUPLICATE
-        return Received(outcome, hook.client_id, event.event)
+        return Received(outcome, event.event)
 
     async def _hook(self, hook_id: str) -> Hook | None:
         cached = self._hooks.get(hook_id)
