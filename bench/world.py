@@ -11,8 +11,9 @@ from __future__ import annotations
 from datetime import date
 
 from services.tripletex_sim import SimulatorState
-from services.tripletex_sim.generate import build_company, build_scaled_template, clone_company
-from services.tripletex_sim.model import Employee, Ids
+from services.tripletex_sim.generate import build_scaled_template, clone_company
+from services.tripletex_sim.model import Employee
+from services.tripletex_sim.state import office_world
 
 TEMPLATES = 50
 OFFICE_NAME = "Regnskapsbyrået Benchmark AS"
@@ -24,27 +25,8 @@ def key_for(clients: int) -> str:
 
 
 def build_world(sizes: list[int], today: date | None = None) -> SimulatorState:
-    until = today or date.today()
-    ids, taken = Ids(), set[str]()
-    office = build_company(
-        ids=ids,
-        index=0,
-        name=OFFICE_NAME,
-        company_type="AS",
-        today=until,
-        taken_org_numbers=taken,
-        is_accounting_office=True,
-    )
-    state = SimulatorState(
-        office_company_id=office.id,
-        no_api_access_client_id=0,
-        companies={office.id: office},
-        consumer_tokens={CONSUMER_TOKEN: 1},
-        ids=ids,
-        fixed_today=today,
-        seeded_until=until,
-        org_numbers=taken,
-    )
+    state = office_world(OFFICE_NAME, CONSUMER_TOKEN, today)
+    until, ids, taken, office = state.seeded_until, state.ids, state.org_numbers, state.office()
     clients = []
     for index in range(1, max(sizes) + 1):
         if index <= TEMPLATES:

@@ -266,31 +266,40 @@ class SimulatorState(LiveChanges):
         return key
 
 
-def seed_demo(today: date | None = None) -> SimulatorState:
-    """The demo world: one accounting office, its two keys and 42 clients with history for
-    last year and this year up to `today`. Same `today`, same data: ids, names, amounts."""
+def office_world(
+    office_name: str, consumer_token: str, today: date | None = None
+) -> SimulatorState:
+    """An empty world but for the accounting office and our application's consumer token:
+    what the demo seed and the benchmarks each fill with keys and clients."""
     until = today or date.today()
     ids = Ids()
     org_numbers: set[str] = set()
     office = build_company(
         ids=ids,
         index=0,
-        name=OFFICE_NAME,
+        name=office_name,
         company_type="AS",
         today=until,
         taken_org_numbers=org_numbers,
         is_accounting_office=True,
     )
-    state = SimulatorState(
+    return SimulatorState(
         office_company_id=office.id,
         no_api_access_client_id=0,
         companies={office.id: office},
-        consumer_tokens={DEMO_CONSUMER_TOKEN: 1},
+        consumer_tokens={consumer_token: 1},
         ids=ids,
         fixed_today=today,
         seeded_until=until,
         org_numbers=org_numbers,
     )
+
+
+def seed_demo(today: date | None = None) -> SimulatorState:
+    """The demo world: one accounting office, its two keys and 42 clients with history for
+    last year and this year up to `today`. Same `today`, same data: ids, names, amounts."""
+    state = office_world(OFFICE_NAME, DEMO_CONSUMER_TOKEN, today)
+    until, ids, office = state.seeded_until, state.ids, state.office()
     accountant = state._add_key(
         DEMO_ACCOUNTANT_TOKEN,
         Employee(
