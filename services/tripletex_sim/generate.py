@@ -10,6 +10,7 @@ import random
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
 
 from services.tripletex_sim.accounts import (
     CHART,
@@ -200,14 +201,7 @@ def build_company(
         organization_number=org_number(rng, taken_org_numbers),
         type=company_type,
         start_date=start,
-        email=f"post@{domain}.no",
-        phone_number=f"{rng.choice((2, 3, 5, 7))}{rng.randint(1_000_000, 9_999_999)}",
-        address=Address(
-            id=ids.address.next(),
-            address_line1=f"{rng.choice(_STREETS)} {rng.randint(1, 120)}",
-            postal_code=postal_code,
-            city=city,
-        ),
+        **_contact(rng, ids, domain, postal_code, city),
         created_at=created_at,
         voucher_ids=voucher_ids,
         posting_ids=posting_ids,
@@ -547,6 +541,22 @@ def build_scaled_template(*, ids: Ids, index: int, today: date, taken: set[str])
     return company
 
 
+def _contact(
+    rng: random.Random, ids: Ids, domain: str, postal_code: str, city: str
+) -> dict[str, Any]:
+    """E-mail, phone and address; drawn in this order from `rng` (same seed, same data)."""
+    return {
+        "email": f"post@{domain}.no",
+        "phone_number": f"{rng.choice((2, 3, 5, 7))}{rng.randint(1_000_000, 9_999_999)}",
+        "address": Address(
+            id=ids.address.next(),
+            address_line1=f"{rng.choice(_STREETS)} {rng.randint(1, 120)}",
+            postal_code=postal_code,
+            city=city,
+        ),
+    }
+
+
 def clone_company(template: Company, *, ids: Ids, index: int, taken: set[str]) -> Company:
     """A client company of its own (id, name, organization number, address, id ranges for
     new vouchers) whose chart of accounts and booked history are the template's objects,
@@ -567,14 +577,7 @@ def clone_company(template: Company, *, ids: Ids, index: int, taken: set[str]) -
         organization_number=org_number(rng, taken),
         type=company_type,
         start_date=template.start_date,
-        email=f"post@{words}.no",
-        phone_number=f"{rng.choice((2, 3, 5, 7))}{rng.randint(1_000_000, 9_999_999)}",
-        address=Address(
-            id=ids.address.next(),
-            address_line1=f"{rng.choice(_STREETS)} {rng.randint(1, 120)}",
-            postal_code=postal_code,
-            city=city,
-        ),
+        **_contact(rng, ids, words, postal_code, city),
         created_at=template.created_at,
         voucher_ids=voucher_ids,
         posting_ids=posting_ids,
