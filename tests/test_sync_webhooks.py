@@ -70,6 +70,18 @@ async def until(check: Callable[[], Awaitable[bool]], seconds: float = 20) -> No
         await asyncio.sleep(0.1)
 
 
+async def until_live(settings: Settings, client_id: int) -> None:
+    """Until the client is synced once and on webhooks."""
+
+    async def live_and_synced() -> bool:
+        rows = await query(
+            settings, f"select live_mode, synced_at from client where id = {client_id}"
+        )
+        return rows[0][0] == "webhooks" and rows[0][1] is not None
+
+    await until(live_and_synced)
+
+
 async def activate(http: httpx.AsyncClient, settings: Settings, company: Company) -> int:
     response = await http.post(
         "/integrasjoner/ny",
@@ -100,13 +112,7 @@ async def test_voucher_reaches_balances_through_the_webhook_path(
     company = simulator.state.clients_of("demo-regnskapskontor")[4]
     client_id = await activate(live_app, settings, company)
 
-    async def subscribed_and_synced() -> bool:
-        rows = await query(
-            settings, f"select live_mode, synced_at from client where id = {client_id}"
-        )
-        return rows[0][0] == "webhooks" and rows[0][1] is not None
-
-    await until(subscribed_and_synced)
+    await until_live(settings, client_id)
     assert len(active_subscriptions(simulator, company)) == EVENTS
     # Every callback is signed with a secret of its own subscription.
     secrets = {s.hmac_shared_secret for s in simulator.state.subscriptions.values()}
@@ -153,11 +159,7 @@ async def test_callbacks_are_verified_and_replays_ignored(
     company = simulator.state.clients_of("demo-regnskapskontor")[5]
     client_id = await activate(live_app, settings, company)
 
-    async def webhooks_on() -> bool:
-        rows = await query(settings, f"select live_mode from client where id = {client_id}")
-        return rows[0][0] == "webhooks"
-
-    await until(webhooks_on)
+    await until_live(settings, client_id)
     post_voucher(simulator, company, simulator.state.today)
     await simulator.state.webhooks.wait_idle()
     delivery = next(d for d in simulator.state.deliveries if d.event == "voucher.create")
@@ -240,13 +242,7 @@ async def test_a_deleted_voucher_resyncs_just_the_month_it_was_in(
     company = simulator.state.clients_of("demo-regnskapskontor")[7]
     client_id = await activate(live_app, settings, company)
 
-    async def webhooks_on_and_synced() -> bool:
-        rows = await query(
-            settings, f"select live_mode, synced_at from client where id = {client_id}"
-        )
-        return rows[0][0] == "webhooks" and rows[0][1] is not None
-
-    await until(webhooks_on_and_synced)
+    await until_live(settings, client_id)
     march = date(simulator.state.today.year - 1, 3, 10)
     voucher = simulator.state.post_voucher(company.id, date=march)
     month = periods.Month(march.year, 3)
@@ -280,11 +276,7 @@ async def test_slett_system_removes_the_subscriptions_and_late_callbacks_do_no_h
     company = simulator.state.clients_of("demo-regnskapskontor")[8]
     client_id = await activate(live_app, settings, company)
 
-    async def webhooks_on() -> bool:
-        rows = await query(settings, f"select live_mode from client where id = {client_id}")
-        return rows[0][0] == "webhooks"
-
-    await until(webhooks_on)
+    await until_live(settings, client_id)
     simulator.state.post_voucher(company.id)
     await simulator.state.webhooks.wait_idle()
     delivery = next(d for d in simulator.state.deliveries if d.event == "voucher.create")
