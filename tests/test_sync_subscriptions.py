@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import date, timedelta
 
 import httpx
@@ -15,7 +16,7 @@ from sqlalchemy import text
 from models.base import utcnow
 from services.connectors.tripletex import TripletexClient, TripletexConnector
 from services.crypto import KeyVault
-from services.db import create_engine, create_session_factory
+from services.db import SessionFactory, create_engine, create_session_factory
 from services.settings import Settings
 from services.sync import periods
 from services.sync.engine import SyncEngine, SyncSettings
@@ -30,10 +31,20 @@ PUBLIC_URL = "https://erp.kontor-a.no"  # never called here: no voucher is poste
 EVENTS = 6
 
 
+@dataclass
+class Parts:
+    manager: SubscriptionManager
+    runner: SyncRunner
+    engine: SyncEngine
+    factory: SessionFactory
+    vault: KeyVault
+    connector: TripletexConnector
+
+
 @asynccontextmanager
 async def parts(
     settings: Settings, simulator: Simulator, public_url: str | None = PUBLIC_URL
-) -> AsyncIterator[tuple[SubscriptionManager, SyncRunner]]:
+) -> AsyncIterator[Parts]:
     engine = create_engine(settings.database_url)
     factory = create_session_factory(engine)
     vault = KeyVault(settings.encryption_keys)
@@ -50,7 +61,8 @@ async def parts(
         sync = SyncEngine(
             factory, vault, connector, SyncSettings(), today=lambda: simulator.state.today
         )
-        yield manager, SyncRunner(factory, sync, SchedulerSettings(), manager)
+        runner = SyncRunner(factory, sync, SchedulerSettings(), manager)
+        yield Parts(manager, runner, sync, factory, vault, connector)
     await engine.dispose()
 
 
@@ -93,7 +105,8 @@ async def test_subscribing_is_done_once_with_a_secret_per_subscription(
 ) -> None:
     company = simulator.state.clients_of("demo-regnskapskontor")[2]
     client_id = await activated(client, settings, company)
-    async with parts(settings, simulator) as (manager, _):
+    async with parts(settings, simulator) as p:
+        manager = p.manager
         assert await manager.reconcile(client_id) == "webhooks"
         simulator.responses.clear()
         assert await manager.reconcile(client_id) == "webhooks"
@@ -113,9 +126,10 @@ async def test_a_disabled_subscription_is_noticed_renewed_and_polled_meanwhile(
 ) -> None:
     company = simulator.state.clients_of("demo-regnskapskontor")[2]
     client_id = await activated(client, settings, company)
-    async with parts(settings, simulator) as (manager, runner):
+    async with parts(settings, simulator) as p:
+        manager, runner = p.manager, p.runner
         await manager.reconcile(client_id)
-        await runner._engine.sync_client(client_id)
+        await p.engine.sync_client(client_id)
         voucher_sub = next(
             s
             for s in simulator.state.subscriptions.values()
@@ -129,9 +143,9 @@ async def test_a_disabled_subscription_is_noticed_renewed_and_polled_meanwhile(
 
         # Tonight: the nightly job queues a reconcile; the sync that follows renews it.
         await run_nightly(
-            runner._factory,
-            KeyVault(settings.encryption_keys),
-            manager._connector,
+            p.factory,
+            p.vault,
+            p.connector,
             today=simulator.state.today,
             years=2,
         )
@@ -150,7 +164,8 @@ async def test_a_subscription_tripletex_lost_is_made_again(
 ) -> None:
     company = simulator.state.clients_of("demo-regnskapskontor")[2]
     client_id = await activated(client, settings, company)
-    async with parts(settings, simulator) as (manager, _):
+    async with parts(settings, simulator) as p:
+        manager = p.manager
         await manager.reconcile(client_id)
         lost = next(s for s in simulator.state.subscriptions.values() if s.company_id == company.id)
         simulator.state.delete_subscription(lost.id)
@@ -168,7 +183,8 @@ async def test_without_a_public_url_or_when_inactive_nothing_stays_subscribed(
     ids.append(
         (await query(settings, f"select id from client where erp_id = {companies[1].id}"))[0][0]
     )
-    async with parts(settings, simulator) as (manager, runner):
+    async with parts(settings, simulator) as p:
+        manager, runner = p.manager, p.runner
         for client_id in ids:
             await manager.reconcile(client_id)
         # One client is switched off: the scheduler picks it up to unsubscribe it.
@@ -181,7 +197,8 @@ async def test_without_a_public_url_or_when_inactive_nothing_stays_subscribed(
         await runner.drain()
     assert subscriptions_at_tripletex(simulator, companies[1]) == {}
     assert len(subscriptions_at_tripletex(simulator, companies[0])) == EVENTS
-    async with parts(settings, simulator, public_url=None) as (manager, _):
+    async with parts(settings, simulator, public_url=None) as p:
+        manager = p.manager
         assert await manager.reconcile(ids[0]) == "polling"  # the operator removed the URL
     assert subscriptions_at_tripletex(simulator, companies[0]) == {}
     assert (await query(settings, "select count(*) from webhook_subscription"))[0][0] == 0
@@ -192,9 +209,9 @@ async def test_polling_mode_rechecks_recent_months_and_webhook_mode_only_noted_o
 ) -> None:
     company = simulator.state.clients_of("demo-regnskapskontor")[2]
     client_id = await activated(client, settings, company)
-    async with parts(settings, simulator) as (manager, runner):
+    async with parts(settings, simulator) as p:
+        manager, engine = p.manager, p.engine
         await manager.reconcile(client_id)
-        engine = runner._engine
         await engine.sync_client(client_id)  # first: full
         march = date(simulator.state.today.year - 1, 3, 1)
         await execute(
