@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from sqlalchemy import func
+from sqlalchemy import Integer, func, insert, literal
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -30,16 +30,6 @@ SETTLE = timedelta(seconds=2)
 # -- recording ---------------------------------------------------------------------------
 
 
-async def office_of(db: AsyncSession, client_id: int) -> int | None:
-    return (
-        await db.exec(
-            select(Integration.office_id)
-            .join(Client, col(Client.integration_id) == col(Integration.id))
-            .where(col(Client.id) == client_id)
-        )
-    ).first()
-
-
 async def record_change(
     db: AsyncSession,
     client_id: int,
@@ -47,23 +37,9 @@ async def record_change(
     *,
     year: int | None = None,
     month: int | None = None,
-    office_id: int | None = None,
 ) -> None:
     """Add a change row to the caller's transaction (the caller commits)."""
-    if office_id is None:
-        office_id = await office_of(db, client_id)
-        if office_id is None:
-            return  # the client is gone
-    db.add(
-        DataChange(
-            office_id=office_id,
-            client_id=client_id,
-            kind=kind.value,
-            year=year,
-            month=month,
-            changed_at=utcnow(),
-        )
-    )
+    await _record(db, [client_id], kind, year=year, month=month)
 
 
 async def record_switch(db: AsyncSession, client_ids: list[int], switch: str, on: bool) -> None:
@@ -73,11 +49,39 @@ async def record_switch(db: AsyncSession, client_ids: list[int], switch: str, on
         ("active", False): ChangeKind.CLIENT_DEACTIVATED,
         ("send_data", True): ChangeKind.CLIENT_PUBLISHED,
     }.get((switch, on))
-    if kind is None or not client_ids:
-        return
-    office_id = await office_of(db, client_ids[0])
-    for client_id in client_ids:
-        await record_change(db, client_id, kind, office_id=office_id)
+    if kind is not None and client_ids:
+        await _record(db, client_ids, kind)
+
+
+async def _record(
+    db: AsyncSession,
+    client_ids: list[int],
+    kind: ChangeKind,
+    *,
+    year: int | None = None,
+    month: int | None = None,
+) -> None:
+    """One INSERT ... SELECT: each client's office comes from the database in the same
+    statement, and a client that is gone records nothing."""
+    columns = DataChange.__table__.c  # type: ignore[attr-defined]
+    rows = (
+        select(
+            col(Integration.office_id),
+            col(Client.id),
+            literal(kind.value, columns.kind.type),
+            literal(year, Integer),
+            literal(month, Integer),
+            literal(utcnow(), columns.changed_at.type),
+        )
+        .join(Integration, col(Integration.id) == col(Client.integration_id))
+        .where(col(Client.id).in_(client_ids))
+        .order_by(col(Client.id))
+    )
+    await db.exec(
+        insert(DataChange).from_select(
+            ["office_id", "client_id", "kind", "year", "month", "changed_at"], rows
+        )
+    )
 
 
 async def record_sync_failed(db: AsyncSession, client_id: int) -> None:
