@@ -17,7 +17,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-import httpx
 from litestar import Litestar, Request, Response
 from litestar.config.csrf import CSRFConfig
 from litestar.datastructures import ResponseHeader
@@ -42,6 +41,7 @@ from services.db import create_engine, create_session_factory, migrate, open_ses
 from services.logging_setup import configure_logging, install_log_context
 from services.metrics import HttpMetricsMiddleware
 from services.notifications import running_notifications
+from services.outbound import outbound_http
 from services.request_context import RequestIdMiddleware
 from services.session_store import DatabaseStore, SessionConfig
 from services.settings import Settings, SettingsError
@@ -79,7 +79,7 @@ def create_app(settings: Settings) -> Litestar:
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        async with httpx.AsyncClient(timeout=httpx.Timeout(15.0, connect=5.0)) as http:
+        async with outbound_http() as http:
             ctx.http = http
             ctx.connector = TripletexConnector(
                 TripletexClient(

@@ -36,6 +36,7 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import httpx
+import uvloop
 from cryptography.fernet import Fernet
 from sqlalchemy import func, update
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -64,6 +65,7 @@ from services.auth import create_user
 from services.connectors.tripletex import TripletexClient, TripletexConnector
 from services.crypto import KeyVault
 from services.db import SessionFactory, create_engine, create_session_factory, open_session
+from services.outbound import outbound_http
 from services.sync import pending, periods
 from services.sync.engine import SyncEngine, SyncSettings
 from services.sync.scheduler import SchedulerSettings, SyncRunner
@@ -294,9 +296,7 @@ async def bench_size(kind: str, clients: int, sim: Child) -> None:
     for c in concurrencies:
         async with (
             scratch_database(kind, f"sync{clients}") as url,
-            httpx.AsyncClient(
-                timeout=httpx.Timeout(30.0), limits=httpx.Limits(max_connections=200)
-            ) as http,
+            outbound_http(30.0, max_connections=200) as http,
         ):
             setup_started = time.monotonic()
             bed = await prepare(kind, url, clients, sim, http)
@@ -395,7 +395,8 @@ def main() -> None:
     sim = start_simulator(sorted({n for _, n in plan}), LATENCY)
     try:
         for kind, clients in plan:
-            asyncio.run(bench_size(kind, clients, sim))
+            # On uvloop, as uvicorn runs the app (and with it the sync runner).
+            uvloop.run(bench_size(kind, clients, sim))
     finally:
         sim.stop()
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from sqlalchemy import Integer, func, insert, literal
+from sqlalchemy import Integer, func, insert, literal, union_all
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -39,7 +39,15 @@ async def record_change(
     month: int | None = None,
 ) -> None:
     """Add a change row to the caller's transaction (the caller commits)."""
-    await _record(db, [client_id], kind, year=year, month=month)
+    await _record(db, [client_id], kind, [(year, month)])
+
+
+async def record_balance_changes(
+    db: AsyncSession, client_id: int, periods: list[tuple[int, int | None]]
+) -> None:
+    """Balances changed in these (year, month) periods; month None: the whole year."""
+    if periods:
+        await _record(db, [client_id], ChangeKind.BALANCES, periods)
 
 
 async def record_switch(db: AsyncSession, client_ids: list[int], switch: str, on: bool) -> None:
@@ -50,36 +58,36 @@ async def record_switch(db: AsyncSession, client_ids: list[int], switch: str, on
         ("send_data", True): ChangeKind.CLIENT_PUBLISHED,
     }.get((switch, on))
     if kind is not None and client_ids:
-        await _record(db, client_ids, kind)
+        await _record(db, client_ids, kind, [(None, None)])
 
 
 async def _record(
     db: AsyncSession,
     client_ids: list[int],
     kind: ChangeKind,
-    *,
-    year: int | None = None,
-    month: int | None = None,
+    periods: list[tuple[int | None, int | None]],
 ) -> None:
-    """One INSERT ... SELECT: each client's office comes from the database in the same
-    statement, and a client that is gone records nothing."""
+    """One INSERT ... SELECT, a row per client and period: each client's office comes from
+    the database in the same statement, and a client that is gone records nothing."""
     columns = DataChange.__table__.c  # type: ignore[attr-defined]
-    rows = (
+    now = utcnow()
+    rows = [
         select(
             col(Integration.office_id),
             col(Client.id),
             literal(kind.value, columns.kind.type),
             literal(year, Integer),
             literal(month, Integer),
-            literal(utcnow(), columns.changed_at.type),
+            literal(now, columns.changed_at.type),
         )
         .join(Integration, col(Integration.id) == col(Client.integration_id))
         .where(col(Client.id).in_(client_ids))
-        .order_by(col(Client.id))
-    )
+        for year, month in periods
+    ]
+    source = rows[0].order_by(col(Client.id)) if len(rows) == 1 else union_all(*rows)
     await db.exec(
         insert(DataChange).from_select(
-            ["office_id", "client_id", "kind", "year", "month", "changed_at"], rows
+            ["office_id", "client_id", "kind", "year", "month", "changed_at"], source
         )
     )
 

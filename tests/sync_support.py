@@ -7,12 +7,11 @@ from contextlib import asynccontextmanager
 from datetime import date
 from decimal import Decimal
 
-import httpx
-
 from services.balances import trial_balance
 from services.connectors.tripletex import TripletexClient, TripletexConnector
 from services.crypto import KeyVault
 from services.db import create_engine, create_session_factory
+from services.outbound import outbound_http
 from services.settings import Settings
 from services.sync.engine import SyncEngine, SyncSettings
 from tests.conftest import Simulator
@@ -23,7 +22,7 @@ async def sync_engine(
     settings: Settings, simulator: Simulator, *, http_timeout: float = 5.0, **tripletex: object
 ) -> AsyncIterator[SyncEngine]:
     engine = create_engine(settings.database_url)
-    async with httpx.AsyncClient(timeout=httpx.Timeout(http_timeout)) as http:
+    async with outbound_http(http_timeout) as http:
         client = TripletexClient(
             http,
             base_url=settings.tripletex_base_url,

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 
 from sqlalchemy import case, update
-from sqlmodel import col, delete, select
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from models import Client, Integration, LiveMode, PendingPeriod, SyncRun
@@ -35,7 +35,7 @@ from services.connectors.base import (
 from services.crypto import KeyVault
 from services.db import SessionFactory
 from services.metrics import Metrics
-from services.sync import periods, store
+from services.sync import pending, periods, store
 from services.sync.periods import Month
 from services.sync.status import (
     KEY_INVALID,
@@ -173,29 +173,20 @@ class SyncEngine:
             await db.commit()
         openings_due = set() if full else _later_years(months, self._today())
         for batch in _batches(months, MONTHS_PER_COMMIT):
+            fetched_at = utcnow()  # before the batch's first fetch: notes older are answered
             fetched = []
             for month in batch:
-                fetched_at = utcnow()
                 balances = await self._connector.fetch_balances(
                     key, company, month.start, month.end, conditional=not full
                 )
-                fetched.append((month, fetched_at, balances))
+                if not balances.unchanged:
+                    opening = balances.opening if month.month == 1 else None
+                    fetched.append(store.FetchedMonth(month, balances.movement, opening))
+                if month.month == 1:
+                    openings_due.discard(month.year)  # fetched just now
             async with self.session_factory() as db:
-                for month, fetched_at, balances in fetched:
-                    if not balances.unchanged:
-                        opening = balances.opening if month.month == 1 else None
-                        await store.store_month(db, client_id, month, balances.movement, opening)
-                    if month.month == 1:
-                        openings_due.discard(month.year)  # fetched just now
-                    # Only notes older than this fetch: one noted meanwhile is still to do.
-                    await db.exec(
-                        delete(PendingPeriod).where(
-                            col(PendingPeriod.client_id) == client_id,
-                            col(PendingPeriod.year) == month.year,
-                            col(PendingPeriod.month) == month.month,
-                            col(PendingPeriod.noted_at) <= fetched_at,
-                        )
-                    )
+                await store.store_months(db, client_id, fetched)
+                await pending.clear(db, client_id, batch, fetched_at=fetched_at)
                 await self._progress(db, client_id, len(batch))
                 await db.commit()
         # A change in an earlier year moves every later year's opening balance.

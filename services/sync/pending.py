@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from datetime import datetime
 
+from sqlalchemy import tuple_
+from sqlmodel import col, delete
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from models import PendingPeriod
@@ -16,6 +19,22 @@ async def note_months(
     db: AsyncSession, client_id: int, months: Iterable[Month], *, source: str = "webhook"
 ) -> None:
     await note_changes(db, {client_id: months}, source=source)
+
+
+async def clear(
+    db: AsyncSession, client_id: int, months: Iterable[Month], *, fetched_at: datetime
+) -> None:
+    """Drop the notes these months' fetch answered: only those older than the fetch, so a
+    change noted while the months were being fetched is still synced afterwards."""
+    await db.exec(
+        delete(PendingPeriod).where(
+            col(PendingPeriod.client_id) == client_id,
+            tuple_(col(PendingPeriod.year), col(PendingPeriod.month)).in_(
+                [(m.year, m.month) for m in months]
+            ),
+            col(PendingPeriod.noted_at) <= fetched_at,
+        )
+    )
 
 
 async def note_changes(

@@ -7,16 +7,18 @@ notifications never miss data that was committed, nor announce data that was not
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from dataclasses import dataclass
 from decimal import Decimal
 
-from sqlalchemy import insert
+from sqlalchemy import ColumnElement, insert, tuple_
 from sqlmodel import col, delete, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from models import Account, ChangeKind, MonthMovement, YearOpening
 from models.base import utcnow
 from services.connectors.base import RemoteAccount
-from services.publishing import record_change
+from services.publishing import record_balance_changes, record_change
 from services.sync.periods import Month
 
 
@@ -64,41 +66,46 @@ async def store_accounts(
     return changes
 
 
-async def store_month(
-    db: AsyncSession,
-    client_id: int,
-    month: Month,
-    movements: dict[int, Decimal],
-    opening: dict[int, Decimal] | None = None,
-) -> bool:
-    """Replace one month's movements (and, for January, the year's openings). Returns
-    whether anything changed; unchanged data is not rewritten."""
-    stored = await _amounts(
-        db,
-        select(MonthMovement.account_number, MonthMovement.amount).where(
-            col(MonthMovement.client_id) == client_id,
-            col(MonthMovement.year) == month.year,
-            col(MonthMovement.month) == month.month,
-        ),
-    )
-    moved = stored != _nonzero(movements)
+@dataclass(frozen=True)
+class FetchedMonth:
+    month: Month
+    movements: dict[int, Decimal]
+    opening: dict[int, Decimal] | None = None  # January: the year's opening balances
+
+
+async def store_months(db: AsyncSession, client_id: int, fetched: list[FetchedMonth]) -> int:
+    """Replace several months' movements (and, for January, the year's openings) in the
+    caller's transaction; returns how many months changed. Unchanged months are not
+    rewritten. A handful of statements however many months: one read of what is stored,
+    one delete and one insert of the months that moved, one change-log insert."""
+    stored = await _stored_movements(db, client_id, [f.month for f in fetched])
+    moved = [f for f in fetched if stored.get(f.month, {}) != _nonzero(f.movements)]
     if moved:
         await db.exec(
             delete(MonthMovement).where(
-                col(MonthMovement.client_id) == client_id,
-                col(MonthMovement.year) == month.year,
-                col(MonthMovement.month) == month.month,
+                col(MonthMovement.client_id) == client_id, _in_months(m.month for m in moved)
             )
         )
-        await _insert(db, MonthMovement, client_id, movements, year=month.year, month=month.month)
-    opened = False
-    if opening is not None:
-        opened = await store_opening(db, client_id, month.year, opening, record=False)
-    if opened:  # every month of the year has a new balance in: the whole year changed
-        await record_change(db, client_id, ChangeKind.BALANCES, year=month.year)
-    elif moved:
-        await record_change(db, client_id, ChangeKind.BALANCES, year=month.year, month=month.month)
-    return moved or opened
+        await _insert(
+            db,
+            MonthMovement,
+            [
+                {"client_id": client_id, "year": f.month.year, "month": f.month.month, **row}
+                for f in moved
+                for row in _rows(f.movements)
+            ],
+        )
+    moved_months = {f.month for f in moved}
+    changes: list[tuple[int, int | None]] = []
+    for f in fetched:
+        if f.opening is not None and await store_opening(
+            db, client_id, f.month.year, f.opening, record=False
+        ):
+            changes.append((f.month.year, None))  # every month's balance in: the whole year
+        elif f.month in moved_months:
+            changes.append((f.month.year, f.month.month))
+    await record_balance_changes(db, client_id, changes)
+    return len(changes)
 
 
 async def store_opening(
@@ -123,7 +130,9 @@ async def store_opening(
             col(YearOpening.client_id) == client_id, col(YearOpening.year) == year
         )
     )
-    await _insert(db, YearOpening, client_id, opening, year=year)
+    await _insert(
+        db, YearOpening, [{"client_id": client_id, "year": year, **row} for row in _rows(opening)]
+    )
     if record:
         await record_change(db, client_id, ChangeKind.BALANCES, year=year)
     return True
@@ -138,19 +147,40 @@ async def _amounts(db: AsyncSession, query: object) -> dict[int, Decimal]:
     return {number: amount for number, amount in rows}
 
 
-async def _insert(
-    db: AsyncSession,
-    model: type[MonthMovement] | type[YearOpening],
-    client_id: int,
-    amounts: dict[int, Decimal],
-    **key: int,
-) -> None:
-    # One executemany, not an ORM object per row: a full sync writes thousands of rows.
+async def _stored_movements(
+    db: AsyncSession, client_id: int, months: list[Month]
+) -> dict[Month, dict[int, Decimal]]:
+    rows = await db.exec(
+        select(
+            MonthMovement.year,
+            MonthMovement.month,
+            MonthMovement.account_number,
+            MonthMovement.amount,
+        ).where(col(MonthMovement.client_id) == client_id, _in_months(months))
+    )
+    stored: dict[Month, dict[int, Decimal]] = {}
+    for year, month, number, amount in rows.all():
+        stored.setdefault(Month(year, month), {})[number] = amount
+    return stored
+
+
+def _in_months(months: Iterable[Month]) -> ColumnElement[bool]:
+    columns = tuple_(col(MonthMovement.year), col(MonthMovement.month))
+    return columns.in_([(m.year, m.month) for m in months])
+
+
+def _rows(amounts: dict[int, Decimal]) -> list[dict[str, object]]:
     # Zero rows carry no information: leaving them out keeps the tables small.
-    rows = [
-        {"client_id": client_id, "account_number": number, "amount": amount, **key}
+    return [
+        {"account_number": number, "amount": amount}
         for number, amount in sorted(amounts.items())
         if amount != 0
     ]
+
+
+async def _insert(
+    db: AsyncSession, model: type[MonthMovement] | type[YearOpening], rows: list[dict[str, object]]
+) -> None:
+    # One executemany, not an ORM object per row: a full sync writes thousands of rows.
     if rows:
         await db.exec(insert(model), params=rows)
