@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from sqlalchemy import Integer, func, insert, literal, union_all
+from sqlalchemy import Insert, Integer, bindparam, func, insert
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -61,35 +61,53 @@ async def record_switch(db: AsyncSession, client_ids: list[int], switch: str, on
         await _record(db, client_ids, kind, [(None, None)])
 
 
+def _change_insert() -> Insert:
+    """INSERT ... SELECT: the client's office comes from the database in the same statement,
+    and a client that is gone records nothing. Built once; executed with a row of
+    parameters per change (one executemany for many)."""
+    columns = DataChange.__table__.c  # type: ignore[attr-defined]
+    source = (
+        select(
+            col(Integration.office_id),
+            col(Client.id),
+            bindparam("change_kind", type_=columns.kind.type),
+            bindparam("change_year", type_=Integer),
+            bindparam("change_month", type_=Integer),
+            bindparam("change_at", type_=columns.changed_at.type),
+        )
+        .join(Integration, col(Integration.id) == col(Client.integration_id))
+        .where(col(Client.id) == bindparam("change_client"))
+    )
+    # On the table, not the model: an ORM insert with many parameter rows is a bulk insert,
+    # which takes no SELECT.
+    return insert(DataChange.__table__).from_select(  # type: ignore[arg-type]
+        ["office_id", "client_id", "kind", "year", "month", "changed_at"], source
+    )
+
+
+CHANGE_INSERT = _change_insert()
+
+
 async def _record(
     db: AsyncSession,
     client_ids: list[int],
     kind: ChangeKind,
     periods: list[tuple[int | None, int | None]],
 ) -> None:
-    """One INSERT ... SELECT, a row per client and period: each client's office comes from
-    the database in the same statement, and a client that is gone records nothing."""
-    columns = DataChange.__table__.c  # type: ignore[attr-defined]
+    """A change row per client and period, in that order."""
     now = utcnow()
     rows = [
-        select(
-            col(Integration.office_id),
-            col(Client.id),
-            literal(kind.value, columns.kind.type),
-            literal(year, Integer),
-            literal(month, Integer),
-            literal(now, columns.changed_at.type),
-        )
-        .join(Integration, col(Integration.id) == col(Client.integration_id))
-        .where(col(Client.id).in_(client_ids))
+        {
+            "change_client": cid,
+            "change_kind": kind.value,
+            "change_year": year,
+            "change_month": month,
+            "change_at": now,
+        }
+        for cid in sorted(client_ids)
         for year, month in periods
     ]
-    source = rows[0].order_by(col(Client.id)) if len(rows) == 1 else union_all(*rows)
-    await db.exec(
-        insert(DataChange).from_select(
-            ["office_id", "client_id", "kind", "year", "month", "changed_at"], source
-        )
-    )
+    await db.exec(CHANGE_INSERT, params=rows)  # type: ignore[call-overload]
 
 
 async def record_sync_failed(db: AsyncSession, client_id: int) -> None:

@@ -207,13 +207,14 @@ class SyncEngine:
 
     async def _progress(self, db: AsyncSession, client_id: int, steps: int = 1) -> None:
         # Still alive: renew the lease (if one is held), so nobody else starts this client.
+        clients = Client.__table__  # type: ignore[attr-defined]  # no session holds it here
         await db.exec(
-            update(Client)
-            .where(col(Client.id) == client_id)
+            update(clients)
+            .where(clients.c.id == client_id)
             .values(
-                progress_done=col(Client.progress_done) + steps,
+                progress_done=clients.c.progress_done + steps,
                 lease_expires_at=case(
-                    (col(Client.lease_owner).is_(None), None),
+                    (clients.c.lease_owner.is_(None), None),
                     else_=utcnow() + self.settings.lease,
                 ),
             )

@@ -6,7 +6,7 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 
 from sqlalchemy import tuple_
-from sqlmodel import col, delete
+from sqlmodel import delete
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from models import PendingPeriod
@@ -26,13 +26,12 @@ async def clear(
 ) -> None:
     """Drop the notes these months' fetch answered: only those older than the fetch, so a
     change noted while the months were being fetched is still synced afterwards."""
+    notes = PendingPeriod.__table__  # type: ignore[attr-defined]  # no session holds them
     await db.exec(
-        delete(PendingPeriod).where(
-            col(PendingPeriod.client_id) == client_id,
-            tuple_(col(PendingPeriod.year), col(PendingPeriod.month)).in_(
-                [(m.year, m.month) for m in months]
-            ),
-            col(PendingPeriod.noted_at) <= fetched_at,
+        delete(notes).where(
+            notes.c.client_id == client_id,
+            tuple_(notes.c.year, notes.c.month).in_([(m.year, m.month) for m in months]),
+            notes.c.noted_at <= fetched_at,
         )
     )
 

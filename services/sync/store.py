@@ -11,8 +11,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 
-from sqlalchemy import ColumnElement, insert, tuple_
-from sqlmodel import col, delete, select
+from sqlalchemy import ColumnElement, Table, bindparam, insert, tuple_, update
+from sqlmodel import delete, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from models import Account, ChangeKind, MonthMovement, YearOpening
@@ -21,46 +21,64 @@ from services.connectors.base import RemoteAccount
 from services.publishing import record_balance_changes, record_change
 from services.sync.periods import Month
 
+# What the ERP tells about an account (RemoteAccount's attributes, Account's columns).
+ACCOUNT_FIELDS = (
+    "number",
+    "name",
+    "type",
+    "is_inactive",
+    "is_bank_account",
+    "vat_code",
+    "saft_code",
+    "grouping_code",
+)
+# Statements on the tables, not the models: the ORM's bulk and synchronize-session
+# machinery costs more than these plain writes, and no session here holds these objects.
+ACCOUNTS = Account.__table__  # type: ignore[attr-defined]
+MOVEMENTS = MonthMovement.__table__  # type: ignore[attr-defined]
+OPENINGS = YearOpening.__table__  # type: ignore[attr-defined]
+
 
 async def store_accounts(
     db: AsyncSession, client_id: int, remote: list[RemoteAccount], *, mirror_deletions: bool
 ) -> int:
     """Bring the chart of accounts in line with a complete fetch. Accounts gone from the
-    ERP are deleted (SLETT KONTOER on) or kept and flagged removed. Returns changes made."""
-    existing = {
-        a.erp_id: a
-        for a in (await db.exec(select(Account).where(col(Account.client_id) == client_id))).all()
-    }
-    changes = 0
+    ERP are deleted (SLETT KONTOER on) or kept and flagged removed. Returns changes made.
+    Plain rows, not ORM objects: a first sync adds a whole chart at once."""
+    c = ACCOUNTS.c
+    stored = await db.exec(  # type: ignore[call-overload]
+        select(c.id, c.erp_id, c.removed_at, *(c[name] for name in ACCOUNT_FIELDS)).where(
+            c.client_id == client_id
+        )
+    )
+    existing = {row.erp_id: row for row in stored.all()}
     now = utcnow()
+    added: list[dict[str, object]] = []
+    changed: list[dict[str, object]] = []
     for item in remote:
-        account = existing.pop(item.erp_id, None)
-        values = {
-            "number": item.number,
-            "name": item.name,
-            "type": item.type,
-            "is_inactive": item.is_inactive,
-            "is_bank_account": item.is_bank_account,
-            "vat_code": item.vat_code,
-            "saft_code": item.saft_code,
-            "grouping_code": item.grouping_code,
-            "removed_at": None,
-        }
-        if account is None:
-            db.add(Account(client_id=client_id, erp_id=item.erp_id, updated_at=now, **values))
-            changes += 1
-        elif any(getattr(account, k) != v for k, v in values.items()):
-            for k, v in values.items():
-                setattr(account, k, v)
-            account.updated_at = now
-            changes += 1
-    for gone in existing.values():
-        if mirror_deletions:
-            await db.delete(gone)
-            changes += 1
-        elif gone.removed_at is None:
-            gone.removed_at = now
-            changes += 1
+        values = {name: getattr(item, name) for name in ACCOUNT_FIELDS}
+        row = existing.pop(item.erp_id, None)
+        if row is None:
+            added.append({"client_id": client_id, "erp_id": item.erp_id, **values})
+        elif row.removed_at is not None or any(getattr(row, k) != v for k, v in values.items()):
+            changed.append({"account_id": row.id, **values})
+    gone = [row.id for row in existing.values() if mirror_deletions or row.removed_at is None]
+    if added:
+        await db.exec(insert(ACCOUNTS).values(updated_at=now), params=added)  # type: ignore[call-overload]
+    if changed:
+        await db.exec(  # type: ignore[call-overload]
+            update(ACCOUNTS)
+            .where(c.id == bindparam("account_id"))
+            .values(removed_at=None, updated_at=now),
+            params=changed,
+        )
+    if gone:
+        await db.exec(  # type: ignore[call-overload]
+            delete(ACCOUNTS).where(c.id.in_(gone))
+            if mirror_deletions
+            else update(ACCOUNTS).where(c.id.in_(gone)).values(removed_at=now, updated_at=now)
+        )
+    changes = len(added) + len(changed) + len(gone)
     if changes:
         await record_change(db, client_id, ChangeKind.ACCOUNTS)
     return changes
@@ -82,13 +100,13 @@ async def store_months(db: AsyncSession, client_id: int, fetched: list[FetchedMo
     moved = [f for f in fetched if stored.get(f.month, {}) != _nonzero(f.movements)]
     if moved:
         await db.exec(
-            delete(MonthMovement).where(
-                col(MonthMovement.client_id) == client_id, _in_months(m.month for m in moved)
+            delete(MOVEMENTS).where(
+                MOVEMENTS.c.client_id == client_id, _in_months(m.month for m in moved)
             )
         )
         await _insert(
             db,
-            MonthMovement,
+            MOVEMENTS,
             [
                 {"client_id": client_id, "year": f.month.year, "month": f.month.month, **row}
                 for f in moved
@@ -119,19 +137,17 @@ async def store_opening(
     """Replace a year's opening balances; returns whether they changed."""
     stored = await _amounts(
         db,
-        select(YearOpening.account_number, YearOpening.amount).where(
-            col(YearOpening.client_id) == client_id, col(YearOpening.year) == year
+        select(OPENINGS.c.account_number, OPENINGS.c.amount).where(
+            OPENINGS.c.client_id == client_id, OPENINGS.c.year == year
         ),
     )
     if stored == _nonzero(opening):
         return False
     await db.exec(
-        delete(YearOpening).where(
-            col(YearOpening.client_id) == client_id, col(YearOpening.year) == year
-        )
+        delete(OPENINGS).where(OPENINGS.c.client_id == client_id, OPENINGS.c.year == year)
     )
     await _insert(
-        db, YearOpening, [{"client_id": client_id, "year": year, **row} for row in _rows(opening)]
+        db, OPENINGS, [{"client_id": client_id, "year": year, **row} for row in _rows(opening)]
     )
     if record:
         await record_change(db, client_id, ChangeKind.BALANCES, year=year)
@@ -152,11 +168,11 @@ async def _stored_movements(
 ) -> dict[Month, dict[int, Decimal]]:
     rows = await db.exec(
         select(
-            MonthMovement.year,
-            MonthMovement.month,
-            MonthMovement.account_number,
-            MonthMovement.amount,
-        ).where(col(MonthMovement.client_id) == client_id, _in_months(months))
+            MOVEMENTS.c.year,
+            MOVEMENTS.c.month,
+            MOVEMENTS.c.account_number,
+            MOVEMENTS.c.amount,
+        ).where(MOVEMENTS.c.client_id == client_id, _in_months(months))
     )
     stored: dict[Month, dict[int, Decimal]] = {}
     for year, month, number, amount in rows.all():
@@ -165,7 +181,7 @@ async def _stored_movements(
 
 
 def _in_months(months: Iterable[Month]) -> ColumnElement[bool]:
-    columns = tuple_(col(MonthMovement.year), col(MonthMovement.month))
+    columns = tuple_(MOVEMENTS.c.year, MOVEMENTS.c.month)
     return columns.in_([(m.year, m.month) for m in months])
 
 
@@ -178,9 +194,7 @@ def _rows(amounts: dict[int, Decimal]) -> list[dict[str, object]]:
     ]
 
 
-async def _insert(
-    db: AsyncSession, model: type[MonthMovement] | type[YearOpening], rows: list[dict[str, object]]
-) -> None:
+async def _insert(db: AsyncSession, table: Table, rows: list[dict[str, object]]) -> None:
     # One executemany, not an ORM object per row: a full sync writes thousands of rows.
     if rows:
-        await db.exec(insert(model), params=rows)
+        await db.exec(insert(table), params=rows)  # type: ignore[call-overload]
