@@ -9,11 +9,13 @@ completes it.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass
 from datetime import date, timedelta
+from typing import Any, TypeVar
 
 from sqlalchemy import case, update
 from sqlmodel import col, select
@@ -24,6 +26,7 @@ from models.base import utcnow
 from services import publishing
 from services.connectors.base import (
     AccessDenied,
+    Balances,
     CompanyRef,
     Connector,
     ErpError,
@@ -37,6 +40,7 @@ from services.db import SessionFactory
 from services.metrics import Metrics
 from services.sync import pending, periods, store
 from services.sync.periods import Month
+from services.sync.slots import RequestSlots
 from services.sync.status import (
     KEY_INVALID,
     NO_API_ACCESS,
@@ -47,10 +51,12 @@ from services.sync.status import (
 )
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 INTERRUPTED = "interrupted: the process stopped before the sync finished"
-# Months stored per transaction: whole months always, and a few at a time because each
-# commit costs more of our CPU than the fetch costs Tripletex (bench/README.md).
-MONTHS_PER_COMMIT = 6
+# Months stored per transaction: whole months always, and a year's worth at a time because
+# each transaction costs more of our CPU than the fetches cost Tripletex (bench/README.md).
+# The progress bar moves a step per transaction.
+MONTHS_PER_COMMIT = 12
 
 
 @dataclass(frozen=True)
@@ -81,6 +87,8 @@ class SyncEngine:
         self._connector = connector
         self.settings = settings or SyncSettings()
         self._today = today
+        # The scheduler sets its own limits (SyncRunner); this is for syncs started directly.
+        self.requests = RequestSlots(total=8, per_key=4)
 
     async def sync_client(
         self, client_id: int, *, trigger: str | None = None, full: bool | None = None
@@ -94,10 +102,16 @@ class SyncEngine:
         client is skipped.
         """
         async with self.session_factory() as db:
-            client = await db.get(Client, client_id)
-            integration = await db.get(Integration, client.integration_id) if client else None
-            if client is None or integration is None or (trigger is None and not client.active):
+            row = (
+                await db.exec(
+                    select(Client, Integration)
+                    .join(Integration, col(Integration.id) == col(Client.integration_id))
+                    .where(col(Client.id) == client_id)
+                )
+            ).first()
+            if row is None or (trigger is None and not row[0].active):
                 return "skipped"
+            client, integration = row
             notes = await self._pending(db, client_id)
             months = set(notes)
             if full is None:
@@ -127,13 +141,15 @@ class SyncEngine:
             key = self._vault.decrypt(integration.key_ciphertext)
             company = CompanyRef.of(client.erp_id, integration.key_kind)
             mirror_deletions = client.delete_accounts
-            run_id = run.id
+            run_id, integration_id = run.id, client.integration_id
 
         stats = RequestStats()
         token = request_stats.set(stats)
         started = time.monotonic()
         try:
-            await self._fetch_and_store(client_id, key, company, todo, mirror_deletions, full)
+            await self._fetch_and_store(
+                client_id, integration_id, key, company, todo, mirror_deletions, full
+            )
         except ErpError as exc:
             await self._failed(client_id, run_id, exc, stats)
             self._connector.forget_cache(company)
@@ -153,17 +169,20 @@ class SyncEngine:
     async def _fetch_and_store(
         self,
         client_id: int,
+        integration_id: int,
         key: str,
         company: CompanyRef,
         months: list[Month],
         mirror_deletions: bool,
         full: bool,
     ) -> None:
+        started = utcnow()  # every fetch below answers the notes older than this
         # With SLETT KONTOER on, accounts flagged removed before it was switched on must go
         # even when the chart is unchanged since: those clients always get the whole chart.
-        accounts = await self._connector.fetch_accounts(
-            key, company, conditional=not full and not mirror_deletions
-        )
+        async with self.requests.slot(integration_id):
+            accounts = await self._connector.fetch_accounts(
+                key, company, conditional=not full and not mirror_deletions
+            )
         async with self.session_factory() as db:
             if accounts is not None:  # None: unchanged (304)
                 await store.store_accounts(
@@ -172,13 +191,17 @@ class SyncEngine:
             await self._progress(db, client_id)
             await db.commit()
         openings_due = set() if full else _later_years(months, self._today())
-        for batch in _batches(months, MONTHS_PER_COMMIT):
-            fetched_at = utcnow()  # before the batch's first fetch: notes older are answered
-            fetched = []
-            for month in batch:
-                balances = await self._connector.fetch_balances(
+        batches = _batches(months, MONTHS_PER_COMMIT)
+
+        async def fetch(month: Month) -> Balances:
+            async with self.requests.slot(integration_id):
+                return await self._connector.fetch_balances(
                     key, company, month.start, month.end, conditional=not full
                 )
+
+        for number, batch in enumerate(batches, 1):
+            fetched = []
+            for month, balances in zip(batch, await _all(fetch(m) for m in batch), strict=True):
                 if not balances.unchanged:
                     opening = balances.opening if month.month == 1 else None
                     fetched.append(store.FetchedMonth(month, balances.movement, opening))
@@ -186,15 +209,17 @@ class SyncEngine:
                     openings_due.discard(month.year)  # fetched just now
             async with self.session_factory() as db:
                 await store.store_months(db, client_id, fetched)
-                await pending.clear(db, client_id, batch, fetched_at=fetched_at)
+                if number == len(batches):  # with the last month: the notes all answered
+                    await pending.clear(db, client_id, months, fetched_at=started)
                 await self._progress(db, client_id, len(batch))
                 await db.commit()
         # A change in an earlier year moves every later year's opening balance.
         for year in sorted(openings_due):
             january = Month(year, 1)
-            balances = await self._connector.fetch_balances(
-                key, company, january.start, january.end
-            )
+            async with self.requests.slot(integration_id):
+                balances = await self._connector.fetch_balances(
+                    key, company, january.start, january.end
+                )
             async with self.session_factory() as db:
                 await store.store_opening(db, client_id, year, balances.opening)
                 await db.commit()
@@ -241,23 +266,36 @@ class SyncEngine:
         months: list[Month],
     ) -> None:
         now = utcnow()
+        clients, runs = Client.__table__, SyncRun.__table__  # type: ignore[attr-defined]
+        done = {"full_sync": False} if full else {}  # the one-shot switch clears itself
+        live_recheck, poll = now + self.settings.live_recheck, now + self.settings.poll_interval
         async with self.session_factory() as db:
-            client = await db.get(Client, client_id)
-            run = await db.get(SyncRun, run_id)
-            if client is not None:
-                client.sync_status = SyncStatus.OK
-                client.sync_error = None
-                client.sync_failures = 0
-                client.synced_at = now
-                # With webhooks, a scheduled re-check is only a safety net.
-                live = client.live_mode == LiveMode.WEBHOOKS
-                interval = self.settings.live_recheck if live else self.settings.poll_interval
-                client.sync_due_at = now + interval
-                if full:
-                    client.full_sync = False  # the one-shot switch clears itself
-            if run is not None:
-                run.result, run.finished_at = "ok", now
-                run.requests, run.retries, run.periods = stats.requests, stats.retries, len(months)
+            await db.exec(
+                update(clients)
+                .where(clients.c.id == client_id)
+                .values(
+                    sync_status=SyncStatus.OK,
+                    sync_error=None,
+                    sync_failures=0,
+                    synced_at=now,
+                    # With webhooks, a scheduled re-check is only a safety net.
+                    sync_due_at=case(
+                        (clients.c.live_mode == LiveMode.WEBHOOKS, live_recheck), else_=poll
+                    ),
+                    **done,
+                )
+            )
+            await db.exec(
+                update(runs)
+                .where(runs.c.id == run_id)
+                .values(
+                    result="ok",
+                    finished_at=now,
+                    requests=stats.requests,
+                    retries=stats.retries,
+                    periods=len(months),
+                )
+            )
             await db.commit()
 
     async def _failed(
@@ -311,6 +349,16 @@ def _trigger(client: Client, full: bool, notes: dict[Month, str], polling: bool)
     if notes and not polling:
         return "webhook"
     return "poll" if client.live_mode != LiveMode.WEBHOOKS else "schedule"
+
+
+async def _all(fetches: Iterable[Coroutine[Any, Any, T]]) -> list[T]:
+    """Run side by side, results in order; the first failure cancels the rest."""
+    tasks = [asyncio.ensure_future(f) for f in fetches]
+    try:
+        return await asyncio.gather(*tasks)
+    finally:
+        for task in tasks:
+            task.cancel()
 
 
 def _batches(months: list[Month], size: int) -> list[list[Month]]:

@@ -28,6 +28,7 @@ from services.settings import SyncConfig
 from services.sync import leases
 from services.sync.engine import SyncEngine, SyncSettings
 from services.sync.nightly import run_nightly
+from services.sync.slots import RequestSlots
 from services.sync.subscriptions import SubscriptionManager
 
 log = logging.getLogger(__name__)
@@ -36,8 +37,10 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class SchedulerSettings:
     tick_seconds: float = 5.0
-    concurrency: int = 8  # clients synced at once by this process
-    per_integration: int = 4  # of which at most this many share one ERP key (one rate limit)
+    # Clients synced at once by this process, and as many requests in flight at most
+    # (services/sync/slots.py); of either, at most per_integration for one ERP key.
+    concurrency: int = 8
+    per_integration: int = 4
     lease: timedelta = timedelta(minutes=10)
     nightly_hour: int = 2  # Europe/Oslo
 
@@ -64,6 +67,7 @@ class SyncRunner:
         self._running: dict[int, asyncio.Task[None]] = {}
         self.scheduler: AsyncIOScheduler | None = None  # set once started
         self._per_integration: dict[int, asyncio.Semaphore] = {}
+        engine.requests = RequestSlots(self.settings.concurrency, self.settings.per_integration)
 
     @property
     def busy(self) -> int:

@@ -98,12 +98,11 @@ async def store_months(db: AsyncSession, client_id: int, fetched: list[FetchedMo
     one delete and one insert of the months that moved, one change-log insert."""
     stored = await _stored_movements(db, client_id, [f.month for f in fetched])
     moved = [f for f in fetched if stored.get(f.month, {}) != _nonzero(f.movements)]
-    if moved:
+    if replaced := [f.month for f in moved if f.month in stored]:
         await db.exec(
-            delete(MOVEMENTS).where(
-                MOVEMENTS.c.client_id == client_id, _in_months(m.month for m in moved)
-            )
+            delete(MOVEMENTS).where(MOVEMENTS.c.client_id == client_id, _in_months(replaced))
         )
+    if moved:
         await _insert(
             db,
             MOVEMENTS,
