@@ -41,7 +41,7 @@ from services.db import create_engine, create_session_factory, migrate, open_ses
 from services.logging_setup import configure_logging, install_log_context
 from services.metrics import HttpMetricsMiddleware
 from services.notifications import running_notifications
-from services.outbound import outbound_http
+from services.outbound import outbound
 from services.request_context import RequestIdMiddleware
 from services.session_store import DatabaseStore, SessionConfig
 from services.settings import Settings, SettingsError
@@ -79,11 +79,11 @@ def create_app(settings: Settings) -> Litestar:
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        async with outbound_http() as http:
-            ctx.http = http
+        async with outbound() as out:
+            ctx.http = http = out.http
             ctx.connector = TripletexConnector(
                 TripletexClient(
-                    http,
+                    out.session,
                     base_url=settings.tripletex_base_url,
                     consumer_token=settings.tripletex_consumer_token,
                     metrics=ctx.metrics,

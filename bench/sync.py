@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
 
+import aiohttp
 import httpx
 import uvloop
 from cryptography.fernet import Fernet
@@ -65,10 +66,11 @@ from services.auth import create_user
 from services.connectors.tripletex import TripletexClient, TripletexConnector
 from services.crypto import KeyVault
 from services.db import SessionFactory, create_engine, create_session_factory, open_session
-from services.outbound import outbound_http
+from services.outbound import outbound
 from services.sync import pending, periods
 from services.sync.engine import SyncEngine, SyncSettings
 from services.sync.scheduler import SchedulerSettings, SyncRunner
+from services.sync.slots import RequestSlots
 
 
 @dataclass
@@ -78,11 +80,19 @@ class Requests:
     paths: Counter[str] = field(default_factory=Counter)
     statuses: Counter[int] = field(default_factory=Counter)
 
-    async def on_request(self, request: httpx.Request) -> None:
-        self.paths[request.url.path.rsplit("/v2", 1)[-1]] += 1
+    def trace(self) -> aiohttp.TraceConfig:
+        """Counts what the Tripletex client's aiohttp session sends and gets back."""
 
-    async def on_response(self, response: httpx.Response) -> None:
-        self.statuses[response.status_code] += 1
+        async def sent(_s: object, _c: object, params: aiohttp.TraceRequestStartParams) -> None:
+            self.paths[params.url.path.rsplit("/v2", 1)[-1]] += 1
+
+        async def answered(_s: object, _c: object, params: aiohttp.TraceRequestEndParams) -> None:
+            self.statuses[params.response.status] += 1
+
+        config = aiohttp.TraceConfig()
+        config.on_request_start.append(sent)
+        config.on_request_end.append(answered)
+        return config
 
     @property
     def total(self) -> int:
@@ -217,12 +227,19 @@ async def make_all_due(bed: Bed) -> None:
         )
 
 
-async def prepare(kind: str, url: str, clients: int, sim: Child, http: httpx.AsyncClient) -> Bed:
+async def prepare(
+    kind: str,
+    url: str,
+    clients: int,
+    sim: Child,
+    session: aiohttp.ClientSession,
+    requests: Requests,
+) -> Bed:
     database = create_engine(url)
     factory = create_session_factory(database)
     vault = KeyVault((Fernet.generate_key().decode(),))
     connector = TripletexConnector(
-        TripletexClient(http, base_url=f"{sim.url}/v2", consumer_token=CONSUMER_TOKEN)
+        TripletexClient(session, base_url=f"{sim.url}/v2", consumer_token=CONSUMER_TOKEN)
     )
     async with open_session(factory) as db:
         user = await create_user(
@@ -245,8 +262,6 @@ async def prepare(kind: str, url: str, clients: int, sim: Child, http: httpx.Asy
     # sync must not come due again while the measurement still runs.
     settings = SyncSettings(years=2, poll_interval=timedelta(days=1))
     engine = SyncEngine(factory, vault, connector, settings)
-    requests = Requests()
-    http.event_hooks = {"request": [requests.on_request], "response": [requests.on_response]}
     return Bed(kind, clients, database, factory, engine, requests, integration_id, sim)
 
 
@@ -262,6 +277,7 @@ async def baseline(bed: Bed, sample: int) -> dict:
             )
         ).all()
     bed.requests.reset()
+    bed.engine.requests = RequestSlots(total=1, per_key=1)  # one request at a time
     started = time.monotonic()
     for client_id in ids:
         await bed.engine.sync_client(client_id, trigger="manual", full=True)
@@ -294,12 +310,13 @@ async def bench_size(kind: str, clients: int, sim: Child) -> None:
             say(f"sync {kind} N={clients} C={c}: skipped ({reason})")
     fastest: float | None = None
     for c in concurrencies:
+        requests = Requests()
         async with (
             scratch_database(kind, f"sync{clients}") as url,
-            outbound_http(30.0, max_connections=200) as http,
+            outbound(30.0, max_connections=200, trace_configs=[requests.trace()]) as out,
         ):
             setup_started = time.monotonic()
-            bed = await prepare(kind, url, clients, sim, http)
+            bed = await prepare(kind, url, clients, sim, out.session, requests)
             setup = time.monotonic() - setup_started
             load = load_average()
             full = await measure(bed, c, TICK, "full")

@@ -35,7 +35,6 @@ from collections import Counter, defaultdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import httpx
 from cryptography.fernet import Fernet
 from sqlalchemy import func, update
 from sqlmodel import col, select
@@ -65,6 +64,7 @@ from services.auth import create_user
 from services.connectors.tripletex import EVENTS, TripletexClient, TripletexConnector
 from services.crypto import KeyVault
 from services.db import create_engine, create_session_factory, open_session
+from services.outbound import outbound
 from services.sync.status import SyncStatus
 
 CLIENTS = int(os.environ.get("BENCH_WEBHOOK_CLIENTS", "200"))
@@ -80,9 +80,9 @@ async def prepare(url: str, sim: Child, encryption_key: str, folder: Path) -> tu
     database = create_engine(url)
     factory = create_session_factory(database)
     vault = KeyVault((encryption_key,))
-    async with httpx.AsyncClient(timeout=30) as http:
+    async with outbound(30) as out:
         connector = TripletexConnector(
-            TripletexClient(http, base_url=f"{sim.url}/v2", consumer_token=CONSUMER_TOKEN)
+            TripletexClient(out.session, base_url=f"{sim.url}/v2", consumer_token=CONSUMER_TOKEN)
         )
         async with open_session(factory) as db:
             user = await create_user(

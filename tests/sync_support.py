@@ -11,7 +11,7 @@ from services.balances import trial_balance
 from services.connectors.tripletex import TripletexClient, TripletexConnector
 from services.crypto import KeyVault
 from services.db import create_engine, create_session_factory
-from services.outbound import outbound_http
+from services.outbound import outbound
 from services.settings import Settings
 from services.sync.engine import SyncEngine, SyncSettings
 from tests.conftest import Simulator
@@ -22,9 +22,9 @@ async def sync_engine(
     settings: Settings, simulator: Simulator, *, http_timeout: float = 5.0, **tripletex: object
 ) -> AsyncIterator[SyncEngine]:
     engine = create_engine(settings.database_url)
-    async with outbound_http(http_timeout) as http:
+    async with outbound(http_timeout) as out:
         client = TripletexClient(
-            http,
+            out.session,
             base_url=settings.tripletex_base_url,
             consumer_token=settings.tripletex_consumer_token,
             **tripletex,  # type: ignore[arg-type]

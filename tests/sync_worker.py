@@ -14,7 +14,7 @@ from datetime import timedelta
 from services.connectors.tripletex import TripletexClient, TripletexConnector
 from services.crypto import KeyVault
 from services.db import create_engine, create_session_factory
-from services.outbound import outbound_http
+from services.outbound import outbound
 from services.sync import leases
 from services.sync.engine import SyncEngine, SyncSettings
 
@@ -24,9 +24,9 @@ async def main(database_url: str, base_url: str, client_id: int, lease_seconds: 
     lease = timedelta(seconds=lease_seconds)
     async with factory() as db:
         assert await leases.claim(db, client_id, f"worker:{os.getpid()}", lease)
-    async with outbound_http(10) as http:
+    async with outbound(10) as out:
         connector = TripletexConnector(
-            TripletexClient(http, base_url=base_url, consumer_token="demo-consumer-token")
+            TripletexClient(out.session, base_url=base_url, consumer_token="demo-consumer-token")
         )
         engine = SyncEngine(
             factory,

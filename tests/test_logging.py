@@ -113,9 +113,13 @@ async def test_no_tripletex_key_or_consumer_token_in_any_log(client: AsyncTestCl
         await client.get(f"/integrasjoner/{integration_id}")
 
     output = "\n".join(captured.lines)
-    assert "employeeToken=***" in output  # httpx's line for the session URL: seen, masked
+    assert "employeeToken=***" in output  # the client's line for the session URL: masked
     assert "demo-regnskapskontor" not in output
     assert "demo-consumer-token" not in output
     # The app's calls to Tripletex carry the id of the request that made them.
-    outgoing = [r for r in captured.records if r.name == "httpx" and "/v2/" in r.getMessage()]
+    outgoing = [
+        r
+        for r in captured.records
+        if r.name == "services.connectors.tripletex" and "/v2/" in r.getMessage()
+    ]
     assert outgoing and all(r.request_id == "flow-1" for r in outgoing)

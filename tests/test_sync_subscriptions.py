@@ -8,7 +8,6 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-import httpx
 import pytest
 from litestar.testing import AsyncTestClient
 from sqlalchemy import text
@@ -17,6 +16,7 @@ from models.base import utcnow
 from services.connectors.tripletex import TripletexClient, TripletexConnector
 from services.crypto import KeyVault
 from services.db import SessionFactory, create_engine, create_session_factory
+from services.outbound import outbound
 from services.settings import Settings
 from services.sync import periods
 from services.sync.engine import SyncEngine, SyncSettings
@@ -48,10 +48,10 @@ async def parts(
     engine = create_engine(settings.database_url)
     factory = create_session_factory(engine)
     vault = KeyVault(settings.encryption_keys)
-    async with httpx.AsyncClient(timeout=5) as http:
+    async with outbound(5) as out:
         connector = TripletexConnector(
             TripletexClient(
-                http,
+                out.session,
                 base_url=settings.tripletex_base_url,
                 consumer_token=settings.tripletex_consumer_token,
                 backoff=0.01,
