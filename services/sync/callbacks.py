@@ -34,6 +34,11 @@ from services.sync.periods import Month
 
 HOOK_CACHE_SECONDS = 60.0  # a removed subscription is refused at most this much later
 MAX_BATCH = 500
+# Statements on the tables, not the models: executemany, compiled once whatever the batch's
+# size, and none of the ORM's bulk machinery (no session here holds these objects).
+CLIENTS = Client.__table__  # type: ignore[attr-defined]
+RECEIPTS = WebhookReceipt.__table__  # type: ignore[attr-defined]
+VOUCHER_MONTHS = VoucherMonth.__table__  # type: ignore[attr-defined]
 
 
 class Outcome(StrEnum):
@@ -151,13 +156,15 @@ class CallbackInbox:
         window = set(periods.window(today, self._years))
         async with self._factory() as db:
             keys = list(dict.fromkeys(v.callback_id for v in batch))
+            # One statement, compiled once whatever the batch's size (executemany with
+            # RETURNING): the keys that were not there yet.
             new = set(
                 (
-                    await db.exec(
-                        insert_for(db, WebhookReceipt)
-                        .values([{"idempotency_key": key} for key in keys])
+                    await db.exec(  # type: ignore[call-overload]
+                        insert_for(db, RECEIPTS)
                         .on_conflict_do_nothing()
-                        .returning(col(WebhookReceipt.idempotency_key))
+                        .returning(RECEIPTS.c.idempotency_key),
+                        params=[{"idempotency_key": key} for key in keys],
                     )
                 )
                 .scalars()
@@ -166,7 +173,11 @@ class CallbackInbox:
             # A hook cached just before its client was deleted: nothing left to sync.
             client_ids = {v.client_id for v in batch}
             existing = set(
-                (await db.exec(select(Client.id).where(col(Client.id).in_(client_ids)))).all()
+                (
+                    await db.exec(  # type: ignore[call-overload]
+                        select(CLIENTS.c.id).where(CLIENTS.c.id.in_(client_ids))
+                    )
+                ).all()
             )
             accepted, seen_keys = [], set()
             for verified in batch:
@@ -196,16 +207,14 @@ async def _changed_months(
     if not vouchers:
         return months
     keys = {(v.client_id, v.event.object_id) for v in vouchers}
+    c = VOUCHER_MONTHS.c
     seen = {
         (client_id, voucher_id): Month(year, month)
         for client_id, voucher_id, year, month in (
-            await db.exec(
-                select(
-                    VoucherMonth.client_id,
-                    VoucherMonth.voucher_id,
-                    VoucherMonth.year,
-                    VoucherMonth.month,
-                ).where(tuple_(col(VoucherMonth.client_id), col(VoucherMonth.voucher_id)).in_(keys))
+            await db.exec(  # type: ignore[call-overload]
+                select(c.client_id, c.voucher_id, c.year, c.month).where(
+                    tuple_(c.client_id, c.voucher_id).in_(keys)
+                )
             )
         ).all()
     }
@@ -225,10 +234,8 @@ async def _changed_months(
             changed.update(window)
     gone = [key for key, month in now_in.items() if month is None and key in seen]
     if gone:
-        await db.exec(
-            delete(VoucherMonth).where(
-                tuple_(col(VoucherMonth.client_id), col(VoucherMonth.voucher_id)).in_(gone)
-            )
+        await db.exec(  # type: ignore[call-overload]
+            delete(VOUCHER_MONTHS).where(tuple_(c.client_id, c.voucher_id).in_(gone))
         )
     placed = [
         {"client_id": c, "voucher_id": v, "year": m.year, "month": m.month}
@@ -236,11 +243,12 @@ async def _changed_months(
         if m is not None
     ]
     if placed:
-        statement = insert_for(db, VoucherMonth).values(placed)
-        await db.exec(
+        statement = insert_for(db, VOUCHER_MONTHS)
+        await db.exec(  # type: ignore[call-overload]
             statement.on_conflict_do_update(
                 index_elements=["client_id", "voucher_id"],
                 set_={"year": statement.excluded.year, "month": statement.excluded.month},
-            )
+            ),
+            params=placed,
         )
     return months

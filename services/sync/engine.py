@@ -112,11 +112,11 @@ class SyncEngine:
             if row is None or (trigger is None and not row[0].active):
                 return "skipped"
             client, integration = row
+            now = utcnow()  # the run's start: before it reads the notes it will answer
             notes = await self._pending(db, client_id)
             months = set(notes)
             if full is None:
                 full = client.full_sync or client.synced_at is None
-            now = utcnow()
             due_by_time = client.sync_due_at is None or client.sync_due_at <= now
             polling = client.live_mode != LiveMode.WEBHOOKS or due_by_time
             if not full and polling:
@@ -132,7 +132,10 @@ class SyncEngine:
                 .values(result="failed", finished_at=utcnow(), error=INTERRUPTED)
             )
             run = SyncRun(
-                client_id=client_id, kind="full" if full else "incremental", trigger=trigger
+                client_id=client_id,
+                kind="full" if full else "incremental",
+                trigger=trigger,
+                started_at=now,
             )
             db.add(run)
             client.sync_status = SyncStatus.SYNCING

@@ -54,12 +54,13 @@ async def note_changes(
     ]
     if not rows:
         return
-    statement = insert_for(db, PendingPeriod).values(rows)
+    statement = insert_for(db, PendingPeriod.__table__)  # executemany: compiled once
     # A newer note must win: the engine drops only notes older than its fetch of the month,
     # so a change noted while that month was being fetched is still synced afterwards.
-    await db.exec(
+    await db.exec(  # type: ignore[call-overload]
         statement.on_conflict_do_update(
             index_elements=["client_id", "year", "month"],
             set_={"noted_at": statement.excluded.noted_at, "source": statement.excluded.source},
-        )
+        ),
+        params=rows,
     )
