@@ -34,6 +34,7 @@ from routes import ROUTES
 from routes.api import ApiError, api_routes, not_found_response, openapi_config
 from routes.client_page import ClientPageController
 from routes.demo import book_voucher
+from routes.webhooks import QUIET_ANSWERED_CALLBACKS
 from services import templating
 from services.connectors.tripletex import TripletexClient, TripletexConnector
 from services.crypto import KeyVault
@@ -70,6 +71,7 @@ log = logging.getLogger("erp")
 
 def create_app(settings: Settings) -> Litestar:
     install_log_context()  # redaction and request ids; handlers stay as the caller set them
+    logging.getLogger("uvicorn.access").addFilter(QUIET_ANSWERED_CALLBACKS)
     engine = create_engine(settings.database_url)
     ctx = AppContext(
         settings=settings,

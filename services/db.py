@@ -28,13 +28,19 @@ def insert_for(db: AsyncSession, table: type[Any]) -> Any:
     return (pg_insert if dialect == "postgresql" else sqlite_insert)(table)
 
 
+# Connections kept open: enough for the syncs, callbacks and pages of a busy moment. With
+# SQLAlchemy's default (5) the rest were opened and closed per use, and an aiosqlite
+# connection is a new thread each time (bench/README.md).
+POOL = {"pool_size": 20, "max_overflow": 20}
+
+
 def create_engine(database_url: str) -> AsyncEngine:
     if database_url.startswith("sqlite"):
         Path(database_url.split(":///", 1)[1]).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(database_url, connect_args={"timeout": 30})
+        engine = create_async_engine(database_url, connect_args={"timeout": 30}, **POOL)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
-    return create_async_engine(database_url, pool_pre_ping=True)
+    return create_async_engine(database_url, pool_pre_ping=True, **POOL)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

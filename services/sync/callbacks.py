@@ -21,7 +21,7 @@ from datetime import date
 from enum import StrEnum
 
 from sqlalchemy import tuple_
-from sqlmodel import col, delete, select
+from sqlmodel import delete, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from models import Client, VoucherMonth, WebhookReceipt, WebhookSubscription
@@ -110,24 +110,29 @@ class CallbackInbox:
         cached = self._hooks.get(hook_id)
         if cached is not None and cached[0] > time.monotonic():
             return cached[1]
+        # Every hook of the client at once: one change in Tripletex fires several events
+        # (voucher.create, then account or voucher.update), each to a hook of its own.
+        hooks = WebhookSubscription.__table__  # type: ignore[attr-defined]
+        of_client = select(hooks.c.client_id).where(hooks.c.hook_id == hook_id).scalar_subquery()
         async with self._factory() as db:
-            row = (
-                await db.exec(
+            rows = (
+                await db.exec(  # type: ignore[call-overload]
                     select(
-                        WebhookSubscription.client_id,
-                        WebhookSubscription.event,
-                        WebhookSubscription.erp_subscription_id,
-                        WebhookSubscription.secret_ciphertext,
-                    ).where(col(WebhookSubscription.hook_id) == hook_id)
+                        hooks.c.hook_id,
+                        hooks.c.client_id,
+                        hooks.c.event,
+                        hooks.c.erp_subscription_id,
+                        hooks.c.secret_ciphertext,
+                    ).where(hooks.c.client_id == of_client)
                 )
-            ).first()
-        if row is None:
-            self._hooks.pop(hook_id, None)
-            return None
-        client_id, event, erp_id, ciphertext = row
-        hook = Hook(client_id, event, erp_id, self._vault.decrypt(ciphertext))
-        self._hooks[hook_id] = (time.monotonic() + HOOK_CACHE_SECONDS, hook)
-        return hook
+            ).all()
+        self._hooks.pop(hook_id, None)
+        expires = time.monotonic() + HOOK_CACHE_SECONDS
+        for found, client_id, event, erp_id, ciphertext in rows:
+            hook = Hook(client_id, event, erp_id, self._vault.decrypt(ciphertext))
+            self._hooks[found] = (expires, hook)
+        cached = self._hooks.get(hook_id)
+        return cached[1] if cached is not None else None
 
     async def _write(self, verified: Verified) -> bool:
         """Whether this callback is new; returns once it is committed."""
