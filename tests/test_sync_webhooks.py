@@ -23,6 +23,7 @@ from services.tripletex_sim.model import Company
 from services.tripletex_sim.webhooks import signature
 from tests.conftest import PASSWORD, Simulator, add_user, free_port, query
 from tests.sync_support import simulator_month
+from tests.test_logging import every_log_record
 
 pytestmark = pytest.mark.anyio
 EVENTS = 6  # voucher.create|update|delete, account.create|update|delete
@@ -165,11 +166,17 @@ async def test_callbacks_are_verified_and_replays_ignored(
     delivery = next(d for d in simulator.state.deliveries if d.event == "voucher.create")
     assert delivery.status == "delivered"
 
-    replay = await live_app.post(delivery.target, content=delivery.body, headers=delivery.headers)
-    assert replay.status_code == 200  # taken in before: Tripletex stops retrying
-    tampered = delivery.body.replace(b'"voucher.create"', b'"voucher.delete"')
-    forged = await live_app.post(delivery.target, content=tampered, headers=delivery.headers)
-    assert forged.status_code == 401
+    with every_log_record() as captured:
+        replay = await live_app.post(
+            delivery.target, content=delivery.body, headers=delivery.headers
+        )
+        assert replay.status_code == 200  # taken in before: Tripletex stops retrying
+        tampered = delivery.body.replace(b'"voucher.create"', b'"voucher.delete"')
+        forged = await live_app.post(delivery.target, content=tampered, headers=delivery.headers)
+        assert forged.status_code == 401
+    # Answered callbacks leave no access line (they are counted); refused ones do.
+    access = [r.getMessage() for r in captured.records if r.name == "uvicorn.access"]
+    assert len(access) == 1 and access[0].endswith(" 401"), access
     unsigned = {k: v for k, v in delivery.headers.items() if k != "x-request-signature"}
     assert (
         await live_app.post(delivery.target, content=delivery.body, headers=unsigned)
