@@ -44,6 +44,7 @@ from services.metrics import HttpMetricsMiddleware
 from services.notifications import running_notifications
 from services.outbound import outbound
 from services.request_context import RequestIdMiddleware
+from services.runtime import tune_gc
 from services.session_store import DatabaseStore, SessionConfig
 from services.settings import Settings, SettingsError
 from services.sync.callbacks import CallbackInbox
@@ -249,8 +250,10 @@ def main(argv: list[str] | None = None) -> int:
         if settings.demo:
             print(f"Demo: http://{settings.host}:{settings.port}  (demo@example.no / demo)")
             print(f"Tripletex simulator: {settings.tripletex_base_url}")
+        asgi = build_asgi(settings)
+        tune_gc()
         uvicorn.run(
-            build_asgi(settings),
+            asgi,
             host=settings.host,
             port=settings.port,
             log_config=None,  # our root logging, with secrets redacted

@@ -67,6 +67,7 @@ from services.connectors.tripletex import TripletexClient, TripletexConnector
 from services.crypto import KeyVault
 from services.db import SessionFactory, create_engine, create_session_factory, open_session
 from services.outbound import outbound
+from services.runtime import tune_gc
 from services.sync import pending, periods
 from services.sync.engine import SyncEngine, SyncSettings
 from services.sync.scheduler import SchedulerSettings, SyncRunner
@@ -410,6 +411,7 @@ def main() -> None:
     if not plan:
         return
     sim = start_simulator(sorted({n for _, n in plan}), LATENCY)
+    tune_gc()  # as `app.py run` does before serving
     try:
         for kind, clients in plan:
             # On uvloop, as uvicorn runs the app (and with it the sync runner).
