@@ -110,6 +110,7 @@ class TripletexClient:
         self._today = today
         self._sessions: dict[str, SessionToken] = {}
         self._budgets: dict[str, RateBudget] = {}  # per key; outlives its session tokens
+        self._creating: dict[str, asyncio.Lock] = {}
         self._metrics = metrics
         # ETags of conditional GETs, per company and URL. Only tags, not bodies: a 304 means
         # "what you stored last time is still right", which is all an incremental sync needs.
@@ -119,14 +120,24 @@ class TripletexClient:
         """A cached session token for this key, created or renewed as needed."""
         cache_key = hashlib.sha256(employee_token.encode()).hexdigest()
         session = self._sessions.get(cache_key)
-        if session is None or not session.is_fresh(self._today()):
-            budget = self._budgets.setdefault(cache_key, RateBudget())
-            session = replace(await self.create_session(employee_token), budget=budget)
-            self._sessions[cache_key] = session
+        if session is not None and session.is_fresh(self._today()):
+            return session
+        # One creation per key: a sync fetches several months at once, and each would
+        # otherwise make a session of its own.
+        async with self._creating.setdefault(cache_key, asyncio.Lock()):
+            session = self._sessions.get(cache_key)
+            if session is None or not session.is_fresh(self._today()):
+                budget = self._budgets.setdefault(cache_key, RateBudget())
+                session = replace(await self.create_session(employee_token), budget=budget)
+                self._sessions[cache_key] = session
         return session
 
-    def forget_session(self, employee_token: str) -> None:
-        self._sessions.pop(hashlib.sha256(employee_token.encode()).hexdigest(), None)
+    def forget_session(self, employee_token: str, stale: SessionToken | None = None) -> None:
+        """Drop the cached session (only if it is still `stale`, when given: a fetch running
+        alongside may have replaced it already)."""
+        cache_key = hashlib.sha256(employee_token.encode()).hexdigest()
+        if stale is None or self._sessions.get(cache_key) == stale:
+            self._sessions.pop(cache_key, None)
 
     async def create_session(self, employee_token: str) -> SessionToken:
         expires = self._today() + timedelta(days=SESSION_DAYS)
@@ -533,7 +544,7 @@ class TripletexConnector:
         try:
             return await call(session)
         except KeyRejected:
-            self._client.forget_session(key)
+            self._client.forget_session(key, stale=session)
             return await call(await self._client.session_for(key))
 
 

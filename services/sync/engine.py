@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass
 from datetime import date, timedelta
-from typing import Any, TypeVar
+from typing import Any
 
 from sqlalchemy import case, update
 from sqlmodel import col, select
@@ -32,6 +32,7 @@ from services.connectors.base import (
     ErpError,
     KeyRejected,
     RateLimited,
+    RemoteAccount,
     RequestStats,
     request_stats,
 )
@@ -51,7 +52,6 @@ from services.sync.status import (
 )
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 INTERRUPTED = "interrupted: the process stopped before the sync finished"
 # Months stored per transaction: whole months always, and a year's worth at a time because
 # each transaction costs more of our CPU than the fetches cost Tripletex (bench/README.md).
@@ -130,6 +130,7 @@ class SyncEngine:
                 update(SyncRun)
                 .where(col(SyncRun.client_id) == client_id, col(SyncRun.result) == "running")
                 .values(result="failed", finished_at=utcnow(), error=INTERRUPTED)
+                .execution_options(synchronize_session=False)  # none of them is loaded
             )
             run = SyncRun(
                 client_id=client_id,
@@ -180,21 +181,15 @@ class SyncEngine:
         full: bool,
     ) -> None:
         started = utcnow()  # every fetch below answers the notes older than this
-        # With SLETT KONTOER on, accounts flagged removed before it was switched on must go
-        # even when the chart is unchanged since: those clients always get the whole chart.
-        async with self.requests.slot(integration_id):
-            accounts = await self._connector.fetch_accounts(
-                key, company, conditional=not full and not mirror_deletions
-            )
-        async with self.session_factory() as db:
-            if accounts is not None:  # None: unchanged (304)
-                await store.store_accounts(
-                    db, client_id, accounts, mirror_deletions=mirror_deletions
-                )
-            await self._progress(db, client_id)
-            await db.commit()
         openings_due = set() if full else _later_years(months, self._today())
-        batches = _batches(months, MONTHS_PER_COMMIT)
+
+        async def fetch_chart() -> list[RemoteAccount] | None:  # None: unchanged (304)
+            # With SLETT KONTOER on, accounts flagged removed before it was switched on must
+            # go even when the chart is unchanged: those clients always get the whole chart.
+            async with self.requests.slot(integration_id):
+                return await self._connector.fetch_accounts(
+                    key, company, conditional=not full and not mirror_deletions
+                )
 
         async def fetch(month: Month) -> Balances:
             async with self.requests.slot(integration_id):
@@ -202,19 +197,31 @@ class SyncEngine:
                     key, company, month.start, month.end, conditional=not full
                 )
 
+        # The chart of accounts comes with the first batch, fetched and stored alongside it.
+        batches = _batches(months, MONTHS_PER_COMMIT) or [[]]
         for number, batch in enumerate(batches, 1):
+            first = number == 1
+            requests: list[Coroutine[Any, Any, Any]] = [fetch(m) for m in batch]
+            if first:
+                requests.append(fetch_chart())
+            answers = await _all(requests)
+            accounts = answers.pop() if first else None
             fetched = []
-            for month, balances in zip(batch, await _all(fetch(m) for m in batch), strict=True):
+            for month, balances in zip(batch, answers, strict=True):
                 if not balances.unchanged:
                     opening = balances.opening if month.month == 1 else None
                     fetched.append(store.FetchedMonth(month, balances.movement, opening))
                 if month.month == 1:
                     openings_due.discard(month.year)  # fetched just now
             async with self.session_factory() as db:
+                if accounts is not None:
+                    await store.store_accounts(
+                        db, client_id, accounts, mirror_deletions=mirror_deletions
+                    )
                 await store.store_months(db, client_id, fetched)
-                if number == len(batches):  # with the last month: the notes all answered
+                if number == len(batches) and months:  # the last month: the notes answered
                     await pending.clear(db, client_id, months, fetched_at=started)
-                await self._progress(db, client_id, len(batch))
+                await self._progress(db, client_id, len(batch) + first)
                 await db.commit()
         # A change in an earlier year moves every later year's opening balance.
         for year in sorted(openings_due):
@@ -354,7 +361,7 @@ def _trigger(client: Client, full: bool, notes: dict[Month, str], polling: bool)
     return "poll" if client.live_mode != LiveMode.WEBHOOKS else "schedule"
 
 
-async def _all(fetches: Iterable[Coroutine[Any, Any, T]]) -> list[T]:
+async def _all(fetches: Iterable[Coroutine[Any, Any, Any]]) -> list[Any]:
     """Run side by side, results in order; the first failure cancels the rest."""
     tasks = [asyncio.ensure_future(f) for f in fetches]
     try:

@@ -60,6 +60,7 @@ async def claim(db: AsyncSession, client_id: int, owner: str, lease: timedelta) 
         update(Client)
         .where(col(Client.id) == client_id, *_due(now))
         .values(lease_owner=owner, lease_expires_at=now + lease)
+        .execution_options(synchronize_session=False)  # no session here holds the client
     )
     await db.commit()
     return result.rowcount == 1
@@ -70,6 +71,7 @@ async def extend(db: AsyncSession, client_id: int, owner: str, lease: timedelta)
         update(Client)
         .where(col(Client.id) == client_id, col(Client.lease_owner) == owner)
         .values(lease_expires_at=utcnow() + lease)
+        .execution_options(synchronize_session=False)
     )
 
 
@@ -78,6 +80,7 @@ async def release(db: AsyncSession, client_id: int, owner: str) -> None:
         update(Client)
         .where(col(Client.id) == client_id, col(Client.lease_owner) == owner)
         .values(lease_owner=None, lease_expires_at=None)
+        .execution_options(synchronize_session=False)
     )
     await db.commit()
 

@@ -62,10 +62,16 @@ class SubscriptionManager:
         when the client is gone). ERP errors are logged, never raised: the client is then
         polled, and the next sync tries again."""
         async with self._factory() as db:
-            client = await db.get(Client, client_id)
-            integration = await db.get(Integration, client.integration_id) if client else None
-            if client is None or integration is None:
+            row = (
+                await db.exec(
+                    select(Client, Integration)
+                    .join(Integration, col(Integration.id) == col(Client.integration_id))
+                    .where(col(Client.id) == client_id)
+                )
+            ).first()
+            if row is None:
                 return None
+            client, integration = row
             subs = list((await db.exec(_subscriptions_of(client_id))).all())
         reachable = client.active and not client.access_lost and integration.key_status == "ok"
         wanted = reachable and self._public_base_url is not None
