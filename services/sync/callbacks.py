@@ -34,6 +34,7 @@ from services.sync.periods import Month
 
 HOOK_CACHE_SECONDS = 60.0  # a removed subscription is refused at most this much later
 MAX_BATCH = 500
+GATHER_SECONDS = 0.002
 # Statements on the tables, not the models: executemany, compiled once whatever the batch's
 # size, and none of the ORM's bulk machinery (no session here holds these objects).
 CLIENTS = Client.__table__  # type: ignore[attr-defined]
@@ -144,6 +145,9 @@ class CallbackInbox:
 
     async def _write_all(self) -> None:
         while self._waiting:
+            # A moment for the callbacks already on their way to join this batch: each
+            # batch costs a handful of statements however many callbacks it holds.
+            await asyncio.sleep(GATHER_SECONDS)
             batch, self._waiting = self._waiting[:MAX_BATCH], self._waiting[MAX_BATCH:]
             try:
                 new = await self._write_batch([verified for verified, _ in batch])
