@@ -142,9 +142,10 @@ async def store_opening(
     )
     if stored == _nonzero(opening):
         return False
-    await db.exec(
-        delete(OPENINGS).where(OPENINGS.c.client_id == client_id, OPENINGS.c.year == year)
-    )
+    if stored:
+        await db.exec(
+            delete(OPENINGS).where(OPENINGS.c.client_id == client_id, OPENINGS.c.year == year)
+        )
     await _insert(
         db, OPENINGS, [{"client_id": client_id, "year": year, **row} for row in _rows(opening)]
     )
