@@ -9,7 +9,7 @@ from sqlalchemy import ColumnElement, and_, case, func, not_, or_
 from sqlmodel import col, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from models import Client
+from models import Client, Integration
 from models.base import utcnow
 from services import publishing
 from services.sync.status import SHOW_AFTER_FAILURES, SyncStatus
@@ -209,6 +209,18 @@ async def counts_by_integration(db: AsyncSession, integration_ids: list[int]) ->
         )
         for integration_id, active, inactive, attn, new in rows
     }
+
+
+async def with_integration(db: AsyncSession, client_id: int) -> tuple[Client, Integration] | None:
+    """The client and its integration, in one query (the sync's hot path reads both)."""
+    row = (
+        await db.exec(
+            select(Client, Integration)
+            .join(Integration, col(Integration.id) == col(Client.integration_id))
+            .where(col(Client.id) == client_id)
+        )
+    ).first()
+    return (row[0], row[1]) if row is not None else None
 
 
 async def get_client(db: AsyncSession, integration_id: int, client_id: int) -> Client | None:

@@ -23,7 +23,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from models import Client, Integration, LiveMode, PendingPeriod, SyncRun
 from models.base import utcnow
-from services import publishing
+from services import clients, publishing
 from services.connectors.base import (
     AccessDenied,
     Balances,
@@ -102,13 +102,7 @@ class SyncEngine:
         client is skipped.
         """
         async with self.session_factory() as db:
-            row = (
-                await db.exec(
-                    select(Client, Integration)
-                    .join(Integration, col(Integration.id) == col(Client.integration_id))
-                    .where(col(Client.id) == client_id)
-                )
-            ).first()
+            row = await clients.with_integration(db, client_id)
             if row is None or (trigger is None and not row[0].active):
                 return "skipped"
             client, integration = row
@@ -242,14 +236,14 @@ class SyncEngine:
 
     async def _progress(self, db: AsyncSession, client_id: int, steps: int = 1) -> None:
         # Still alive: renew the lease (if one is held), so nobody else starts this client.
-        clients = Client.__table__  # type: ignore[attr-defined]  # no session holds it here
+        client_table = Client.__table__  # type: ignore[attr-defined]  # no session holds it here
         await db.exec(
-            update(clients)
-            .where(clients.c.id == client_id)
+            update(client_table)
+            .where(client_table.c.id == client_id)
             .values(
-                progress_done=clients.c.progress_done + steps,
+                progress_done=client_table.c.progress_done + steps,
                 lease_expires_at=case(
-                    (clients.c.lease_owner.is_(None), None),
+                    (client_table.c.lease_owner.is_(None), None),
                     else_=utcnow() + self.settings.lease,
                 ),
             )
@@ -276,13 +270,13 @@ class SyncEngine:
         months: list[Month],
     ) -> None:
         now = utcnow()
-        clients, runs = Client.__table__, SyncRun.__table__  # type: ignore[attr-defined]
+        client_table, run_table = Client.__table__, SyncRun.__table__  # type: ignore[attr-defined]
         done = {"full_sync": False} if full else {}  # the one-shot switch clears itself
         live_recheck, poll = now + self.settings.live_recheck, now + self.settings.poll_interval
         async with self.session_factory() as db:
             await db.exec(
-                update(clients)
-                .where(clients.c.id == client_id)
+                update(client_table)
+                .where(client_table.c.id == client_id)
                 .values(
                     sync_status=SyncStatus.OK,
                     sync_error=None,
@@ -290,14 +284,14 @@ class SyncEngine:
                     synced_at=now,
                     # With webhooks, a scheduled re-check is only a safety net.
                     sync_due_at=case(
-                        (clients.c.live_mode == LiveMode.WEBHOOKS, live_recheck), else_=poll
+                        (client_table.c.live_mode == LiveMode.WEBHOOKS, live_recheck), else_=poll
                     ),
                     **done,
                 )
             )
             await db.exec(
-                update(runs)
-                .where(runs.c.id == run_id)
+                update(run_table)
+                .where(run_table.c.id == run_id)
                 .values(
                     result="ok",
                     finished_at=now,

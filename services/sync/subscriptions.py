@@ -23,6 +23,7 @@ from sqlmodel.sql.expression import SelectOfScalar
 
 from models import Client, Integration, LiveMode, WebhookSubscription
 from models.base import utcnow
+from services import clients
 from services.connectors.base import CompanyRef, Connector, ErpError, RemoteSubscription
 from services.crypto import KeyVault
 from services.db import SessionFactory
@@ -62,13 +63,7 @@ class SubscriptionManager:
         when the client is gone). ERP errors are logged, never raised: the client is then
         polled, and the next sync tries again."""
         async with self._factory() as db:
-            row = (
-                await db.exec(
-                    select(Client, Integration)
-                    .join(Integration, col(Integration.id) == col(Client.integration_id))
-                    .where(col(Client.id) == client_id)
-                )
-            ).first()
+            row = await clients.with_integration(db, client_id)
             if row is None:
                 return None
             client, integration = row
