@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import date
 from decimal import Decimal
 
 from services.balances import trial_balance
+from services.connectors.base import Connector
 from services.connectors.tripletex import TripletexClient, TripletexConnector
 from services.crypto import KeyVault
 from services.db import create_engine, create_session_factory
@@ -19,8 +20,14 @@ from tests.conftest import Simulator
 
 @asynccontextmanager
 async def sync_engine(
-    settings: Settings, simulator: Simulator, *, http_timeout: float = 5.0, **tripletex: object
+    settings: Settings,
+    simulator: Simulator,
+    *,
+    http_timeout: float = 5.0,
+    wrap: Callable[[Connector], Connector] = lambda connector: connector,
+    **tripletex: object,
 ) -> AsyncIterator[SyncEngine]:
+    """`wrap`: something between the engine and the real connector (a test's observer)."""
     engine = create_engine(settings.database_url)
     async with outbound(http_timeout) as out:
         client = TripletexClient(
@@ -32,7 +39,7 @@ async def sync_engine(
         yield SyncEngine(
             create_session_factory(engine),
             KeyVault(settings.encryption_keys),
-            TripletexConnector(client),
+            wrap(TripletexConnector(client)),
             SyncSettings(years=2),
             today=lambda: simulator.state.today,
         )

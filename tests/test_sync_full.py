@@ -1,12 +1,16 @@
 """A full sync makes our balances equal Tripletex's, to the øre, for every client."""
 
+import asyncio
 import re
+from typing import Any
 
 import pytest
 from litestar.testing import AsyncTestClient
 
+from services.connectors.base import Connector
 from services.settings import Settings
 from services.sync import periods
+from services.sync.slots import RequestSlots
 from tests.conftest import Simulator, create_integration, htmx, query
 from tests.sync_support import simulator_month, stored_month, sync_engine
 
@@ -116,3 +120,49 @@ async def test_full_sync_switch_clears_itself_when_done(
     assert history[0][:2] == ("full", "ok")
     months = len(periods.window(simulator.state.today, 2))
     assert history[0][2] <= months + 3  # requests per full sync: months + accounts + session
+
+
+class InFlight:
+    """The real connector, counting its balance fetches in flight at once."""
+
+    def __init__(self, connector: Connector) -> None:
+        self._connector = connector
+        self.now = self.most = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._connector, name)
+
+    async def fetch_balances(self, *args: Any, **kwargs: Any) -> Any:
+        self.now += 1
+        self.most = max(self.most, self.now)
+        try:
+            return await self._connector.fetch_balances(*args, **kwargs)
+        finally:
+            self.now -= 1
+
+
+async def test_months_are_fetched_side_by_side_within_the_key_limit(
+    client: AsyncTestClient, settings: Settings, simulator: Simulator
+) -> None:
+    await create_integration(client)
+    erp_ids = [c.id for c in simulator.state.clients_of("demo-regnskapskontor")[:2]]
+    local = await clients_by_erp_id(settings)
+    simulator.state.set_faults(latency_seconds=0.02)  # long enough for fetches to overlap
+    seen: list[InFlight] = []
+
+    def observe(connector: Connector) -> Connector:
+        seen.append(InFlight(connector))
+        return seen[-1]  # type: ignore[return-value]
+
+    async with sync_engine(settings, simulator, wrap=observe) as engine:
+        engine.requests = RequestSlots(total=8, per_key=3)  # both clients share one key
+        results = await asyncio.gather(
+            *(engine.sync_client(local[erp_id], trigger="manual") for erp_id in erp_ids)
+        )
+        assert results == ["ok", "ok"]
+        month = periods.window(simulator.state.today, 2)[0]
+        for erp_id in erp_ids:
+            ours = await stored_month(engine, local[erp_id], month.year, month.month)
+            assert ours == simulator_month(simulator, erp_id, month.year, month.month)
+    # Several months at once (not one after another), never more than the key allows.
+    assert seen[0].most == 3
