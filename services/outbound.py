@@ -35,6 +35,7 @@ async def outbound(
         timeout=aiohttp.ClientTimeout(total=seconds, connect=connect),
         connector=aiohttp.TCPConnector(limit=max_connections),
         trace_configs=list(trace_configs) or None,
+        trust_env=True,  # HTTP(S)_PROXY and NO_PROXY, as httpx honoured them
     )
     http = httpx.AsyncClient(
         timeout=httpx.Timeout(seconds, connect=connect),

@@ -360,9 +360,11 @@ async def _all(fetches: Iterable[Coroutine[Any, Any, Any]]) -> list[Any]:
     tasks = [asyncio.ensure_future(f) for f in fetches]
     try:
         return await asyncio.gather(*tasks)
-    finally:
+    except BaseException:
         for task in tasks:
             task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)  # every outcome collected
+        raise
 
 
 def _batches(months: list[Month], size: int) -> list[list[Month]]:
