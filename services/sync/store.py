@@ -96,6 +96,8 @@ async def store_months(db: AsyncSession, client_id: int, fetched: list[FetchedMo
     caller's transaction; returns how many months changed. Unchanged months are not
     rewritten. A handful of statements however many months: one read of what is stored,
     one delete and one insert of the months that moved, one change-log insert."""
+    if not fetched:  # every month unchanged (304): nothing to compare
+        return 0
     stored = await _stored_movements(db, client_id, [f.month for f in fetched])
     moved = [f for f in fetched if stored.get(f.month, {}) != _nonzero(f.movements)]
     if replaced := [f.month for f in moved if f.month in stored]:
