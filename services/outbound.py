@@ -44,5 +44,4 @@ async def outbound(
     try:
         yield Outbound(session, http)
     finally:
-        await http.aclose()  # closes the session too
-        await session.close()
+        await http.aclose()  # its transport closes the session

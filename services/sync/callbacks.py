@@ -40,6 +40,7 @@ GATHER_SECONDS = 0.002
 CLIENTS = Client.__table__  # type: ignore[attr-defined]
 RECEIPTS = WebhookReceipt.__table__  # type: ignore[attr-defined]
 VOUCHER_MONTHS = VoucherMonth.__table__  # type: ignore[attr-defined]
+HOOKS = WebhookSubscription.__table__  # type: ignore[attr-defined]
 
 
 class Outcome(StrEnum):
@@ -113,18 +114,17 @@ class CallbackInbox:
             return cached[1]
         # Every hook of the client at once: one change in Tripletex fires several events
         # (voucher.create, then account or voucher.update), each to a hook of its own.
-        hooks = WebhookSubscription.__table__  # type: ignore[attr-defined]
-        of_client = select(hooks.c.client_id).where(hooks.c.hook_id == hook_id).scalar_subquery()
+        of_client = select(HOOKS.c.client_id).where(HOOKS.c.hook_id == hook_id).scalar_subquery()
         async with self._factory() as db:
             rows = (
                 await db.exec(  # type: ignore[call-overload]
                     select(
-                        hooks.c.hook_id,
-                        hooks.c.client_id,
-                        hooks.c.event,
-                        hooks.c.erp_subscription_id,
-                        hooks.c.secret_ciphertext,
-                    ).where(hooks.c.client_id == of_client)
+                        HOOKS.c.hook_id,
+                        HOOKS.c.client_id,
+                        HOOKS.c.event,
+                        HOOKS.c.erp_subscription_id,
+                        HOOKS.c.secret_ciphertext,
+                    ).where(HOOKS.c.client_id == of_client)
                 )
             ).all()
         self._hooks.pop(hook_id, None)

@@ -57,6 +57,9 @@ INTERRUPTED = "interrupted: the process stopped before the sync finished"
 # each transaction costs more of our CPU than the fetches cost Tripletex (bench/README.md).
 # The progress bar moves a step per transaction.
 MONTHS_PER_COMMIT = 12
+# Progress and results are written to the tables: no session holds these rows meanwhile.
+CLIENTS = Client.__table__  # type: ignore[attr-defined]
+RUNS = SyncRun.__table__  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True)
@@ -236,14 +239,13 @@ class SyncEngine:
 
     async def _progress(self, db: AsyncSession, client_id: int, steps: int = 1) -> None:
         # Still alive: renew the lease (if one is held), so nobody else starts this client.
-        client_table = Client.__table__  # type: ignore[attr-defined]  # no session holds it here
         await db.exec(
-            update(client_table)
-            .where(client_table.c.id == client_id)
+            update(CLIENTS)
+            .where(CLIENTS.c.id == client_id)
             .values(
-                progress_done=client_table.c.progress_done + steps,
+                progress_done=CLIENTS.c.progress_done + steps,
                 lease_expires_at=case(
-                    (client_table.c.lease_owner.is_(None), None),
+                    (CLIENTS.c.lease_owner.is_(None), None),
                     else_=utcnow() + self.settings.lease,
                 ),
             )
@@ -270,13 +272,12 @@ class SyncEngine:
         months: list[Month],
     ) -> None:
         now = utcnow()
-        client_table, run_table = Client.__table__, SyncRun.__table__  # type: ignore[attr-defined]
         done = {"full_sync": False} if full else {}  # the one-shot switch clears itself
         live_recheck, poll = now + self.settings.live_recheck, now + self.settings.poll_interval
         async with self.session_factory() as db:
             await db.exec(
-                update(client_table)
-                .where(client_table.c.id == client_id)
+                update(CLIENTS)
+                .where(CLIENTS.c.id == client_id)
                 .values(
                     sync_status=SyncStatus.OK,
                     sync_error=None,
@@ -284,14 +285,14 @@ class SyncEngine:
                     synced_at=now,
                     # With webhooks, a scheduled re-check is only a safety net.
                     sync_due_at=case(
-                        (client_table.c.live_mode == LiveMode.WEBHOOKS, live_recheck), else_=poll
+                        (CLIENTS.c.live_mode == LiveMode.WEBHOOKS, live_recheck), else_=poll
                     ),
                     **done,
                 )
             )
             await db.exec(
-                update(run_table)
-                .where(run_table.c.id == run_id)
+                update(RUNS)
+                .where(RUNS.c.id == run_id)
                 .values(
                     result="ok",
                     finished_at=now,

@@ -14,6 +14,9 @@ from models.base import utcnow
 from services.db import insert_for
 from services.sync.periods import Month
 
+# Statements on the table, not the model: executemany, and no session holds these rows.
+NOTES = PendingPeriod.__table__  # type: ignore[attr-defined]
+
 
 async def note_months(
     db: AsyncSession, client_id: int, months: Iterable[Month], *, source: str = "webhook"
@@ -26,12 +29,11 @@ async def clear(
 ) -> None:
     """Drop the notes these months' fetch answered: only those older than the fetch, so a
     change noted while the months were being fetched is still synced afterwards."""
-    notes = PendingPeriod.__table__  # type: ignore[attr-defined]  # no session holds them
     await db.exec(
-        delete(notes).where(
-            notes.c.client_id == client_id,
-            tuple_(notes.c.year, notes.c.month).in_([(m.year, m.month) for m in months]),
-            notes.c.noted_at <= fetched_at,
+        delete(NOTES).where(
+            NOTES.c.client_id == client_id,
+            tuple_(NOTES.c.year, NOTES.c.month).in_([(m.year, m.month) for m in months]),
+            NOTES.c.noted_at <= fetched_at,
         )
     )
 
@@ -54,7 +56,7 @@ async def note_changes(
     ]
     if not rows:
         return
-    statement = insert_for(db, PendingPeriod.__table__)  # executemany: compiled once
+    statement = insert_for(db, NOTES)  # executemany: compiled once
     # A newer note must win: the engine drops only notes older than its fetch of the month,
     # so a change noted while that month was being fetched is still synced afterwards.
     await db.exec(  # type: ignore[call-overload]
