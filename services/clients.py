@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from sqlalchemy import ColumnElement, and_, case, func, not_, or_
+from sqlalchemy import ColumnElement, and_, bindparam, case, func, not_, or_
 from sqlmodel import col, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -211,15 +211,17 @@ async def counts_by_integration(db: AsyncSession, integration_ids: list[int]) ->
     }
 
 
+# Built once: it runs twice for every sync.
+WITH_INTEGRATION = (
+    select(Client, Integration)
+    .join(Integration, col(Integration.id) == col(Client.integration_id))
+    .where(col(Client.id) == bindparam("client_id"))
+)
+
+
 async def with_integration(db: AsyncSession, client_id: int) -> tuple[Client, Integration] | None:
     """The client and its integration, in one query (the sync's hot path reads both)."""
-    row = (
-        await db.exec(
-            select(Client, Integration)
-            .join(Integration, col(Integration.id) == col(Client.integration_id))
-            .where(col(Client.id) == client_id)
-        )
-    ).first()
+    row = (await db.exec(WITH_INTEGRATION, params={"client_id": client_id})).first()  # type: ignore[call-overload]
     return (row[0], row[1]) if row is not None else None
 
 

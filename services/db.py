@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import functools
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import event
+from sqlalchemy import Insert, Table, event
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
@@ -19,13 +20,20 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 ROOT = Path(__file__).resolve().parent.parent
 
 SessionFactory = async_sessionmaker[AsyncSession]
+T = TypeVar("T")
 
 
-def insert_for(db: AsyncSession, table: type[Any]) -> Any:
-    """INSERT with ON CONFLICT (an upsert) in the session's dialect: both have one, spelled
-    alike, but SQLAlchemy's generic insert() has none."""
-    dialect = db.get_bind().dialect.name
-    return (pg_insert if dialect == "postgresql" else sqlite_insert)(table)
+def upsert(db: AsyncSession, build: Callable[[Callable[[Table], Insert]], T]) -> T:
+    """An INSERT with ON CONFLICT in the session's dialect: both have one, spelled alike,
+    but SQLAlchemy's generic insert() has none. `build` gets the dialect's insert(); what it
+    builds is kept, one per dialect, because these statements run on hot paths (building a
+    statement costs more of our CPU than running it)."""
+    return _built(db.get_bind().dialect.name, build)
+
+
+@functools.cache
+def _built(dialect: str, build: Callable[[Callable[[Table], Insert]], T]) -> T:
+    return build(pg_insert if dialect == "postgresql" else sqlite_insert)  # type: ignore[arg-type]
 
 
 # Connections kept open: enough for the syncs, callbacks and pages of a busy moment. With

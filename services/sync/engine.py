@@ -17,11 +17,10 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
-from sqlalchemy import case, update
-from sqlmodel import col, select
+from sqlalchemy import Boolean, bindparam, case, insert, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from models import Client, Integration, LiveMode, PendingPeriod, SyncRun
+from models import Client, Integration, LiveMode, SyncRun
 from models.base import utcnow
 from services import clients, publishing
 from services.connectors.base import (
@@ -58,8 +57,66 @@ INTERRUPTED = "interrupted: the process stopped before the sync finished"
 # The progress bar moves a step per transaction.
 MONTHS_PER_COMMIT = 12
 # Progress and results are written to the tables: no session holds these rows meanwhile.
+# These statements run for every sync: built once (building one costs more of our CPU than
+# running it), with parameters.
 CLIENTS = Client.__table__  # type: ignore[attr-defined]
 RUNS = SyncRun.__table__  # type: ignore[attr-defined]
+_MOMENT = CLIENTS.c.synced_at.type
+INTERRUPTED_RUNS = (
+    update(RUNS)
+    .where(RUNS.c.client_id == bindparam("of_client"), RUNS.c.result == "running")
+    .values(result="failed", finished_at=bindparam("now", type_=_MOMENT), error=INTERRUPTED)
+)
+RUN_STARTED = insert(RUNS).returning(RUNS.c.id)
+STARTED = (
+    update(CLIENTS)
+    .where(CLIENTS.c.id == bindparam("client_id"))
+    .values(sync_status=SyncStatus.SYNCING, progress_done=0, progress_total=bindparam("total"))
+)
+_LEASE_OURS = CLIENTS.c.lease_owner == bindparam("owner", type_=CLIENTS.c.lease_owner.type)
+PROGRESS = (
+    update(CLIENTS)
+    .where(CLIENTS.c.id == bindparam("client_id"))
+    .values(
+        progress_done=CLIENTS.c.progress_done + bindparam("steps"),
+        # Still alive: the lease (if one is held) is renewed.
+        lease_expires_at=case(
+            (CLIENTS.c.lease_owner.is_(None), None), else_=bindparam("expires_at", type_=_MOMENT)
+        ),
+    )
+)
+SUCCEEDED = (
+    update(CLIENTS)
+    .where(CLIENTS.c.id == bindparam("client_id"))
+    .values(
+        sync_status=SyncStatus.OK,
+        sync_error=None,
+        sync_failures=0,
+        synced_at=bindparam("now", type_=_MOMENT),
+        progress_done=CLIENTS.c.progress_total,
+        # With webhooks, a scheduled re-check is only a safety net.
+        sync_due_at=case(
+            (CLIENTS.c.live_mode == LiveMode.WEBHOOKS, bindparam("live_recheck", type_=_MOMENT)),
+            else_=bindparam("poll", type_=_MOMENT),
+        ),
+        # FULL SYNKRONISERING is a one-shot switch: a full sync clears it.
+        full_sync=case((bindparam("full", type_=Boolean), False), else_=CLIENTS.c.full_sync),
+        # The scheduler's lease is released with the result, if it is still ours.
+        lease_owner=case((_LEASE_OURS, None), else_=CLIENTS.c.lease_owner),
+        lease_expires_at=case((_LEASE_OURS, None), else_=CLIENTS.c.lease_expires_at),
+    )
+)
+RUN_SUCCEEDED = (
+    update(RUNS)
+    .where(RUNS.c.id == bindparam("run_id"))
+    .values(
+        result="ok",
+        finished_at=bindparam("now", type_=_MOMENT),
+        requests=bindparam("request_count"),
+        retries=bindparam("retry_count"),
+        periods=bindparam("period_count"),
+    )
+)
 
 
 @dataclass(frozen=True)
@@ -94,7 +151,12 @@ class SyncEngine:
         self.requests = RequestSlots(total=8, per_key=4)
 
     async def sync_client(
-        self, client_id: int, *, trigger: str | None = None, full: bool | None = None
+        self,
+        client_id: int,
+        *,
+        trigger: str | None = None,
+        full: bool | None = None,
+        lease_owner: str | None = None,
     ) -> str:
         """Sync one client now; returns the run's result ("ok", "failed", or "skipped").
 
@@ -102,7 +164,8 @@ class SyncEngine:
         client was never synced; otherwise the months noted as changed (webhooks, the nightly
         reconcile) plus, when polling or due by schedule, the most recent months.
         `trigger` None (the scheduler): named from why the client is due, and an inactive
-        client is skipped.
+        client is skipped. `lease_owner`: the holder of the client's lease (the scheduler),
+        released in the same transaction as a successful result.
         """
         async with self.session_factory() as db:
             row = await clients.with_integration(db, client_id)
@@ -122,43 +185,44 @@ class SyncEngine:
             trigger = trigger or _trigger(client, full, notes, polling)
             window = periods.window(self._today(), self.settings.years)
             todo = window if full else sorted(m for m in months if m in window)
-            # A run still "running" here belonged to a process that died mid-way.
-            await db.exec(
-                update(SyncRun)
-                .where(col(SyncRun.client_id) == client_id, col(SyncRun.result) == "running")
-                .values(result="failed", finished_at=utcnow(), error=INTERRUPTED)
-                .execution_options(synchronize_session=False)  # none of them is loaded
-            )
-            run = SyncRun(
-                client_id=client_id,
-                kind="full" if full else "incremental",
-                trigger=trigger,
-                started_at=now,
-            )
-            db.add(run)
-            client.sync_status = SyncStatus.SYNCING
-            client.progress_done, client.progress_total = 0, len(todo) + 1
+            if client.sync_status == SyncStatus.SYNCING:
+                # A run still "running" belonged to a process that died mid-way (only a
+                # run in progress leaves the client in this status).
+                await db.exec(  # type: ignore[call-overload]
+                    INTERRUPTED_RUNS, params={"of_client": client_id, "now": utcnow()}
+                )
+            run = {
+                "client_id": client_id,
+                "kind": "full" if full else "incremental",
+                "trigger": trigger,
+                "started_at": now,
+            }
+            run_id = (await db.exec(RUN_STARTED, params=run)).scalar_one()  # type: ignore[call-overload]
+            await db.exec(STARTED, params={"client_id": client_id, "total": len(todo) + 1})  # type: ignore[call-overload]
             await db.commit()
-            key = self._vault.decrypt(integration.key_ciphertext)
-            company = CompanyRef.of(client.erp_id, integration.key_kind)
-            mirror_deletions = client.delete_accounts
-            run_id, integration_id = run.id, client.integration_id
+            job = _Job(
+                client_id=client_id,
+                integration_id=client.integration_id,
+                run_id=run_id,
+                key=self._vault.decrypt(integration.key_ciphertext),
+                company=CompanyRef.of(client.erp_id, integration.key_kind),
+                mirror_deletions=client.delete_accounts,
+                full=full,
+                lease_owner=lease_owner,
+            )
 
         stats = RequestStats()
         token = request_stats.set(stats)
         started = time.monotonic()
         try:
-            await self._fetch_and_store(
-                client_id, integration_id, key, company, todo, mirror_deletions, full
-            )
+            await self._fetch_and_store(job, todo, stats)
         except ErpError as exc:
-            await self._failed(client_id, run_id, exc, stats)
-            self._connector.forget_cache(company)
+            await self._failed(client_id, job.run_id, exc, stats)
+            self._connector.forget_cache(job.company)
             self._count("failed")
             return "failed"
         finally:
             request_stats.reset(token)
-        await self._succeeded(client_id, run_id, stats, full=full, months=todo)
         self._count("ok")
         log.info(
             "synced client=%s kind=%s months=%d requests=%d retries=%d seconds=%.2f",
@@ -167,68 +231,61 @@ class SyncEngine:
         )  # fmt: skip
         return "ok"
 
-    async def _fetch_and_store(
-        self,
-        client_id: int,
-        integration_id: int,
-        key: str,
-        company: CompanyRef,
-        months: list[Month],
-        mirror_deletions: bool,
-        full: bool,
-    ) -> None:
+    async def _fetch_and_store(self, job: _Job, months: list[Month], stats: RequestStats) -> None:
+        """Fetch and store in batches of months; the last batch's transaction also records
+        the result, so a sync ends in one commit."""
         started = utcnow()  # every fetch below answers the notes older than this
-        openings_due = set() if full else _later_years(months, self._today())
+        # A change in an earlier year moves every later year's opening balance: fetched
+        # with the last batch, unless that year's January is synced anyway.
+        openings = sorted(
+            set() if job.full else _later_years(months, self._today()) - _januaries(months)
+        )
 
         async def fetch_chart() -> list[RemoteAccount] | None:  # None: unchanged (304)
             # With SLETT KONTOER on, accounts flagged removed before it was switched on must
             # go even when the chart is unchanged: those clients always get the whole chart.
-            async with self.requests.slot(integration_id):
+            async with self.requests.slot(job.integration_id):
                 return await self._connector.fetch_accounts(
-                    key, company, conditional=not full and not mirror_deletions
+                    job.key, job.company, conditional=not job.full and not job.mirror_deletions
                 )
 
-        async def fetch(month: Month) -> Balances:
-            async with self.requests.slot(integration_id):
+        async def fetch(month: Month, conditional: bool) -> Balances:
+            async with self.requests.slot(job.integration_id):
                 return await self._connector.fetch_balances(
-                    key, company, month.start, month.end, conditional=not full
+                    job.key, job.company, month.start, month.end, conditional=conditional
                 )
 
         # The chart of accounts comes with the first batch, fetched and stored alongside it.
         batches = _batches(months, MONTHS_PER_COMMIT) or [[]]
         for number, batch in enumerate(batches, 1):
-            first = number == 1
-            requests: list[Coroutine[Any, Any, Any]] = [fetch(m) for m in batch]
+            first, last = number == 1, number == len(batches)
+            requests: list[Coroutine[Any, Any, Any]] = [fetch(m, not job.full) for m in batch]
+            if last:
+                requests += [fetch(Month(year, 1), False) for year in openings]
             if first:
                 requests.append(fetch_chart())
             answers = await _all(requests)
             accounts = answers.pop() if first else None
+            answered, opened = answers[: len(batch)], answers[len(batch) :]
             fetched = []
-            for month, balances in zip(batch, answers, strict=True):
+            for month, balances in zip(batch, answered, strict=True):
                 if not balances.unchanged:
                     opening = balances.opening if month.month == 1 else None
                     fetched.append(store.FetchedMonth(month, balances.movement, opening))
-                if month.month == 1:
-                    openings_due.discard(month.year)  # fetched just now
             async with self.session_factory() as db:
                 if accounts is not None:
                     await store.store_accounts(
-                        db, client_id, accounts, mirror_deletions=mirror_deletions
+                        db, job.client_id, accounts, mirror_deletions=job.mirror_deletions
                     )
-                await store.store_months(db, client_id, fetched)
-                if number == len(batches) and months:  # the last month: the notes answered
-                    await pending.clear(db, client_id, months, fetched_at=started)
-                await self._progress(db, client_id, len(batch) + first)
-                await db.commit()
-        # A change in an earlier year moves every later year's opening balance.
-        for year in sorted(openings_due):
-            january = Month(year, 1)
-            async with self.requests.slot(integration_id):
-                balances = await self._connector.fetch_balances(
-                    key, company, january.start, january.end
-                )
-            async with self.session_factory() as db:
-                await store.store_opening(db, client_id, year, balances.opening)
+                await store.store_months(db, job.client_id, fetched)
+                if not last:
+                    await self._progress(db, job.client_id, len(batch) + first)
+                else:
+                    for year, balances in zip(openings, opened, strict=True):
+                        await store.store_opening(db, job.client_id, year, balances.opening)
+                    if months:  # the notes these fetches answered
+                        await pending.clear(db, job.client_id, months, fetched_at=started)
+                    await self._succeeded(db, job, stats, months=months)
                 await db.commit()
 
     def _count(self, result: str) -> None:
@@ -237,71 +294,41 @@ class SyncEngine:
             if result == "failed":
                 self._metrics.sync_failures.inc()
 
-    async def _progress(self, db: AsyncSession, client_id: int, steps: int = 1) -> None:
+    async def _progress(self, db: AsyncSession, client_id: int, steps: int) -> None:
         # Still alive: renew the lease (if one is held), so nobody else starts this client.
-        await db.exec(
-            update(CLIENTS)
-            .where(CLIENTS.c.id == client_id)
-            .values(
-                progress_done=CLIENTS.c.progress_done + steps,
-                lease_expires_at=case(
-                    (CLIENTS.c.lease_owner.is_(None), None),
-                    else_=utcnow() + self.settings.lease,
-                ),
-            )
-        )
+        params = {
+            "client_id": client_id,
+            "steps": steps,
+            "expires_at": utcnow() + self.settings.lease,
+        }
+        await db.exec(PROGRESS, params=params)  # type: ignore[call-overload]
 
     async def _pending(self, db: AsyncSession, client_id: int) -> dict[Month, str]:
         """The months noted as changed, and who noted each."""
-        rows = (
-            await db.exec(
-                select(PendingPeriod.year, PendingPeriod.month, PendingPeriod.source).where(
-                    col(PendingPeriod.client_id) == client_id
-                )
-            )
-        ).all()
-        return {Month(year, month): source for year, month, source in rows}
+        rows = await db.exec(pending.OF_CLIENT, params={"client_id": client_id})  # type: ignore[call-overload]
+        return {Month(year, month): source for year, month, source in rows.all()}
 
     async def _succeeded(
-        self,
-        client_id: int,
-        run_id: int | None,
-        stats: RequestStats,
-        *,
-        full: bool,
-        months: list[Month],
+        self, db: AsyncSession, job: _Job, stats: RequestStats, *, months: list[Month]
     ) -> None:
         now = utcnow()
-        done = {"full_sync": False} if full else {}  # the one-shot switch clears itself
-        live_recheck, poll = now + self.settings.live_recheck, now + self.settings.poll_interval
-        async with self.session_factory() as db:
-            await db.exec(
-                update(CLIENTS)
-                .where(CLIENTS.c.id == client_id)
-                .values(
-                    sync_status=SyncStatus.OK,
-                    sync_error=None,
-                    sync_failures=0,
-                    synced_at=now,
-                    # With webhooks, a scheduled re-check is only a safety net.
-                    sync_due_at=case(
-                        (CLIENTS.c.live_mode == LiveMode.WEBHOOKS, live_recheck), else_=poll
-                    ),
-                    **done,
-                )
-            )
-            await db.exec(
-                update(RUNS)
-                .where(RUNS.c.id == run_id)
-                .values(
-                    result="ok",
-                    finished_at=now,
-                    requests=stats.requests,
-                    retries=stats.retries,
-                    periods=len(months),
-                )
-            )
-            await db.commit()
+        client = {
+            "client_id": job.client_id,
+            "now": now,
+            "full": job.full,
+            "owner": job.lease_owner,
+            "live_recheck": now + self.settings.live_recheck,
+            "poll": now + self.settings.poll_interval,
+        }
+        await db.exec(SUCCEEDED, params=client)  # type: ignore[call-overload]
+        run = {
+            "run_id": job.run_id,
+            "now": now,
+            "request_count": stats.requests,
+            "retry_count": stats.retries,
+            "period_count": len(months),
+        }
+        await db.exec(RUN_SUCCEEDED, params=run)  # type: ignore[call-overload]
 
     async def _failed(
         self, client_id: int, run_id: int | None, exc: ErpError, stats: RequestStats
@@ -343,6 +370,20 @@ class SyncEngine:
         )
 
 
+@dataclass(frozen=True)
+class _Job:
+    """What a sync needs once it has started, read in its first transaction."""
+
+    client_id: int
+    integration_id: int
+    run_id: int
+    key: str
+    company: CompanyRef
+    mirror_deletions: bool
+    full: bool
+    lease_owner: str | None
+
+
 def _trigger(client: Client, full: bool, notes: dict[Month, str], polling: bool) -> str:
     """What the sync history names as the reason for a run the scheduler started."""
     if client.synced_at is None:
@@ -376,3 +417,7 @@ def _later_years(months: list[Month], today: date) -> set[int]:
     if not months:
         return set()
     return set(range(min(m.year for m in months) + 1, today.year + 1))
+
+
+def _januaries(months: list[Month]) -> set[int]:
+    return {m.year for m in months if m.month == 1}

@@ -9,79 +9,82 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, exists, or_, update
+from sqlalchemy import ColumnElement, and_, bindparam, exists, or_, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from models import Client, Integration, PendingPeriod, WebhookSubscription
 from models.base import utcnow
 
+CLIENTS = Client.__table__  # type: ignore[attr-defined]
+# The statements below run for every sync: built once, with the moment as a parameter
+# (building a statement costs more of our CPU than running it).
+NOW = bindparam("now", type_=CLIENTS.c.lease_expires_at.type)
 
-def _free(now: datetime):
-    return or_(col(Client.lease_expires_at).is_(None), col(Client.lease_expires_at) < now)
 
-
-def _due(now: datetime) -> list:
+def _due(now: ColumnElement) -> list[ColumnElement[bool]]:
     """Free, with a working key, and either active and due (by schedule or with work noted)
     or inactive but still subscribed to changes at the ERP (to unsubscribe)."""
-    pending = exists().where(col(PendingPeriod.client_id) == col(Client.id))
-    subscribed = exists().where(col(WebhookSubscription.client_id) == col(Client.id))
+    pending = exists().where(col(PendingPeriod.client_id) == CLIENTS.c.id)
+    subscribed = exists().where(col(WebhookSubscription.client_id) == CLIENTS.c.id)
     working_keys = select(Integration.id).where(col(Integration.key_status) == "ok")
+    c = CLIENTS.c
     to_sync = and_(
-        col(Client.active),
-        col(Client.access_lost).is_(False),
-        or_(
-            col(Client.sync_due_at).is_(None),
-            col(Client.sync_due_at) <= now,
-            col(Client.full_sync),
-            pending,
-        ),
+        c.active,
+        c.access_lost.is_(False),
+        or_(c.sync_due_at.is_(None), c.sync_due_at <= now, c.full_sync, pending),
     )
-    to_unsubscribe = and_(or_(~col(Client.active), col(Client.access_lost)), subscribed)
-    return [col(Client.integration_id).in_(working_keys), or_(to_sync, to_unsubscribe), _free(now)]
+    to_unsubscribe = and_(or_(~c.active, c.access_lost), subscribed)
+    free = or_(c.lease_expires_at.is_(None), c.lease_expires_at < now)
+    return [c.integration_id.in_(working_keys), or_(to_sync, to_unsubscribe), free]
+
+
+DUE = (
+    select(CLIENTS.c.id, CLIENTS.c.integration_id)
+    .where(*_due(NOW))
+    .order_by(CLIENTS.c.sync_due_at.is_(None).desc(), CLIENTS.c.sync_due_at)
+    .limit(bindparam("limit"))
+)
+# Take the client if it is still due and free: the list of due clients may be stale by
+# then (another process may have synced it meanwhile), so the claim checks both again.
+CLAIM = (
+    update(CLIENTS)
+    .where(CLIENTS.c.id == bindparam("client_id"), *_due(NOW))
+    .values(lease_owner=bindparam("owner"), lease_expires_at=bindparam("expires_at"))
+)
+EXTEND = (
+    update(CLIENTS)
+    .where(CLIENTS.c.id == bindparam("client_id"), CLIENTS.c.lease_owner == bindparam("owner"))
+    .values(lease_expires_at=bindparam("expires_at"))
+)
+RELEASE = (
+    update(CLIENTS)
+    .where(CLIENTS.c.id == bindparam("client_id"), CLIENTS.c.lease_owner == bindparam("owner"))
+    .values(lease_owner=None, lease_expires_at=None)
+)
 
 
 async def due_clients(db: AsyncSession, now: datetime, limit: int) -> list[tuple[int, int]]:
     """(client id, integration id) of active clients whose sync is due, most overdue first."""
-    rows = await db.exec(
-        select(Client.id, Client.integration_id)
-        .where(*_due(now))
-        .order_by(col(Client.sync_due_at).is_(None).desc(), col(Client.sync_due_at))
-        .limit(limit)
-    )
+    rows = await db.exec(DUE, params={"now": now, "limit": limit})  # type: ignore[call-overload]
     return [(client_id, integration_id) for client_id, integration_id in rows.all()]
 
 
 async def claim(db: AsyncSession, client_id: int, owner: str, lease: timedelta) -> bool:
-    """Take the client if it is still due and free: the list of due clients may be stale by
-    now (another process may have synced it meanwhile), so the claim checks both again."""
     now = utcnow()
-    result = await db.exec(
-        update(Client)
-        .where(col(Client.id) == client_id, *_due(now))
-        .values(lease_owner=owner, lease_expires_at=now + lease)
-        .execution_options(synchronize_session=False)  # no session here holds the client
-    )
+    params = {"client_id": client_id, "now": now, "owner": owner, "expires_at": now + lease}
+    result = await db.exec(CLAIM, params=params)  # type: ignore[call-overload]
     await db.commit()
     return result.rowcount == 1
 
 
 async def extend(db: AsyncSession, client_id: int, owner: str, lease: timedelta) -> None:
-    await db.exec(
-        update(Client)
-        .where(col(Client.id) == client_id, col(Client.lease_owner) == owner)
-        .values(lease_expires_at=utcnow() + lease)
-        .execution_options(synchronize_session=False)
-    )
+    params = {"client_id": client_id, "owner": owner, "expires_at": utcnow() + lease}
+    await db.exec(EXTEND, params=params)  # type: ignore[call-overload]
 
 
 async def release(db: AsyncSession, client_id: int, owner: str) -> None:
-    await db.exec(
-        update(Client)
-        .where(col(Client.id) == client_id, col(Client.lease_owner) == owner)
-        .values(lease_owner=None, lease_expires_at=None)
-        .execution_options(synchronize_session=False)
-    )
+    await db.exec(RELEASE, params={"client_id": client_id, "owner": owner})  # type: ignore[call-overload]
     await db.commit()
 
 

@@ -2,20 +2,29 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 
-from sqlalchemy import tuple_
-from sqlmodel import delete
+from sqlalchemy import Insert, Table, bindparam, tuple_
+from sqlmodel import delete, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from models import PendingPeriod
 from models.base import utcnow
-from services.db import insert_for
+from services.db import upsert
 from services.sync.periods import Month
 
 # Statements on the table, not the model: executemany, and no session holds these rows.
+# Built once: they run for every sync and every batch of callbacks.
 NOTES = PendingPeriod.__table__  # type: ignore[attr-defined]
+OF_CLIENT = select(NOTES.c.year, NOTES.c.month, NOTES.c.source).where(
+    NOTES.c.client_id == bindparam("client_id")
+)
+CLEAR = delete(NOTES).where(
+    NOTES.c.client_id == bindparam("client_id"),
+    tuple_(NOTES.c.year, NOTES.c.month).in_(bindparam("months", expanding=True)),
+    NOTES.c.noted_at <= bindparam("fetched_at", type_=NOTES.c.noted_at.type),
+)
 
 
 async def note_months(
@@ -29,13 +38,12 @@ async def clear(
 ) -> None:
     """Drop the notes these months' fetch answered: only those older than the fetch, so a
     change noted while the months were being fetched is still synced afterwards."""
-    await db.exec(
-        delete(NOTES).where(
-            NOTES.c.client_id == client_id,
-            tuple_(NOTES.c.year, NOTES.c.month).in_([(m.year, m.month) for m in months]),
-            NOTES.c.noted_at <= fetched_at,
-        )
-    )
+    params = {
+        "client_id": client_id,
+        "months": [(m.year, m.month) for m in months],
+        "fetched_at": fetched_at,
+    }
+    await db.exec(CLEAR, params=params)  # type: ignore[call-overload]
 
 
 async def note_changes(
@@ -54,15 +62,15 @@ async def note_changes(
         for client_id, client_months in months.items()
         for m in client_months
     ]
-    if not rows:
-        return
-    statement = insert_for(db, NOTES)  # executemany: compiled once
+    if rows:
+        await db.exec(upsert(db, _note), params=rows)  # type: ignore[call-overload]
+
+
+def _note(insert: Callable[[Table], Insert]) -> Insert:
+    statement = insert(NOTES)
     # A newer note must win: the engine drops only notes older than its fetch of the month,
     # so a change noted while that month was being fetched is still synced afterwards.
-    await db.exec(  # type: ignore[call-overload]
-        statement.on_conflict_do_update(
-            index_elements=["client_id", "year", "month"],
-            set_={"noted_at": statement.excluded.noted_at, "source": statement.excluded.source},
-        ),
-        params=rows,
+    return statement.on_conflict_do_update(  # type: ignore[attr-defined, no-any-return]
+        index_elements=["client_id", "year", "month"],
+        set_={"noted_at": statement.excluded.noted_at, "source": statement.excluded.source},
     )

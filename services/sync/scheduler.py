@@ -134,16 +134,18 @@ class SyncRunner:
         gate = self._per_integration.setdefault(
             integration_id, asyncio.Semaphore(self.settings.per_integration)
         )
+        result = "crashed"
         try:
             async with gate:
                 if self._subscriptions is not None:
                     await self._subscriptions.reconcile(client_id)
-                await self._engine.sync_client(client_id)
+                result = await self._engine.sync_client(client_id, lease_owner=self.owner)
         except Exception:
             log.exception("sync crashed client=%s", client_id)
         finally:
-            async with self._factory() as db:
-                await leases.release(db, client_id, self.owner)
+            if result != "ok":  # a successful sync released it with its result
+                async with self._factory() as db:
+                    await leases.release(db, client_id, self.owner)
 
 
 @asynccontextmanager

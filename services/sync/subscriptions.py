@@ -16,10 +16,9 @@ import secrets
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import update
+from sqlalchemy import bindparam, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
-from sqlmodel.sql.expression import SelectOfScalar
 
 from models import Client, Integration, LiveMode, WebhookSubscription
 from models.base import utcnow
@@ -32,6 +31,10 @@ log = logging.getLogger(__name__)
 ACTIVE = "ACTIVE"
 CHECK_EVERY = timedelta(hours=20)  # the nightly reconcile sees every subscription once a day
 RECEIVER_PATH = "/webhooks/tripletex/"
+# Built once: it runs before every sync.
+SUBSCRIPTIONS_OF = select(WebhookSubscription).where(
+    col(WebhookSubscription.client_id) == bindparam("client_id")
+)
 
 
 def callback_url(public_base_url: str, hook_id: str) -> str:
@@ -67,7 +70,8 @@ class SubscriptionManager:
             if row is None:
                 return None
             client, integration = row
-            subs = list((await db.exec(_subscriptions_of(client_id))).all())
+            of_client = await db.exec(SUBSCRIPTIONS_OF, params={"client_id": client_id})  # type: ignore[call-overload]
+            subs = list(of_client.all())
         reachable = client.active and not client.access_lost and integration.key_status == "ok"
         wanted = reachable and self._public_base_url is not None
         if not wanted and not subs:
@@ -237,7 +241,3 @@ async def unsubscribe_all(
                 )
 
     await asyncio.gather(*(remove(company, erp_id) for company, erp_id in subscriptions))
-
-
-def _subscriptions_of(client_id: int) -> SelectOfScalar[WebhookSubscription]:
-    return select(WebhookSubscription).where(col(WebhookSubscription.client_id) == client_id)
