@@ -39,11 +39,22 @@ def _due(now: ColumnElement) -> list[ColumnElement[bool]]:
     return [c.integration_id.in_(working_keys), or_(to_sync, to_unsubscribe), free]
 
 
-DUE = (
-    select(CLIENTS.c.id, CLIENTS.c.integration_id)
-    .where(*_due(NOW))
-    .order_by(CLIENTS.c.sync_due_at.is_(None).desc(), CLIENTS.c.sync_due_at)
-    .limit(bindparam("limit"))
+# The most overdue due clients, claimed in one statement. The outer conditions are checked
+# again on each row as it is updated, so a client another process claimed since the inner
+# SELECT read it is skipped, not taken twice.
+CLAIM_DUE = (
+    update(CLIENTS)
+    .where(
+        CLIENTS.c.id.in_(
+            select(CLIENTS.c.id)
+            .where(*_due(NOW))
+            .order_by(CLIENTS.c.sync_due_at.is_(None).desc(), CLIENTS.c.sync_due_at)
+            .limit(bindparam("limit"))
+        ),
+        *_due(NOW),
+    )
+    .values(lease_owner=bindparam("owner"), lease_expires_at=bindparam("expires_at"))
+    .returning(CLIENTS.c.id, CLIENTS.c.integration_id)
 )
 # Take the client if it is still due and free: the list of due clients may be stale by
 # then (another process may have synced it meanwhile), so the claim checks both again.
@@ -64,13 +75,20 @@ RELEASE = (
 )
 
 
-async def due_clients(db: AsyncSession, now: datetime, limit: int) -> list[tuple[int, int]]:
-    """(client id, integration id) of active clients whose sync is due, most overdue first."""
-    rows = await db.exec(DUE, params={"now": now, "limit": limit})  # type: ignore[call-overload]
-    return [(client_id, integration_id) for client_id, integration_id in rows.all()]
+async def claim_due(
+    db: AsyncSession, owner: str, lease: timedelta, limit: int
+) -> list[tuple[int, int]]:
+    """Take up to `limit` due clients, most overdue first: (client id, integration id)."""
+    now = utcnow()
+    params = {"now": now, "limit": limit, "owner": owner, "expires_at": now + lease}
+    rows = (await db.exec(CLAIM_DUE, params=params)).all()  # type: ignore[call-overload]
+    await db.commit()
+    return [(client_id, integration_id) for client_id, integration_id in rows]
 
 
 async def claim(db: AsyncSession, client_id: int, owner: str, lease: timedelta) -> bool:
+    """Take this client if it is due and free (tools and tests; the scheduler claims in
+    bulk with `claim_due`)."""
     now = utcnow()
     params = {"client_id": client_id, "now": now, "owner": owner, "expires_at": now + lease}
     result = await db.exec(CLAIM, params=params)  # type: ignore[call-overload]

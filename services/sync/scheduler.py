@@ -19,7 +19,6 @@ from datetime import date, timedelta
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
 
-from models.base import utcnow
 from services.connectors.base import Connector
 from services.crypto import KeyVault
 from services.db import SessionFactory
@@ -64,7 +63,7 @@ class SyncRunner:
         self._tick_lock = asyncio.Lock()
         self.settings = settings or SchedulerSettings()
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
-        self._running: dict[int, asyncio.Task[None]] = {}
+        self._running: set[asyncio.Task[None]] = set()
         self.scheduler: AsyncIOScheduler | None = None  # set once started
         self._per_integration: dict[int, asyncio.Semaphore] = {}
         engine.requests = RequestSlots(self.settings.concurrency, self.settings.per_integration)
@@ -83,22 +82,17 @@ class SyncRunner:
         if free <= 0 or self._stopped:
             return 0
         async with self._factory() as db:
-            due = await leases.due_clients(db, utcnow(), limit=free * 3)
-        started = 0
-        for client_id, integration_id in due:
-            if started >= free or client_id in self._running:
-                continue
-            async with self._factory() as db:
-                if not await leases.claim(db, client_id, self.owner, self.settings.lease):
-                    continue  # another process holds it
+            claimed = await leases.claim_due(db, self.owner, self.settings.lease, limit=free)
+        for client_id, integration_id in claimed:
+            # A sync releases its lease in its last commit, so the next one of that client
+            # may start while the previous task is still finishing: tasks, not clients.
             task = asyncio.create_task(self._sync(client_id, integration_id))
-            self._running[client_id] = task
-            task.add_done_callback(lambda _t, cid=client_id: self._finished(cid))
-            started += 1
-        return started
+            self._running.add(task)
+            task.add_done_callback(self._finished)
+        return len(claimed)
 
-    def _finished(self, client_id: int) -> None:
-        self._running.pop(client_id, None)
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._running.discard(task)
         # A slot is free: start the next due client now, not at the next interval.
         if self.scheduler is not None and not self._stopped:
             self.wake(0.0)
@@ -118,7 +112,7 @@ class SyncRunner:
     async def drain(self) -> None:
         """Wait for the syncs started so far (tests)."""
         while self._running:
-            await asyncio.gather(*list(self._running.values()), return_exceptions=True)
+            await asyncio.gather(*list(self._running), return_exceptions=True)
 
     async def stop(self) -> None:
         """Shutdown: stop the syncs under way. What they committed stays; their leases are
@@ -126,9 +120,9 @@ class SyncRunner:
         self._stopped = True
         if self._wake is not None:
             self._wake.cancel()
-        for task in list(self._running.values()):
+        for task in list(self._running):
             task.cancel()
-        await asyncio.gather(*list(self._running.values()), return_exceptions=True)
+        await asyncio.gather(*list(self._running), return_exceptions=True)
 
     async def _sync(self, client_id: int, integration_id: int) -> None:
         gate = self._per_integration.setdefault(

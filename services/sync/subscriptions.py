@@ -76,6 +76,8 @@ class SubscriptionManager:
         wanted = reachable and self._public_base_url is not None
         if not wanted and not subs:
             mode = LiveMode.POLLING  # the common case without a public URL: nothing to ask
+        elif wanted and self._in_order(subs):
+            mode = LiveMode.WEBHOOKS  # the common case with one: nothing to ask either
         else:
             ref = ClientRef(
                 client_id=client_id,
@@ -90,6 +92,19 @@ class SubscriptionManager:
                 )
                 await db.commit()
         return mode
+
+    def _in_order(self, subs: list[WebhookSubscription]) -> bool:
+        """Every event subscribed, active when the ERP was last asked, and asked lately."""
+        by_event = {sub.event: sub for sub in subs}
+        recent = utcnow() - CHECK_EVERY
+        return all(
+            (sub := by_event.get(event)) is not None
+            and sub.erp_subscription_id is not None
+            and sub.erp_status == ACTIVE
+            and sub.checked_at is not None
+            and sub.checked_at >= recent
+            for event in self._connector.events
+        )
 
     async def _reconcile(
         self, ref: ClientRef, subs: list[WebhookSubscription], wanted: bool
