@@ -69,3 +69,29 @@ async def test_a_live_lease_is_not_taken_and_an_expired_one_is(
         await db.commit()
         assert not await leases.claim(db, client_id, "c", timedelta(minutes=5))
     await engine.dispose()
+
+
+async def test_a_runner_takes_only_what_it_has_room_for_most_overdue_first(
+    client: AsyncTestClient, settings: Settings
+) -> None:
+    await activate_all(client, await create_integration(client))
+    ids = [row[0] for row in await query(settings, "select id from client order by id")]
+    assert len(ids) >= 5
+    now = utcnow()
+    engine = create_engine(settings.database_url)
+    factory = create_session_factory(engine)
+    async with factory() as db:
+        for age, client_id in enumerate(ids):  # the later the id, the longer overdue
+            await db.exec(
+                update(Client)
+                .where(col(Client.id) == client_id)
+                .values(sync_due_at=now - timedelta(minutes=age + 1))
+            )
+        await db.commit()
+        first = await leases.claim_due(db, "a", timedelta(minutes=5), limit=2)
+        second = await leases.claim_due(db, "b", timedelta(minutes=5), limit=len(ids))
+    await engine.dispose()
+    assert sorted(client_id for client_id, _ in first) == ids[-2:]  # the two most overdue
+    assert sorted(client_id for client_id, _ in second) == ids[:-2]  # the rest, none twice
+    owners = await query(settings, "select lease_owner, count(*) from client group by 1")
+    assert sorted(owners) == [("a", 2), ("b", len(ids) - 2)]

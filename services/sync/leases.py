@@ -1,8 +1,9 @@
 """Claiming clients to sync through leases in the database.
 
-A claim is one conditional UPDATE per client ("take it if nobody holds a live lease"), which
-both SQLite and PostgreSQL run atomically, so two processes never sync one client at once.
-A process that dies leaves its lease to expire; the client is then claimed again.
+A claim is a conditional UPDATE ("take it if it is due and nobody holds a live lease"),
+which both SQLite and PostgreSQL run atomically, so two processes never sync one client at
+once; the scheduler claims as many clients as it has room for in one such statement. A
+process that dies leaves its lease to expire; the client is then claimed again.
 """
 
 from __future__ import annotations
