@@ -1,9 +1,14 @@
-"""Outbound HTTP: one aiohttp connection pool for calls to Tripletex and notification
+"""Outbound HTTP: an aiohttp pool for calls to Tripletex and one for notification
 deliveries.
 
 The Tripletex client speaks aiohttp directly (the sync's hot path); notification delivery
-uses httpx's API over the same pool (httpx-aiohttp). httpx's own pool spends milliseconds
-of CPU per request once tens of requests are in flight (encode/httpx#3215).
+uses httpx's API over its own aiohttp pool (httpx-aiohttp). httpx's own pool spends
+milliseconds of CPU per request once tens of requests are in flight (encode/httpx#3215).
+
+Both honour HTTP(S)_PROXY and NO_PROXY. The Tripletex pool reads them once per base URL
+(`env_proxy`): aiohttp's `trust_env` reads the environment and ~/.netrc again for every
+request, in a worker thread: half the CPU a Tripletex request cost us. Deliveries are few
+and go anywhere, so their pool keeps `trust_env`.
 """
 
 from __future__ import annotations
@@ -14,13 +19,27 @@ from dataclasses import dataclass
 
 import aiohttp
 import httpx
+from aiohttp.helpers import get_env_proxy_for_url
 from httpx_aiohttp import AiohttpTransport
+from yarl import URL
 
 
 @dataclass(frozen=True)
 class Outbound:
     session: aiohttp.ClientSession  # for the Tripletex client
-    http: httpx.AsyncClient  # the same pool through httpx's API
+    http: httpx.AsyncClient  # for notification deliveries
+
+
+def env_proxy(url: str) -> str | None:
+    """The proxy HTTP(S)_PROXY and NO_PROXY name for `url` (the rules aiohttp's trust_env
+    applies), credentials included; None to go straight."""
+    try:
+        proxy, auth = get_env_proxy_for_url(URL(url))
+    except LookupError:  # none configured for this scheme, or NO_PROXY covers the host
+        return None
+    if auth is not None:  # aiohttp sends a proxy URL's user as Proxy-Authorization
+        proxy = proxy.with_user(auth.login).with_password(auth.password)
+    return str(proxy)
 
 
 @asynccontextmanager
@@ -31,17 +50,19 @@ async def outbound(
     max_connections: int = 100,
     trace_configs: Sequence[aiohttp.TraceConfig] = (),
 ) -> AsyncIterator[Outbound]:
-    session = aiohttp.ClientSession(
-        timeout=aiohttp.ClientTimeout(total=seconds, connect=connect),
+    timeout = aiohttp.ClientTimeout(total=seconds, connect=connect)
+    tripletex = aiohttp.ClientSession(
+        timeout=timeout,
         connector=aiohttp.TCPConnector(limit=max_connections),
         trace_configs=list(trace_configs) or None,
-        trust_env=True,  # HTTP(S)_PROXY and NO_PROXY, as httpx honoured them
     )
+    deliveries = aiohttp.ClientSession(timeout=timeout, trust_env=True)
     http = httpx.AsyncClient(
         timeout=httpx.Timeout(seconds, connect=connect),
-        transport=AiohttpTransport(client=session),
+        transport=AiohttpTransport(client=deliveries),
     )
     try:
-        yield Outbound(session, http)
+        yield Outbound(tripletex, http)
     finally:
-        await http.aclose()  # its transport closes the session
+        await http.aclose()  # its transport closes the deliveries' session
+        await tripletex.close()

@@ -46,6 +46,7 @@ from services.connectors.base import (
 )
 from services.connectors.pacing import RateBudget
 from services.metrics import Metrics
+from services.outbound import env_proxy
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -104,6 +105,7 @@ class TripletexClient:
     ) -> None:
         self._http = http
         self._base_url = base_url.rstrip("/")
+        self._proxy = env_proxy(self._base_url)
         self._consumer_token = consumer_token
         self._max_retries = max_retries
         self._backoff = backoff
@@ -241,7 +243,12 @@ class TripletexClient:
                 await budget.wait_turn()
             try:
                 async with self._http.request(
-                    method, url, params=params, headers=headers, json=json_body
+                    method,
+                    url,
+                    params=params,
+                    headers=headers,
+                    json=json_body,
+                    proxy=self._proxy,
                 ) as response:
                     answer = Answer(response.status, response.headers, await response.read(), path)
                     # Whole URLs, query included: the log redacts the secrets in them.

@@ -230,7 +230,7 @@ async def accounts(call: Call) -> Reply:
     flags = {name: _bool(query, name) for name in (*flag_names, "isBalanceAccount")}
     saft_code = query.get("saftCode") or None
     ledger_type = query.get("ledgerType") or None
-    used = {p.account_id for p in company.postings()}
+    used = company.accounts_in_use()
     items = []
     for account in sorted(company.accounts, key=lambda a: a.number):
         dto = call.render.account(account, account.id in used)
@@ -274,7 +274,7 @@ async def balance_sheet(call: Call) -> Reply:
             _bool(query, "includeActiveAccountsWithoutMovements")
         ),
     )
-    used = {p.account_id for p in company.postings()}
+    used = company.accounts_in_use()
     items = [call.render.balance_row(row, row.account.id in used) for row in rows]
     return listing(call, items, "BalanceSheetAccount")
 

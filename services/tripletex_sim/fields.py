@@ -2,12 +2,13 @@
 
 Objects are rendered as plain dicts holding every field of their model (None for "no value"),
 with nested linked objects as `Resource`. Without sub-fields a linked object shows as
-`{id, url}`, as Tripletex does; `changes` appears only when asked for by name.
+`{id, url}`, as Tripletex does; `changes` appears only when asked for by name. A value that
+costs more to make (a linked object, a list of them) may be a `Later`, made only when shown.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 FieldTree = dict[str, "FieldTree | None"]
@@ -20,6 +21,16 @@ class Resource(dict[str, Any]):
     def __init__(self, model: str, fields: Mapping[str, Any]) -> None:
         super().__init__(fields)
         self.model = model
+
+
+class Later:
+    """A field's value made only if the fields filter shows it: a balance sheet asking for
+    `account(number)` would otherwise render every account's VAT types and currency."""
+
+    __slots__ = ("make",)
+
+    def __init__(self, make: Callable[[], Any]) -> None:
+        self.make = make
 
 
 class FieldsError(ValueError):
@@ -91,6 +102,8 @@ def apply_fields(obj: Mapping[str, Any], tree: FieldTree, model: str = "") -> di
             sub = None
         else:
             continue
+        if isinstance(value, Later):
+            value = value.make()
         if value is not None:
             out[key] = _render(value, sub)
     return out

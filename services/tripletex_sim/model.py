@@ -104,6 +104,10 @@ class Company:
     def postings(self) -> list[Posting]:
         return [p for v in self.vouchers for p in v.postings]
 
+    def accounts_in_use(self) -> set[int]:
+        """The ids of the accounts that have postings."""
+        return {p.account_id for v in self.vouchers for p in v.postings}
+
 
 @dataclass
 class Employee:

@@ -7,8 +7,8 @@ the key lists against the spec.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -22,7 +22,7 @@ from services.tripletex_sim.accounts import (
     is_balance_account,
     legal_vat_types,
 )
-from services.tripletex_sim.fields import Resource
+from services.tripletex_sim.fields import Later, Resource
 from services.tripletex_sim.model import (
     Account,
     Address,
@@ -69,7 +69,19 @@ def _changes(
 
 @dataclass(frozen=True)
 class Renderer:
+    """One request's renderer. The linked objects every row repeats (currency, country, VAT
+    types) are made once per request and shared: nothing changes a rendered object."""
+
     base_url: str  # e.g. "http://127.0.0.1:8000/tripletex/v2", no trailing slash
+    _made: dict[tuple[str, int], Resource] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
+
+    def _once(self, model: str, object_id: int, make: Callable[[], Resource]) -> Resource:
+        made = self._made.get((model, object_id))
+        if made is None:
+            made = self._made[model, object_id] = make()
+        return made
 
     def url(self, path: str, object_id: int) -> str:
         return f"{self.base_url}/{path}/{object_id}"
@@ -79,6 +91,9 @@ class Renderer:
         return Resource(model, {"id": object_id, "url": self.url(path, object_id)})
 
     def currency(self) -> Resource:
+        return self._once("Currency", NOK_ID, self._new_currency)
+
+    def _new_currency(self) -> Resource:
         return Resource(
             "Currency",
             {
@@ -95,6 +110,9 @@ class Renderer:
         )
 
     def country(self) -> Resource:
+        return self._once("Country", NORWAY_ID, self._new_country)
+
+    def _new_country(self) -> Resource:
         return Resource(
             "Country",
             {
@@ -111,6 +129,9 @@ class Renderer:
         )
 
     def vat_type(self, vat_type_id: int) -> Resource:
+        return self._once("VatType", vat_type_id, lambda: self._new_vat_type(vat_type_id))
+
+    def _new_vat_type(self, vat_type_id: int) -> Resource:
         code = VAT_CODES[vat_type_id]
         return Resource(
             "VatType",
@@ -267,19 +288,19 @@ class Renderer:
             {
                 "id": account.id,
                 "version": account.version,
-                "changes": _changes(account.created_at, account.updated_at),
+                "changes": Later(lambda: _changes(account.created_at, account.updated_at)),
                 "url": self.url("ledger/account", account.id),
                 "number": number,
                 "numberPretty": str(number),
                 "name": account.name,
                 "description": "",
                 "type": account_type(number),
-                "legalVatTypes": [self.vat_type(v) for v in legal_vat_types(number)],
+                "legalVatTypes": Later(lambda: [self.vat_type(v) for v in legal_vat_types(number)]),
                 "ledgerType": "GENERAL",
                 "balanceGroup": balance_group(number),
-                "vatType": self.vat_type(account.vat_type_id),
+                "vatType": Later(lambda: self.vat_type(account.vat_type_id)),
                 "vatLocked": False,
-                "currency": self.currency(),
+                "currency": Later(self.currency),
                 "isCloseable": account.is_closeable,
                 "isApplicableForSupplierInvoice": not is_balance_account(number),
                 "requireReconciliation": account.require_reconciliation,
@@ -287,7 +308,7 @@ class Renderer:
                 "isBankAccount": account.is_bank_account,
                 "isInvoiceAccount": False,
                 "bankAccountNumber": account.bank_account_number,
-                "bankAccountCountry": self.country() if account.is_bank_account else None,
+                "bankAccountCountry": Later(self.country) if account.is_bank_account else None,
                 "bankName": "",
                 "bankAccountIBAN": "",
                 "bankAccountSWIFT": "",
@@ -359,10 +380,10 @@ class Renderer:
                 "version": posting.version,
                 "changes": _changes(voucher.created_at, voucher.updated_at),
                 "url": self.url("ledger/posting", posting.id),
-                "voucher": self.voucher(voucher),
+                "voucher": Later(lambda: self.voucher(voucher)),
                 "date": posting.date.isoformat(),
                 "description": posting.description,
-                "account": self.account(account, True),
+                "account": Later(lambda: self.account(account, True)),
                 "amortizationAccount": None,
                 "amortizationStartDate": None,
                 "amortizationEndDate": None,

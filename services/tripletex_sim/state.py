@@ -193,14 +193,16 @@ class SimulatorState(LiveChanges):
         year_start = date(date_from.year, 1, 1)
         opening: dict[int, Decimal] = {}
         change: dict[int, Decimal] = {}
-        numbers = {a.id: a.number for a in company.accounts}
-        for posting in company.postings():
-            if posting.date >= date_to:
+        balance_accounts = {a.id for a in company.accounts if is_balance_account(a.number)}
+        for voucher in company.vouchers:
+            day = voucher.date  # its postings' date too (ledger.book)
+            if day >= date_to:
                 continue
-            if posting.date >= date_from:
-                change[posting.account_id] = change.get(posting.account_id, ZERO) + posting.amount
-            elif is_balance_account(numbers[posting.account_id]) or posting.date >= year_start:
-                opening[posting.account_id] = opening.get(posting.account_id, ZERO) + posting.amount
+            # Before the period: balance accounts always, result accounts this year only.
+            sums, every = (change, True) if day >= date_from else (opening, day >= year_start)
+            for posting in voucher.postings:
+                if every or posting.account_id in balance_accounts:
+                    sums[posting.account_id] = sums.get(posting.account_id, ZERO) + posting.amount
         rows = []
         for account in sorted(company.accounts, key=lambda a: a.number):
             if account_number_from is not None and account.number < account_number_from:
