@@ -6,6 +6,7 @@ raising `TripletexError` answers with Tripletex's error envelope.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from collections.abc import Awaitable, Callable, Mapping
@@ -21,7 +22,7 @@ from services.tripletex_sim.errors import (
     not_found,
     unauthorized,
 )
-from services.tripletex_sim.fields import FieldsError, apply_fields, parse_fields
+from services.tripletex_sim.fields import FieldsError, Later, apply_fields, parse_fields
 from services.tripletex_sim.model import Account, Company, Employee, EmployeeKey
 from services.tripletex_sim.render import Renderer, to_json
 from services.tripletex_sim.state import SimulatorState, UnknownKey
@@ -274,9 +275,15 @@ async def balance_sheet(call: Call) -> Reply:
             _bool(query, "includeActiveAccountsWithoutMovements")
         ),
     )
-    used = company.accounts_in_use()
-    items = [call.render.balance_row(row, row.account.id in used) for row in rows]
+    in_use = _in_use(company)
+    items = [call.render.balance_row(row, in_use(row.account.id)) for row in rows]
     return listing(call, items, "BalanceSheetAccount")
+
+
+def _in_use(company: Company) -> Callable[[int], Later]:
+    """An account's isPostingsExist, found only if shown: finding it walks every posting."""
+    used = functools.cache(company.accounts_in_use)
+    return lambda account_id: Later(lambda: account_id in used())
 
 
 async def postings(call: Call) -> Reply:

@@ -87,32 +87,29 @@ def apply_fields(obj: Mapping[str, Any], tree: FieldTree, model: str = "") -> di
     """The object as Tripletex would show it for that fields tree; None values are left out
     (the spec has no nullable fields, so an absent field is the faithful way to say null)."""
     model = getattr(obj, "model", model)
-    named = [name for name in tree if name != "*"]
-    for name in named:
-        if name not in obj:
+    for name in tree:
+        if name != "*" and name not in obj:
             raise FieldsError(
                 f"Illegal field in fields filter: {name}. {name} does not match a field "
                 f"in the model: {model}DTO"
             )
     out: dict[str, Any] = {}
-    for key, value in obj.items():
-        if key in tree:
-            sub = tree[key]
-        elif "*" in tree and key != "changes":
-            sub = None
-        else:
+    wanted = obj.keys() if "*" in tree else [key for key in obj if key in tree]
+    for key in wanted:
+        if key == "changes" and key not in tree:
             continue
+        value = obj[key]
         if isinstance(value, Later):
             value = value.make()
         if value is not None:
-            out[key] = _render(value, sub)
+            out[key] = _render(value, tree.get(key))
     return out
 
 
 def _render(value: Any, sub: FieldTree | None) -> Any:
     if isinstance(value, list):
         return [_render(item, sub) for item in value]
-    if isinstance(value, Mapping):
+    if isinstance(value, dict):  # an object: a DTO's dict, or a Resource
         if sub is None:
             if isinstance(value, Resource):
                 return {"id": value["id"], "url": value["url"]}

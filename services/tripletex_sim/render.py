@@ -281,7 +281,7 @@ class Renderer:
             },
         )
 
-    def account(self, account: Account, has_postings: bool) -> Resource:
+    def account(self, account: Account, has_postings: bool | Later) -> Resource:
         number = account.number
         return Resource(
             "Account",
@@ -326,7 +326,7 @@ class Renderer:
             },
         )
 
-    def balance_row(self, row: BalanceRow, has_postings: bool) -> dict[str, Any]:
+    def balance_row(self, row: BalanceRow, has_postings: bool | Later) -> dict[str, Any]:
         return {
             "account": self.account(row.account, has_postings),
             "balanceIn": money(row.balance_in),
