@@ -27,7 +27,7 @@ from yarl import URL
 @dataclass(frozen=True)
 class Outbound:
     session: aiohttp.ClientSession  # for the Tripletex client
-    http: httpx.AsyncClient  # for notification deliveries
+    http: httpx.AsyncClient  # notification deliveries (and the demo's calls to the simulator)
 
 
 def env_proxy(url: str) -> str | None:
