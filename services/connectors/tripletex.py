@@ -567,7 +567,10 @@ def _auth_company(company: CompanyRef) -> int:
 
 
 def _money(value: Any) -> Decimal:
-    return ZERO if value is None else Decimal(str(value)).quantize(ZERO)
+    if value is None:
+        return ZERO
+    # JSON numbers arrive as Decimal already (parse_float); a string or int is converted.
+    return (value if isinstance(value, Decimal) else Decimal(str(value))).quantize(ZERO)
 
 
 def _remote_account(item: dict[str, Any]) -> RemoteAccount:
