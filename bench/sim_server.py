@@ -26,10 +26,6 @@ def main() -> None:
     args = parser.parse_args()
     started = time.monotonic()
     state = build_world([int(n) for n in args.sizes.split(",")])
-    for company in state.companies.values():
-        # Tripletex's books exist before anyone asks: written on first use (as the
-        # simulator does for tests), their making would be billed to the sync measured.
-        company.vouchers  # noqa: B018
     state.set_faults(latency_seconds=args.latency)
     logging.basicConfig(level=logging.WARNING)
     print(f"world built in {time.monotonic() - started:.1f}s", flush=True)
