@@ -14,7 +14,6 @@ re-fetch from the ERP; no data in it is trusted.
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
@@ -24,15 +23,15 @@ from sqlalchemy import Insert, Table, bindparam, tuple_
 from sqlmodel import delete, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from models import Client, VoucherMonth, WebhookReceipt, WebhookSubscription
+from models import Client, VoucherMonth, WebhookReceipt
 from services.connectors.base import CallbackRejected, ChangeEvent, Connector
 from services.crypto import KeyVault
 from services.db import SessionFactory, upsert
 from services.sync import periods
+from services.sync.hook_cache import HookCache
 from services.sync.pending import note_changes
 from services.sync.periods import Month
 
-HOOK_CACHE_SECONDS = 60.0  # a removed subscription is refused at most this much later
 MAX_BATCH = 500
 GATHER_SECONDS = 0.002
 # Statements on the tables, not the models: executemany, compiled once whatever the batch's
@@ -41,16 +40,6 @@ GATHER_SECONDS = 0.002
 CLIENTS = Client.__table__  # type: ignore[attr-defined]
 RECEIPTS = WebhookReceipt.__table__  # type: ignore[attr-defined]
 VOUCHER_MONTHS = VoucherMonth.__table__  # type: ignore[attr-defined]
-HOOKS = WebhookSubscription.__table__  # type: ignore[attr-defined]
-# Every hook of the client at once: one change in the ERP fires several events (voucher
-# create, then account or voucher update), each to a hook of its own.
-HOOKS_OF_CLIENT = select(
-    HOOKS.c.hook_id, HOOKS.c.client_id, HOOKS.c.event, HOOKS.c.erp_subscription_id,
-    HOOKS.c.secret_ciphertext,
-).where(
-    HOOKS.c.client_id
-    == select(HOOKS.c.client_id).where(HOOKS.c.hook_id == bindparam("hook_id")).scalar_subquery()
-)  # fmt: skip
 EXISTING_CLIENTS = select(CLIENTS.c.id).where(CLIENTS.c.id.in_(bindparam("ids", expanding=True)))
 _VOUCHER = tuple_(VOUCHER_MONTHS.c.client_id, VOUCHER_MONTHS.c.voucher_id)
 VOUCHERS_SEEN = select(
@@ -74,14 +63,6 @@ class Received:
 
 
 @dataclass(frozen=True)
-class Hook:
-    client_id: int
-    event: str
-    erp_subscription_id: int | None
-    secret: str
-
-
-@dataclass(frozen=True)
 class Verified:
     """A callback whose signature checked out, waiting to be written."""
 
@@ -101,16 +82,15 @@ class CallbackInbox:
         today: Callable[[], date] = date.today,
     ) -> None:
         self._factory = session_factory
-        self._vault = vault
         self._connector = connector
         self._years = years
         self._today = today
-        self._hooks: dict[str, tuple[float, Hook]] = {}
+        self._hooks = HookCache(session_factory, vault)
         self._waiting: list[tuple[Verified, asyncio.Future[bool]]] = []
         self._writer: asyncio.Task[None] | None = None
 
     async def receive(self, hook_id: str, headers: dict[str, str], body: bytes) -> Received:
-        hook = await self._hook(hook_id)
+        hook = await self._hooks.get(hook_id)
         if hook is None:
             return Received(Outcome.UNKNOWN)
         try:
@@ -124,20 +104,6 @@ class CallbackInbox:
         first_time = await self._write(Verified(hook.client_id, callback_id[:100], event))
         outcome = Outcome.ACCEPTED if first_time else Outcome.DUPLICATE
         return Received(outcome, event.event)
-
-    async def _hook(self, hook_id: str) -> Hook | None:
-        cached = self._hooks.get(hook_id)
-        if cached is not None and cached[0] > time.monotonic():
-            return cached[1]
-        async with self._factory() as db:
-            rows = (await db.exec(HOOKS_OF_CLIENT, params={"hook_id": hook_id})).all()  # type: ignore[call-overload]
-        self._hooks.pop(hook_id, None)
-        expires = time.monotonic() + HOOK_CACHE_SECONDS
-        for found, client_id, event, erp_id, ciphertext in rows:
-            hook = Hook(client_id, event, erp_id, self._vault.decrypt(ciphertext))
-            self._hooks[found] = (expires, hook)
-        cached = self._hooks.get(hook_id)
-        return cached[1] if cached is not None else None
 
     async def _write(self, verified: Verified) -> bool:
         """Whether this callback is new; returns once it is committed."""
