@@ -30,6 +30,11 @@ SETTLE = timedelta(seconds=2)
 # -- recording ---------------------------------------------------------------------------
 
 
+# A change of one client's data: what changed, and in which period (year, month); month
+# None: the whole year; both None: not tied to a period.
+Change = tuple[ChangeKind, int | None, int | None]
+
+
 async def record_change(
     db: AsyncSession,
     client_id: int,
@@ -39,15 +44,13 @@ async def record_change(
     month: int | None = None,
 ) -> None:
     """Add a change row to the caller's transaction (the caller commits)."""
-    await _record(db, [client_id], kind, [(year, month)])
+    await record_changes(db, client_id, [(kind, year, month)])
 
 
-async def record_balance_changes(
-    db: AsyncSession, client_id: int, periods: list[tuple[int, int | None]]
-) -> None:
-    """Balances changed in these (year, month) periods; month None: the whole year."""
-    if periods:
-        await _record(db, [client_id], ChangeKind.BALANCES, periods)
+async def record_changes(db: AsyncSession, client_id: int, changes: list[Change]) -> None:
+    """Several changes of one client, in this order, in one insert (the caller commits)."""
+    if changes:
+        await _write(db, [(client_id, kind, year, month) for kind, year, month in changes])
 
 
 async def record_switch(db: AsyncSession, client_ids: list[int], switch: str, on: bool) -> None:
@@ -58,7 +61,7 @@ async def record_switch(db: AsyncSession, client_ids: list[int], switch: str, on
         ("send_data", True): ChangeKind.CLIENT_PUBLISHED,
     }.get((switch, on))
     if kind is not None and client_ids:
-        await _record(db, client_ids, kind, [(None, None)])
+        await _write(db, [(cid, kind, None, None) for cid in sorted(client_ids)])
 
 
 def _change_insert() -> Insert:
@@ -88,24 +91,19 @@ def _change_insert() -> Insert:
 CHANGE_INSERT = _change_insert()
 
 
-async def _record(
-    db: AsyncSession,
-    client_ids: list[int],
-    kind: ChangeKind,
-    periods: list[tuple[int | None, int | None]],
+async def _write(
+    db: AsyncSession, changes: list[tuple[int, ChangeKind, int | None, int | None]]
 ) -> None:
-    """A change row per client and period, in that order."""
     now = utcnow()
     rows = [
         {
-            "change_client": cid,
+            "change_client": client_id,
             "change_kind": kind.value,
             "change_year": year,
             "change_month": month,
             "change_at": now,
         }
-        for cid in sorted(client_ids)
-        for year, month in periods
+        for client_id, kind, year, month in changes
     ]
     await db.exec(CHANGE_INSERT, params=rows)  # type: ignore[call-overload]
 

@@ -10,11 +10,11 @@ from litestar.testing import AsyncTestClient
 
 from services import publishing
 from services.settings import Settings
-from services.sync import periods
+from services.sync import pending, periods
 from tests import api_support
 from tests.api_support import bearer, create_token
 from tests.conftest import Simulator, create_integration, htmx, query
-from tests.sync_support import sync_engine
+from tests.sync_support import simulator_month, stored_month, sync_engine
 
 pytestmark = pytest.mark.anyio
 
@@ -100,6 +100,33 @@ async def test_a_new_voucher_is_one_change_of_its_month(
     changes, _ = await all_changes(api, token, cursor)
     assert [(c["kind"], c["year"], c["month"]) for c in changes] == [
         ("balances", today.year, today.month)
+    ]
+
+
+async def test_a_voucher_last_year_is_a_change_of_its_month_and_of_this_years_opening(
+    client: AsyncTestClient, api: AsyncTestClient, settings: Settings, simulator: Simulator
+) -> None:
+    client_id, erp_id = await one_client(client, settings, simulator)
+    token = await create_token(client)
+    today = simulator.state.today
+    march = date(today.year - 1, 3, 10)
+    async with sync_engine(settings, simulator) as engine:
+        await engine.sync_client(client_id, trigger="manual")
+        _, cursor = await all_changes(api, token)
+        # Balance accounts: the bank balance carried into this year moves too.
+        simulator.state.post_voucher(
+            erp_id, date=march, postings=[(1920, Decimal("1000.00")), (2400, Decimal("-1000.00"))]
+        )
+        async with engine.session_factory() as db:
+            await pending.note_months(db, client_id, [periods.Month(march.year, 3)])
+            await db.commit()
+        await engine.sync_client(client_id, trigger="webhook")
+        ours = await stored_month(engine, client_id, today.year, 1)
+    assert ours == simulator_month(simulator, erp_id, today.year, 1)
+    changes, _ = await all_changes(api, token, cursor)
+    assert [(c["kind"], c["year"], c["month"]) for c in changes] == [
+        ("balances", march.year, 3),
+        ("balances", today.year, None),  # every month of this year opens differently
     ]
 
 

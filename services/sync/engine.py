@@ -267,22 +267,20 @@ class SyncEngine:
             answers = await _all(requests)
             accounts = answers.pop() if first else None
             answered, opened = answers[: len(batch)], answers[len(batch) :]
-            fetched = []
+            fetched = store.Batch(accounts, {}, {})
             for month, balances in zip(batch, answered, strict=True):
                 if not balances.unchanged:
-                    opening = balances.opening if month.month == 1 else None
-                    fetched.append(store.FetchedMonth(month, balances.movement, opening))
+                    fetched.months[month] = balances.movement
+                    if month.month == 1:
+                        fetched.openings[month.year] = balances.opening
+            if last:
+                for year, balances in zip(openings, opened, strict=True):
+                    fetched.openings[year] = balances.opening
             async with self.session_factory() as db:
-                if accounts is not None:
-                    await store.store_accounts(
-                        db, job.client_id, accounts, mirror_deletions=job.mirror_deletions
-                    )
-                await store.store_months(db, job.client_id, fetched)
+                await store.store(db, job.client_id, fetched, mirror_deletions=job.mirror_deletions)
                 if not last:
                     await self._progress(db, job.client_id, len(batch) + first)
                 else:
-                    for year, balances in zip(openings, opened, strict=True):
-                        await store.store_opening(db, job.client_id, year, balances.opening)
                     if months:  # the notes these fetches answered
                         await pending.clear(db, job.client_id, months, fetched_at=started)
                     await self._succeeded(db, job, stats, months=months)

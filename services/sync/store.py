@@ -7,18 +7,18 @@ notifications never miss data that was committed, nor announce data that was not
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from decimal import Decimal
 
-from sqlalchemy import ColumnElement, Table, bindparam, insert, tuple_, update
+from sqlalchemy import Integer, bindparam, insert, literal, tuple_, update
 from sqlmodel import delete, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from models import Account, ChangeKind, MonthMovement, YearOpening
 from models.base import utcnow
 from services.connectors.base import RemoteAccount
-from services.publishing import record_balance_changes, record_change
+from services.publishing import Change, record_changes
 from services.sync.periods import Month
 
 # What the ERP tells about an account (RemoteAccount's attributes, Account's columns).
@@ -34,25 +34,88 @@ ACCOUNT_FIELDS = (
 )
 # Statements on the tables, not the models: the ORM's bulk and synchronize-session
 # machinery costs more than these plain writes, and no session here holds these objects.
+# Built once, with parameters: every sync runs them, and building a statement costs more
+# of our CPU than running it (bench/README.md).
 ACCOUNTS = Account.__table__  # type: ignore[attr-defined]
 MOVEMENTS = MonthMovement.__table__  # type: ignore[attr-defined]
 OPENINGS = YearOpening.__table__  # type: ignore[attr-defined]
+_MOMENT = ACCOUNTS.c.updated_at.type
+_CLIENT = bindparam("client_id")
+_MONTHS = tuple_(MOVEMENTS.c.year, MOVEMENTS.c.month).in_(bindparam("months", expanding=True))
+_YEARS = OPENINGS.c.year.in_(bindparam("years", expanding=True))
+
+STORED_ACCOUNTS = select(
+    ACCOUNTS.c.id,
+    ACCOUNTS.c.erp_id,
+    ACCOUNTS.c.removed_at,
+    *(ACCOUNTS.c[n] for n in ACCOUNT_FIELDS),
+).where(ACCOUNTS.c.client_id == _CLIENT)
+ADD_ACCOUNTS = insert(ACCOUNTS).values(updated_at=bindparam("now", type_=_MOMENT))
+CHANGE_ACCOUNTS = (
+    update(ACCOUNTS)
+    .where(ACCOUNTS.c.id == bindparam("account_id"))
+    .values(removed_at=None, updated_at=bindparam("now", type_=_MOMENT))
+)
+_GONE = ACCOUNTS.c.id.in_(bindparam("gone", expanding=True))
+DELETE_ACCOUNTS = delete(ACCOUNTS).where(_GONE)
+FLAG_ACCOUNTS_REMOVED = (
+    update(ACCOUNTS)
+    .where(_GONE)
+    .values(removed_at=bindparam("now", type_=_MOMENT), updated_at=bindparam("now", type_=_MOMENT))
+)
+# What is stored for the months and opening years about to be written, in one read: the
+# openings come as month 0.
+STORED_BALANCES = (
+    select(MOVEMENTS.c.year, MOVEMENTS.c.month, MOVEMENTS.c.account_number, MOVEMENTS.c.amount)
+    .where(MOVEMENTS.c.client_id == _CLIENT, _MONTHS)
+    .union_all(
+        select(
+            OPENINGS.c.year, literal(0, Integer), OPENINGS.c.account_number, OPENINGS.c.amount
+        ).where(OPENINGS.c.client_id == _CLIENT, _YEARS)
+    )
+)
+DELETE_MOVEMENTS = delete(MOVEMENTS).where(MOVEMENTS.c.client_id == _CLIENT, _MONTHS)
+DELETE_OPENINGS = delete(OPENINGS).where(OPENINGS.c.client_id == _CLIENT, _YEARS)
+ADD_MOVEMENTS = insert(MOVEMENTS)
+ADD_OPENINGS = insert(OPENINGS)
+
+Amounts = dict[int, Decimal]  # account number -> amount
 
 
-async def store_accounts(
+@dataclass(frozen=True)
+class Batch:
+    """What one transaction of a sync stores, as fetched: the chart of accounts (with the
+    first batch), the months whose balance sheet changed, and opening balances by year (a
+    January's, and later years' when an earlier year changed)."""
+
+    accounts: list[RemoteAccount] | None = None
+    months: dict[Month, Amounts] = field(default_factory=dict)
+    openings: dict[int, Amounts] = field(default_factory=dict)
+
+
+async def store(
+    db: AsyncSession, client_id: int, batch: Batch, *, mirror_deletions: bool = False
+) -> int:
+    """Store a batch in the caller's transaction and log what changed, in one insert;
+    returns how many changes were logged."""
+    changes: list[Change] = []
+    if batch.accounts is not None and await _store_accounts(
+        db, client_id, batch.accounts, mirror_deletions=mirror_deletions
+    ):
+        changes.append((ChangeKind.ACCOUNTS, None, None))
+    changes += await _store_balances(db, client_id, batch.months, batch.openings)
+    await record_changes(db, client_id, changes)
+    return len(changes)
+
+
+async def _store_accounts(
     db: AsyncSession, client_id: int, remote: list[RemoteAccount], *, mirror_deletions: bool
 ) -> int:
     """Bring the chart of accounts in line with a complete fetch. Accounts gone from the
     ERP are deleted (SLETT KONTOER on) or kept and flagged removed. Returns changes made.
     Plain rows, not ORM objects: a first sync adds a whole chart at once."""
-    c = ACCOUNTS.c
-    stored = await db.exec(  # type: ignore[call-overload]
-        select(c.id, c.erp_id, c.removed_at, *(c[name] for name in ACCOUNT_FIELDS)).where(
-            c.client_id == client_id
-        )
-    )
+    stored = await db.exec(STORED_ACCOUNTS, params={"client_id": client_id})  # type: ignore[call-overload]
     existing = {row.erp_id: row for row in stored.all()}
-    now = utcnow()
     added: list[dict[str, object]] = []
     changed: list[dict[str, object]] = []
     for item in remote:
@@ -63,140 +126,94 @@ async def store_accounts(
         elif row.removed_at is not None or any(getattr(row, k) != v for k, v in values.items()):
             changed.append({"account_id": row.id, **values})
     gone = [row.id for row in existing.values() if mirror_deletions or row.removed_at is None]
+    now = utcnow()
     if added:
-        await db.exec(insert(ACCOUNTS).values(updated_at=now), params=added)  # type: ignore[call-overload]
+        await db.exec(ADD_ACCOUNTS, params=[{**row, "now": now} for row in added])  # type: ignore[call-overload]
     if changed:
-        await db.exec(  # type: ignore[call-overload]
-            update(ACCOUNTS)
-            .where(c.id == bindparam("account_id"))
-            .values(removed_at=None, updated_at=now),
-            params=changed,
-        )
+        await db.exec(CHANGE_ACCOUNTS, params=[{**row, "now": now} for row in changed])  # type: ignore[call-overload]
     if gone:
-        await db.exec(  # type: ignore[call-overload]
-            delete(ACCOUNTS).where(c.id.in_(gone))
-            if mirror_deletions
-            else update(ACCOUNTS).where(c.id.in_(gone)).values(removed_at=now, updated_at=now)
-        )
-    changes = len(added) + len(changed) + len(gone)
-    if changes:
-        await record_change(db, client_id, ChangeKind.ACCOUNTS)
-    return changes
+        removal = DELETE_ACCOUNTS if mirror_deletions else FLAG_ACCOUNTS_REMOVED
+        await db.exec(removal, params={"gone": gone, "now": now})  # type: ignore[call-overload]
+    return len(added) + len(changed) + len(gone)
 
 
-@dataclass(frozen=True)
-class FetchedMonth:
-    month: Month
-    movements: dict[int, Decimal]
-    opening: dict[int, Decimal] | None = None  # January: the year's opening balances
-
-
-async def store_months(db: AsyncSession, client_id: int, fetched: list[FetchedMonth]) -> int:
-    """Replace several months' movements (and, for January, the year's openings) in the
-    caller's transaction; returns how many months changed. Unchanged months are not
-    rewritten. A handful of statements however many months: one read of what is stored,
-    one delete and one insert of the months that moved, one change-log insert."""
-    if not fetched:  # every month unchanged (304): nothing to compare
-        return 0
-    stored = await _stored_movements(db, client_id, [f.month for f in fetched])
-    moved = [f for f in fetched if stored.get(f.month, {}) != _nonzero(f.movements)]
-    if replaced := [f.month for f in moved if f.month in stored]:
-        await db.exec(
-            delete(MOVEMENTS).where(MOVEMENTS.c.client_id == client_id, _in_months(replaced))
-        )
-    if moved:
-        await _insert(
-            db,
-            MOVEMENTS,
-            [
-                {"client_id": client_id, "year": f.month.year, "month": f.month.month, **row}
-                for f in moved
-                for row in _rows(f.movements)
-            ],
-        )
-    moved_months = {f.month for f in moved}
-    changes: list[tuple[int, int | None]] = []
-    for f in fetched:
-        if f.opening is not None and await store_opening(
-            db, client_id, f.month.year, f.opening, record=False
-        ):
-            changes.append((f.month.year, None))  # every month's balance in: the whole year
-        elif f.month in moved_months:
-            changes.append((f.month.year, f.month.month))
-    await record_balance_changes(db, client_id, changes)
-    return len(changes)
-
-
-async def store_opening(
+async def _store_balances(
     db: AsyncSession,
     client_id: int,
-    year: int,
-    opening: dict[int, Decimal],
-    *,
-    record: bool = True,
-) -> bool:
-    """Replace a year's opening balances; returns whether they changed."""
-    stored = await _amounts(
-        db,
-        select(OPENINGS.c.account_number, OPENINGS.c.amount).where(
-            OPENINGS.c.client_id == client_id, OPENINGS.c.year == year
-        ),
-    )
-    if stored == _nonzero(opening):
-        return False
-    if stored:
-        await db.exec(
-            delete(OPENINGS).where(OPENINGS.c.client_id == client_id, OPENINGS.c.year == year)
-        )
-    await _insert(
-        db, OPENINGS, [{"client_id": client_id, "year": year, **row} for row in _rows(opening)]
-    )
-    if record:
-        await record_change(db, client_id, ChangeKind.BALANCES, year=year)
-    return True
+    months: Mapping[Month, Amounts],
+    openings: Mapping[int, Amounts],
+) -> list[Change]:
+    """Replace the months' movements and the years' openings that differ from what is
+    stored; unchanged ones are not rewritten. A handful of statements however many months:
+    one read of what is stored, then a delete and an insert of what moved, per table."""
+    if not months and not openings:  # every month unchanged (304): nothing to compare
+        return []
+    stored_months, stored_openings = await _stored(db, client_id, months, openings)
+    moved = [m for m, amounts in months.items() if stored_months.get(m, {}) != _nonzero(amounts)]
+    opened = [
+        y for y, amounts in openings.items() if stored_openings.get(y, {}) != _nonzero(amounts)
+    ]
+    # One delete of what had rows and one executemany of the new rows, per table: not an
+    # ORM object per row, as a full sync writes thousands of rows.
+    if replaced := [(m.year, m.month) for m in moved if m in stored_months]:
+        await db.exec(DELETE_MOVEMENTS, params={"client_id": client_id, "months": replaced})  # type: ignore[call-overload]
+    if replaced_years := [y for y in opened if y in stored_openings]:
+        await db.exec(DELETE_OPENINGS, params={"client_id": client_id, "years": replaced_years})  # type: ignore[call-overload]
+    movements = [
+        {"client_id": client_id, "year": m.year, "month": m.month, **row}
+        for m in moved
+        for row in _rows(months[m])
+    ]
+    if movements:
+        await db.exec(ADD_MOVEMENTS, params=movements)  # type: ignore[call-overload]
+    year_openings = [
+        {"client_id": client_id, "year": y, **row} for y in opened for row in _rows(openings[y])
+    ]
+    if year_openings:
+        await db.exec(ADD_OPENINGS, params=year_openings)  # type: ignore[call-overload]
+    # A January whose opening changed stands for its whole year (every month's balance in
+    # it moved), logged where the month would be; other years' openings come last.
+    opened_years, moved_months = set(opened), set(moved)
+    changes: list[Change] = []
+    for m in months:
+        if m.month == 1 and m.year in opened_years:
+            changes.append((ChangeKind.BALANCES, m.year, None))
+        elif m in moved_months:
+            changes.append((ChangeKind.BALANCES, m.year, m.month))
+    later = [y for y in opened if Month(y, 1) not in months]
+    return changes + [(ChangeKind.BALANCES, year, None) for year in later]
 
 
-def _nonzero(amounts: dict[int, Decimal]) -> dict[int, Decimal]:
+async def _stored(
+    db: AsyncSession,
+    client_id: int,
+    months: Mapping[Month, Amounts],
+    openings: Mapping[int, Amounts],
+) -> tuple[dict[Month, Amounts], dict[int, Amounts]]:
+    params = {
+        "client_id": client_id,
+        "months": [(m.year, m.month) for m in months],
+        "years": list(openings),
+    }
+    rows = await db.exec(STORED_BALANCES, params=params)  # type: ignore[call-overload]
+    stored_months: dict[Month, Amounts] = {}
+    stored_openings: dict[int, Amounts] = {}
+    for year, month, number, amount in rows.all():
+        if month == 0:
+            stored_openings.setdefault(year, {})[number] = amount
+        else:
+            stored_months.setdefault(Month(year, month), {})[number] = amount
+    return stored_months, stored_openings
+
+
+def _nonzero(amounts: Amounts) -> Amounts:
     return {number: amount for number, amount in amounts.items() if amount != 0}
 
 
-async def _amounts(db: AsyncSession, query: object) -> dict[int, Decimal]:
-    rows = (await db.exec(query)).all()  # type: ignore[call-overload]
-    return {number: amount for number, amount in rows}
-
-
-async def _stored_movements(
-    db: AsyncSession, client_id: int, months: list[Month]
-) -> dict[Month, dict[int, Decimal]]:
-    rows = await db.exec(
-        select(
-            MOVEMENTS.c.year,
-            MOVEMENTS.c.month,
-            MOVEMENTS.c.account_number,
-            MOVEMENTS.c.amount,
-        ).where(MOVEMENTS.c.client_id == client_id, _in_months(months))
-    )
-    stored: dict[Month, dict[int, Decimal]] = {}
-    for year, month, number, amount in rows.all():
-        stored.setdefault(Month(year, month), {})[number] = amount
-    return stored
-
-
-def _in_months(months: Iterable[Month]) -> ColumnElement[bool]:
-    columns = tuple_(MOVEMENTS.c.year, MOVEMENTS.c.month)
-    return columns.in_([(m.year, m.month) for m in months])
-
-
-def _rows(amounts: dict[int, Decimal]) -> list[dict[str, object]]:
+def _rows(amounts: Amounts) -> list[dict[str, object]]:
     # Zero rows carry no information: leaving them out keeps the tables small.
     return [
         {"account_number": number, "amount": amount}
         for number, amount in sorted(amounts.items())
         if amount != 0
     ]
-
-
-async def _insert(db: AsyncSession, table: Table, rows: list[dict[str, object]]) -> None:
-    # One executemany, not an ORM object per row: a full sync writes thousands of rows.
-    if rows:
-        await db.exec(insert(table), params=rows)  # type: ignore[call-overload]
