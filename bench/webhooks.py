@@ -305,6 +305,11 @@ async def bench(kind: str, sim: Child) -> None:
     rate = len(sent) / loaded["wall_s"]
     statuses = Counter(str(s["status"]) for s in sent)
     p99 = percentile(latencies, 99)
+    # The first second apart: a burst just after start-up (or after the hook cache ran
+    # out) is where the tail used to come from (bench/README.md).
+    start = min(s["sent_at"] for s in sent)
+    first = [s["latency_ms"] for s in sent if s["sent_at"] - start < 1.0]
+    rest = [s["latency_ms"] for s in sent if s["sent_at"] - start >= 1.0] or [0.0]
     emit(
         "webhooks",
         db=kind,
@@ -316,6 +321,8 @@ async def bench(kind: str, sim: Child) -> None:
         p50_ms=round(percentile(latencies, 50), 2),
         p99_ms=round(p99, 2),
         max_ms=round(max(latencies), 2),
+        p99_first_second_ms=round(percentile(first, 99), 2),
+        p99_after_first_second_ms=round(percentile(rest, 99), 2),
         statuses=dict(statuses),
         app_cpu_s_during_load=round(cpu_app_load, 2),
         app_cpu_ms_per_event=round(cpu_app_load * 1000 / len(sent), 3),
@@ -336,7 +343,9 @@ async def bench(kind: str, sim: Child) -> None:
     )
     say(
         f"webhooks {kind}: {len(sent)} callbacks in {loaded['wall_s']:.1f}s = {rate:.0f}/s, "
-        f"p50 {percentile(latencies, 50):.1f} ms p99 {p99:.1f} ms, statuses {dict(statuses)}; "
+        f"p50 {percentile(latencies, 50):.1f} ms p99 {p99:.1f} ms (first second "
+        f"{percentile(first, 99):.1f} ms, after it {percentile(rest, 99):.1f} ms), "
+        f"statuses {dict(statuses)}; "
         f"app CPU {cpu_app_load * 1000 / len(sent):.2f} ms/event; {checks['sync_runs']} syncs "
         f"for {checks['events_accepted']} events on {checks['clients_synced']} clients "
         f"({checks['events_per_sync']} events/sync), settled {waited:.1f}s after; "
