@@ -267,7 +267,7 @@ class SyncEngine:
             answers = await _all(requests)
             accounts = answers.pop() if first else None
             answered, opened = answers[: len(batch)], answers[len(batch) :]
-            fetched = store.Batch(accounts, {}, {})
+            fetched = store.Batch(accounts)
             for month, balances in zip(batch, answered, strict=True):
                 if not balances.unchanged:
                     fetched.months[month] = balances.movement

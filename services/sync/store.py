@@ -95,9 +95,8 @@ class Batch:
 
 async def store(
     db: AsyncSession, client_id: int, batch: Batch, *, mirror_deletions: bool = False
-) -> int:
-    """Store a batch in the caller's transaction and log what changed, in one insert;
-    returns how many changes were logged."""
+) -> None:
+    """Store a batch in the caller's transaction and log what changed, in one insert."""
     changes: list[Change] = []
     if batch.accounts is not None and await _store_accounts(
         db, client_id, batch.accounts, mirror_deletions=mirror_deletions
@@ -105,7 +104,6 @@ async def store(
         changes.append((ChangeKind.ACCOUNTS, None, None))
     changes += await _store_balances(db, client_id, batch.months, batch.openings)
     await record_changes(db, client_id, changes)
-    return len(changes)
 
 
 async def _store_accounts(
