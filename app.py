@@ -19,9 +19,8 @@ from pathlib import Path
 
 from litestar import Litestar, Request, Response
 from litestar.config.csrf import CSRFConfig
-from litestar.datastructures import ResponseHeader
 from litestar.di import Provide
-from litestar.exceptions import NotFoundException
+from litestar.exceptions import NotFoundException, ValidationException
 from litestar.logging.config import LoggingConfig
 from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.response import Redirect, Template
@@ -34,6 +33,7 @@ from routes import ROUTES
 from routes.api import ApiError, api_routes, not_found_response, openapi_config
 from routes.client_page import ClientPageController
 from routes.demo import book_voucher
+from routes.params import ids_in_range, refused_query_message
 from routes.webhooks import QUIET_ANSWERED_CALLBACKS
 from services import templating
 from services.connectors.tripletex import TripletexClient, TripletexConnector
@@ -45,6 +45,7 @@ from services.notifications import running_notifications
 from services.outbound import outbound
 from services.request_context import RequestIdMiddleware
 from services.runtime import tune_gc
+from services.security_headers import SecurityHeadersMiddleware
 from services.session_store import DatabaseStore, SessionConfig
 from services.settings import Settings, SettingsError
 from services.sync.callbacks import CallbackInbox
@@ -63,10 +64,7 @@ from services.web import (
 
 ROOT = Path(__file__).resolve().parent
 DEMO_USER = ("demo@example.no", "demo", "Regnskapshuset Demo AS")
-CSP = (
-    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-    "form-action 'self'; frame-ancestors 'none'; base-uri 'self'; object-src 'none'"
-)
+STATIC_PREFIX = "/static"
 log = logging.getLogger("erp")
 
 
@@ -124,7 +122,7 @@ def create_app(settings: Settings) -> Litestar:
             *api_routes(),
             ClientPageController,
             book_voucher,
-            create_static_files_router("/static", [ROOT / "static"]),
+            create_static_files_router(STATIC_PREFIX, [ROOT / "static"]),
         ],
         dependencies={
             "db": Provide(provide_db),
@@ -137,6 +135,7 @@ def create_app(settings: Settings) -> Litestar:
         lifespan=[lifespan],
         state=_state(ctx),
         plugins=[HTMXPlugin()],
+        guards=[ids_in_range],
         request_class=HTMXRequest,
         # The API's schema only (/api/v1/schema): the HTML pages are no API.
         openapi_config=openapi_config(),
@@ -165,15 +164,10 @@ def create_app(settings: Settings) -> Litestar:
             cookie_secure=settings.secure_cookies,
             header_name="x-csrftoken",
         ),
-        response_headers=[
-            ResponseHeader(name="Content-Security-Policy", value=CSP),
-            ResponseHeader(name="X-Content-Type-Options", value="nosniff"),
-            ResponseHeader(name="Referrer-Policy", value="same-origin"),
-            ResponseHeader(name="X-Frame-Options", value="DENY"),
-        ],
         exception_handlers={
             LoginRequired: _to_login,
             NotFoundException: _not_found,
+            ValidationException: _invalid_parameter,
         },
         # Logging is ours (services/logging_setup.py); Litestar only logs its exceptions.
         logging_config=LoggingConfig(
@@ -189,6 +183,10 @@ def create_app(settings: Settings) -> Litestar:
     # matched, so 404s for unknown paths and errors raised by the session or CSRF middleware
     # would get no request id (in the response and in Litestar's error log) and go uncounted.
     app.asgi_handler = RequestIdMiddleware(HttpMetricsMiddleware(app.asgi_handler, ctx.metrics))
+    # Outermost, so every response gets them: 404s, 405s, errors, static files.
+    app.asgi_handler = SecurityHeadersMiddleware(
+        app.asgi_handler, hsts=settings.secure_cookies, cacheable_prefixes=(STATIC_PREFIX + "/",)
+    )
     return app
 
 
@@ -208,6 +206,11 @@ def _not_found(request: Request, _exc: NotFoundException) -> Response:
     if (api_response := not_found_response(request)) is not None:
         return api_response
     return Template("pages/not_found.html", status_code=404)
+
+
+def _invalid_parameter(_request: Request, exc: ValidationException) -> Response:
+    message = refused_query_message(exc)
+    return Template("pages/bad_request.html", context={"message": message}, status_code=400)
 
 
 def build_asgi(settings: Settings) -> ASGIApp:

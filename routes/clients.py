@@ -11,6 +11,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from models import Integration
 from routes.forms import Form, field
 from routes.integrations import owned_integration, redirect
+from routes.params import Offset
 from services import clients as client_service
 from services import integrations as integration_service
 from services.auth import CurrentUser
@@ -37,7 +38,7 @@ class ClientController(Controller):
         integration: NamedDependency[Integration],
         q: FromQuery[str | None] = None,
         sort: FromQuery[str | None] = None,
-        offset: FromQuery[int] = 0,
+        offset: Offset = 0,
         status: FromQuery[str | None] = None,
     ) -> Template:
         query = ClientQuery.parse(q, sort, offset, status)
@@ -53,7 +54,7 @@ class ClientController(Controller):
         integration: NamedDependency[Integration],
         q: FromQuery[str | None] = None,
         sort: FromQuery[str | None] = None,
-        offset: FromQuery[int] = 0,
+        offset: Offset = 0,
         status: FromQuery[str | None] = None,
     ) -> Template:
         """The next page of rows, fetched as the last row scrolls into view."""
