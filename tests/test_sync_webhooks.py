@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import date
@@ -17,11 +18,12 @@ import httpx
 import pytest
 import uvicorn
 
+from services.connectors import tripletex
 from services.settings import Settings, SyncConfig
-from services.sync import periods
+from services.sync import callbacks, periods
 from services.sync.subscriptions import RECEIVER_PATH
 from services.tripletex_sim.model import Company
-from services.tripletex_sim.webhooks import signature
+from services.tripletex_sim.webhooks import Delivery, signature
 from tests.conftest import PASSWORD, Simulator, add_user, free_port, query
 from tests.sync_support import simulator_month
 from tests.test_logging import every_log_record
@@ -311,3 +313,91 @@ async def test_slett_system_removes_the_subscriptions_and_late_callbacks_do_no_h
     answer = await live_app.post(delivery.target, content=delivery.body, headers=late)
     assert answer.status_code in (200, 404)
     assert await query(settings, "select count(*) from pending_period") == [(0,)]
+
+
+Callback = tuple[bytes, dict[str, str]]
+GOOD_VOUCHERS = [900_001, 900_002, 900_003, 900_004, 900_005]
+
+
+def signed_like(delivery: Delivery, key: str, voucher_id: int, day: date) -> Callback:
+    """A callback as the simulator would send it for another voucher, properly signed."""
+    payload = {
+        "subscriptionId": delivery.subscription_id,
+        "event": delivery.event,
+        "id": voucher_id,
+        "value": {"id": voucher_id, "date": day.isoformat()},
+    }
+    body = json.dumps(payload).encode()
+    secret = delivery.subscription.hmac_shared_secret
+    assert secret
+    headers = dict(delivery.headers, **{"idempotency-key": key})
+    headers["x-request-signature"] = signature(secret, key, body)
+    return body, headers
+
+
+async def burst_with_one_bad(
+    http: httpx.AsyncClient, settings: Settings, simulator: Simulator, company: Company
+) -> tuple[int, list[int], list[int]]:
+    """Five good callbacks and one whose voucher id is 10^40, sent at once; returns the bad
+    one's status, the good ones' and the good vouchers noted for the client afterwards."""
+    client_id = await activate(http, settings, company)
+    await until_live(settings, client_id)
+    simulator.state.post_voucher(company.id)
+    await simulator.state.webhooks.wait_idle()
+    delivery = next(d for d in simulator.state.deliveries if d.event == "voucher.create")
+    day = simulator.state.today
+    good = [signed_like(delivery, f"burst-{v}", v, day) for v in GOOD_VOUCHERS]
+    bad = signed_like(delivery, "burst-absurd", 10**40, day)
+
+    answers = await asyncio.gather(
+        *(http.post(delivery.target, content=body, headers=headers) for body, headers in good),
+        http.post(delivery.target, content=bad[0], headers=bad[1]),
+    )
+
+    noted = await query(
+        settings,
+        f"select voucher_id from voucher_month where client_id = {client_id} "
+        f"and voucher_id between {GOOD_VOUCHERS[0]} and {GOOD_VOUCHERS[-1]} order by voucher_id",
+    )
+    return answers[-1].status_code, [a.status_code for a in answers[:-1]], [v for (v,) in noted]
+
+
+async def test_a_callback_with_an_absurd_id_is_refused_and_the_others_are_noted(
+    live_app: httpx.AsyncClient,
+    settings: Settings,
+    simulator: Simulator,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Long enough for the whole burst to be written as one batch, as under load.
+    monkeypatch.setattr(callbacks, "GATHER_SECONDS", 0.3)
+    company = simulator.state.clients_of("demo-regnskapskontor")[2]
+
+    with every_log_record() as captured:
+        bad, good, noted = await burst_with_one_bad(live_app, settings, simulator, company)
+
+    assert bad == 401  # refused like any malformed callback
+    assert good == [200] * 5
+    assert noted == GOOD_VOUCHERS
+    refusals = [r.getMessage() for r in captured.records if r.name == "services.sync.callbacks"]
+    assert any("rejected: malformed callback: id out of range" in m for m in refusals), refusals
+    secrets = [s.hmac_shared_secret for s in simulator.state.subscriptions.values()]
+    assert not any(s and s in line for s in secrets for line in captured.lines)
+
+
+async def test_one_callback_that_fails_to_be_written_fails_alone(
+    live_app: httpx.AsyncClient,
+    settings: Settings,
+    simulator: Simulator,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A value that gets past the parser and breaks the database write (here the absurd id,
+    with the parser's bound lifted) fails its own callback, not the batch it came with."""
+    monkeypatch.setattr(tripletex, "MAX_ERP_ID", 10**50)
+    monkeypatch.setattr(callbacks, "GATHER_SECONDS", 0.3)
+    company = simulator.state.clients_of("demo-regnskapskontor")[3]
+
+    bad, good, noted = await burst_with_one_bad(live_app, settings, simulator, company)
+
+    assert bad == 500  # not answered 2xx: Tripletex will retry it
+    assert good == [200] * 5
+    assert noted == GOOD_VOUCHERS

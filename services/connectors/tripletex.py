@@ -55,6 +55,10 @@ OWN_COMPANY = 0  # Basic-auth username meaning "the key's own company"
 SESSION_DAYS = 3  # session tokens live this long; renewed a day before they expire
 RETRY_STATUSES = {429, 500, 502, 503, 504}
 MAX_RATE_LIMIT_WAIT = 60.0
+MAX_ERP_ID = 2**63 - 1  # Tripletex's ids are int64, stored as BIGINT
+# What a signed but malformed callback body raises. OverflowError: int() of `Infinity`, which
+# Python's JSON accepts; RecursionError: deep nesting.
+MALFORMED = (ValueError, KeyError, TypeError, AttributeError, OverflowError, RecursionError)
 # What changes a client's accounts or balances (voucher.update also fires on posting changes).
 EVENTS = (
     "voucher.create",
@@ -535,14 +539,19 @@ class TripletexConnector:
             data = json.loads(body)
             value = data.get("value") or {}
             day = date.fromisoformat(value["date"]) if value.get("date") else None
-            return ChangeEvent(
+            event = ChangeEvent(
                 subscription_id=int(data["subscriptionId"]),
                 event=str(data["event"]),
                 object_id=int(data["id"]),
                 day=day,
             )
-        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        except MALFORMED as exc:
             raise CallbackRejected(f"malformed callback: {type(exc).__name__}") from exc
+        # A signed body is still no proof of a sane one; an id past BIGINT failed the database
+        # write of the whole batch of callbacks it arrived with.
+        if not (1 <= event.object_id <= MAX_ERP_ID and 1 <= event.subscription_id <= MAX_ERP_ID):
+            raise CallbackRejected("malformed callback: id out of range")
+        return event
 
     async def _with_session(self, key: str, call: Callable[[SessionToken], Awaitable[T]]) -> T:
         """Run `call` with the cached session; if Tripletex refuses that session (expired,

@@ -14,6 +14,7 @@ re-fetch from the ERP; no data in it is trusted.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
@@ -32,6 +33,7 @@ from services.sync.hook_cache import HookCache
 from services.sync.pending import note_changes
 from services.sync.periods import Month
 
+log = logging.getLogger(__name__)
 MAX_BATCH = 500
 GATHER_SECONDS = 0.002
 # Statements on the tables, not the models: executemany, compiled once whatever the batch's
@@ -95,7 +97,8 @@ class CallbackInbox:
             return Received(Outcome.UNKNOWN)
         try:
             event = self._connector.read_callback(hook.secret, headers, body)
-        except CallbackRejected:
+        except CallbackRejected as exc:  # its message names the check, never the secret
+            log.warning("Callback for client %s rejected: %s", hook.client_id, exc)
             return Received(Outcome.REJECTED)
         callback_id = self._connector.callback_id(headers)
         wrong_subscription = hook.erp_subscription_id not in (None, event.subscription_id)
@@ -122,13 +125,29 @@ class CallbackInbox:
             try:
                 new = await self._write_batch([verified for verified, _ in batch])
             except Exception as exc:  # the ERP retries what we did not answer with 2xx
-                for _, done in batch:
-                    if not done.done():
-                        done.set_exception(exc)
+                if len(batch) == 1:
+                    _settle(batch[0][1], error=exc)
+                    continue
+                # The batch was rolled back whole. One bad callback must not fail the others
+                # it happened to arrive with: write each alone, so only it fails.
+                log.warning(
+                    "A batch of %d callbacks failed (%s); writing them one by one",
+                    len(batch),
+                    type(exc).__name__,
+                )
+                for verified, done in batch:
+                    await self._write_alone(verified, done)
                 continue
             for verified, done in batch:
-                if not done.done():
-                    done.set_result(verified.callback_id in new)
+                _settle(done, verified.callback_id in new)
+
+    async def _write_alone(self, verified: Verified, done: asyncio.Future[bool]) -> None:
+        try:
+            new = await self._write_batch([verified])
+        except Exception as exc:
+            _settle(done, error=exc)
+        else:
+            _settle(done, verified.callback_id in new)
 
     async def _write_batch(self, batch: list[Verified]) -> set[str]:
         today = self._today()
@@ -208,6 +227,18 @@ async def _changed_months(
     if placed:
         await db.exec(upsert(db, _voucher_month), params=placed)  # type: ignore[call-overload]
     return months
+
+
+def _settle(
+    done: asyncio.Future[bool], first_time: bool = False, *, error: Exception | None = None
+) -> None:
+    # A request that went away (its client hung up) has cancelled its future already.
+    if done.done():
+        return
+    if error is not None:
+        done.set_exception(error)
+    else:
+        done.set_result(first_time)
 
 
 def _receipt(insert: Callable[[Table], Insert]) -> Insert:
