@@ -44,7 +44,7 @@ from services.metrics import HttpMetricsMiddleware
 from services.notifications import running_notifications
 from services.outbound import outbound
 from services.request_context import RequestIdMiddleware
-from services.runtime import tune_gc
+from services.runtime import private_files, secure_data_dir, tune_gc
 from services.security_headers import SecurityHeadersMiddleware
 from services.session_store import DatabaseStore, SessionConfig
 from services.settings import Settings, SettingsError
@@ -224,6 +224,7 @@ def build_asgi(settings: Settings) -> ASGIApp:
 
 
 def main(argv: list[str] | None = None) -> int:
+    private_files()  # before anything is created: database, WAL, secrets, backups
     parser = argparse.ArgumentParser(prog="app.py", description="ERP-integrasjon")
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser("run", help="migrate and serve")
@@ -246,6 +247,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"Configuration error: {exc}", file=sys.stderr)
         return 2
     configure_logging(settings.log_format)
+    secure_data_dir(settings.data_dir)
     migrate(settings.database_url)
     if args.command == "run":
         import uvicorn
