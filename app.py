@@ -4,6 +4,8 @@ python app.py run [--demo]      serve (demo: SQLite + the Tripletex simulator in
 python app.py migrate           apply database migrations
 python app.py create-user       add a user (prompts for the password)
 python app.py rotate-keys       re-encrypt stored Tripletex keys under the newest key
+python app.py backup DEST       copy the SQLite database to DEST while the app runs
+python app.py restore SRC       replace the SQLite database with the backup SRC (app stopped)
 """
 
 from __future__ import annotations
@@ -237,6 +239,15 @@ def main(argv: list[str] | None = None) -> int:
         "rotate-keys", help="re-encrypt the stored Tripletex keys under the newest ENCRYPTION_KEY"
     )
     rotate.add_argument("--batch-size", type=int, default=100, help="keys per transaction")
+    for name, path, what in (
+        ("backup", "DEST", "copy the SQLite database to the new file DEST while the app runs"),
+        ("restore", "SRC", "replace the SQLite database with the backup SRC (app stopped)"),
+    ):
+        command = commands.add_parser(name, help=what)
+        command.add_argument("path", metavar=path, type=Path)
+        command.add_argument(
+            "--force", action="store_true", help="replace an existing file / database with data"
+        )
     args = parser.parse_args(argv)
     if args.command == "rotate-keys" and args.batch_size < 1:
         parser.error("--batch-size must be at least 1")
@@ -248,6 +259,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     configure_logging(settings.log_format)
     secure_data_dir(settings.data_dir)
+    if args.command in ("backup", "restore"):
+        # Not migrated first: a backup copies the database as it is, and a restore migrates
+        # what it restored.
+        return _backup_or_restore(settings, args.command, args.path, args.force)
     migrate(settings.database_url)
     if args.command == "run":
         import uvicorn
@@ -268,6 +283,18 @@ def main(argv: list[str] | None = None) -> int:
         return asyncio.run(_create_user(settings, args.email, args.office))
     elif args.command == "rotate-keys":
         return asyncio.run(_rotate_keys(settings, args.batch_size))
+    return 0
+
+
+def _backup_or_restore(settings: Settings, command: str, path: Path, force: bool) -> int:
+    from services import backup
+
+    run = backup.backup if command == "backup" else backup.restore
+    try:
+        print(run(settings.database_url, path, force=force))
+    except backup.BackupError as exc:
+        print(f"{command.capitalize()} refused: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 
