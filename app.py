@@ -41,7 +41,7 @@ from services import templating
 from services.connectors.tripletex import TripletexClient, TripletexConnector
 from services.crypto import KeyVault
 from services.db import create_engine, create_session_factory, migrate, open_session
-from services.logging_setup import configure_logging, install_log_context
+from services.logging_setup import configure_logging, install_log_context, log_uncaught
 from services.metrics import HttpMetricsMiddleware
 from services.notifications import running_notifications
 from services.outbound import outbound
@@ -177,7 +177,9 @@ def create_app(settings: Settings) -> Litestar:
             # Through our root handler (text or JSON, request id), not a handler of its own.
             loggers={"litestar": {"level": "INFO", "propagate": True}},
             log_exceptions="always",
-            disable_stack_trace={LoginRequired, NotFoundException, ApiError, 400, 403, 404},
+            # The client's doing: uvicorn's access line is the one line each of these needs.
+            disable_stack_trace={LoginRequired, NotFoundException, ApiError, 400, 403, 404, 405},
+            exception_logging_handler=log_uncaught,  # a client's hang-up: one line, no traceback
         ),
         debug=False,
     )

@@ -8,8 +8,12 @@ from __future__ import annotations
 import json
 import logging
 import re
+import sys
 from datetime import UTC, datetime
 from typing import Any
+
+from litestar.exceptions import InternalServerException
+from litestar.types import Scope
 
 from services.request_context import current_request_id
 
@@ -17,6 +21,8 @@ _SECRET_PARAMS = re.compile(r"((?:employee|consumer)Token|token|password)=[^&\s\
 # Our own API tokens and webhook signing secrets, wherever they appear.
 _OWN_SECRETS = re.compile(r"(erpapi_|whsec_)[A-Za-z0-9_\-+/=]{8,}")
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
+# What Litestar raises when the client hangs up before its request body has arrived.
+CLIENT_GONE = "client disconnected prematurely"
 
 
 def redact(text: str) -> str:
@@ -100,3 +106,20 @@ def configure_logging(log_format: str = "text", level: int = logging.INFO) -> No
     # httpx logs every request URL at INFO; our own log lines say what matters.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("httpcore").setLevel(logging.WARNING)
+
+
+def log_uncaught(logger: logging.Logger, scope: Scope, _traceback: list[str]) -> None:
+    """Litestar's log of an exception it answered (LoggingConfig.exception_logging_handler):
+    the traceback, as Litestar's own would, except for a client that hung up mid-request:
+    nothing of ours failed, and one line says what happened."""
+    exc = sys.exc_info()[1]
+    if isinstance(exc, InternalServerException) and exc.detail == CLIENT_GONE:
+        logger.info(
+            "Client disconnected before its request was read: %s %s",
+            scope.get("method"),
+            scope["path"],
+        )
+        return
+    logger.exception(
+        "Uncaught exception (connection_type=%s, path=%r):", scope["type"], scope["path"]
+    )
