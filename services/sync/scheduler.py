@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import date, timedelta
+from typing import Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
@@ -58,7 +59,7 @@ class SyncRunner:
         self._engine = engine
         self._subscriptions = subscriptions
         self._wake: asyncio.TimerHandle | None = None
-        self._ticks: set[asyncio.Task[int]] = set()
+        self._jobs: set[asyncio.Task[Any]] = set()  # ticks and nightly runs under way
         self._stopped = False
         self._tick_lock = asyncio.Lock()
         self.settings = settings or SchedulerSettings()
@@ -106,8 +107,19 @@ class SyncRunner:
     def _woken(self) -> None:
         self._wake = None
         task = asyncio.get_running_loop().create_task(self.tick())
-        self._ticks.add(task)
-        task.add_done_callback(self._ticks.discard)
+        self._jobs.add(task)
+        task.add_done_callback(self._jobs.discard)
+
+    async def run_job(self, job: Callable[[], Awaitable[object]]) -> None:
+        """A scheduled job (tick, nightly), run so that stop() waits for it: APScheduler's
+        shutdown cancels a running job and returns at once."""
+        task = asyncio.current_task()
+        assert task is not None
+        self._jobs.add(task)
+        try:
+            await job()
+        finally:
+            self._jobs.discard(task)
 
     async def drain(self) -> None:
         """Wait for the syncs started so far (tests)."""
@@ -115,14 +127,23 @@ class SyncRunner:
             await asyncio.gather(*list(self._running), return_exceptions=True)
 
     async def stop(self) -> None:
-        """Shutdown: stop the syncs under way. What they committed stays; their leases are
-        released (or expire), and the next tick anywhere redoes the rest."""
+        """Shutdown: stop the syncs and jobs under way, and return once they have ended. What
+        they committed stays; their leases are released (or expire), and the next tick
+        anywhere redoes the rest.
+
+        A job left to finish its cancellation on its own outlived the shutdown: it could
+        still be closing a database connection when the event loop closed, and cancelled a
+        second time there, inside aiosqlite's close, it hung the process for good."""
         self._stopped = True
         if self._wake is not None:
             self._wake.cancel()
-        for task in list(self._running):
-            task.cancel()
-        await asyncio.gather(*list(self._running), return_exceptions=True)
+        tasks = [*self._running, *self._jobs]
+        for task in tasks:
+            if not task.cancelling():  # once only: APScheduler has cancelled its jobs already
+                task.cancel()
+        if tasks:
+            # Not gather(): if we are cancelled meanwhile, it would cancel them all again.
+            await asyncio.wait(tasks)
 
     async def _sync(self, client_id: int, integration_id: int) -> None:
         gate = self._per_integration.setdefault(
@@ -188,16 +209,18 @@ async def running_sync(
 def start_scheduler(runner: SyncRunner, nightly: Callable[[], Awaitable[None]]) -> AsyncIOScheduler:
     scheduler = AsyncIOScheduler(timezone="Europe/Oslo")
     scheduler.add_job(
-        runner.tick,
+        runner.run_job,
         "interval",
+        args=[runner.tick],
         seconds=runner.settings.tick_seconds,
         id="sync-tick",
         max_instances=1,
         coalesce=True,
     )
     scheduler.add_job(
-        nightly,
+        runner.run_job,
         CronTrigger(hour=runner.settings.nightly_hour, minute=30, timezone="Europe/Oslo"),
+        args=[nightly],
         id="nightly",
         max_instances=1,
         coalesce=True,
