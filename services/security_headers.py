@@ -7,6 +7,8 @@ exception middleware or by the session and CSRF middleware.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 CSP = (
@@ -36,11 +38,13 @@ class SecurityHeadersMiddleware:
         self, app: ASGIApp, *, hsts: bool, cacheable_prefixes: tuple[str, ...] = ()
     ) -> None:
         self.app = app
+        cacheable: tuple[tuple[bytes, bytes], ...] = BASE_HEADERS
         # Only behind HTTPS (secure cookies): a browser that saw HSTS on plain HTTP would
         # lock the operator out of an HTTP-only install for a year.
-        self.headers = (
-            (*BASE_HEADERS, (b"strict-transport-security", HSTS.encode())) if hsts else BASE_HEADERS
-        )
+        if hsts:
+            cacheable = (*cacheable, (b"strict-transport-security", HSTS.encode()))
+        self.cacheable = _Headers(cacheable)
+        self.private = _Headers((*cacheable, (CACHE_CONTROL, NO_STORE)))
         self.cacheable_prefixes = cacheable_prefixes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -48,16 +52,26 @@ class SecurityHeadersMiddleware:
             await self.app(scope, receive, send)
             return
         path: str = scope.get("path", "")
-        extra = self.headers
-        if not path.startswith(self.cacheable_prefixes):
-            extra = (*extra, (CACHE_CONTROL, NO_STORE))
+        extra = self.cacheable if path.startswith(self.cacheable_prefixes) else self.private
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = list(message.get("headers", []))
-                present = {name.lower() for name, _ in headers}
-                headers.extend((name, value) for name, value in extra if name not in present)
-                message["headers"] = headers
+                message["headers"] = extra.added_to(message.get("headers") or [])
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+class _Headers:
+    """Headers to add, with their names at hand: this runs for every response."""
+
+    def __init__(self, headers: tuple[tuple[bytes, bytes], ...]) -> None:
+        self.headers = headers
+        self.names = frozenset(name for name, _ in headers)
+
+    def added_to(self, given: Iterable[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+        headers = list(given)
+        taken = self.names.intersection(name.lower() for name, _ in headers)
+        if not taken:
+            return [*headers, *self.headers]
+        return [*headers, *(header for header in self.headers if header[0] not in taken)]
