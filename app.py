@@ -45,6 +45,7 @@ from services.logging_setup import configure_logging, install_log_context, log_u
 from services.metrics import HttpMetricsMiddleware
 from services.notifications import running_notifications
 from services.outbound import outbound
+from services.outbound_guard import OutboundPolicy
 from services.request_context import RequestIdMiddleware
 from services.runtime import private_files, secure_data_dir, tune_gc
 from services.security_headers import SecurityHeadersMiddleware
@@ -82,8 +83,9 @@ def create_app(settings: Settings) -> Litestar:
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        async with outbound() as out:
-            ctx.http = http = out.http
+        async with outbound(policy=OutboundPolicy.from_settings(settings)) as out:
+            ctx.http = out.http
+            ctx.guarded = out.guarded
             ctx.connector = TripletexConnector(
                 TripletexClient(
                     out.session,
@@ -112,7 +114,7 @@ def create_app(settings: Settings) -> Litestar:
                 ) as runner:
                     ctx.sync_runner = runner
                     async with running_notifications(
-                        ctx.session_factory, ctx.vault, http, enabled=settings.sync.enabled
+                        ctx.session_factory, ctx.vault, out.guarded, enabled=settings.sync.enabled
                     ):
                         yield
             finally:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import httpx
 from litestar import Controller, get, post
 from litestar.datastructures import State
 from litestar.di import NamedDependency
@@ -18,6 +17,8 @@ from routes.integrations import redirect
 from services import api_tokens, notifications
 from services.auth import CurrentUser
 from services.crypto import KeyVault
+from services.outbound_guard import OutboundPolicy
+from services.settings import Settings
 from services.web import context, wants_fragment
 
 NO_STORE = {"Cache-Control": "no-store"}  # pages that show a secret
@@ -89,13 +90,19 @@ class SettingsController(Controller):
         db: NamedDependency[AsyncSession],
         user: NamedDependency[CurrentUser],
         vault: NamedDependency[KeyVault],
+        settings: NamedDependency[Settings],
         data: Form,
     ) -> Response:
         url = field(data, "url")
         enabled = field(data, "enabled") in ("on", "true")
         try:
             _, secret = await notifications.save_endpoint(
-                db, vault, user.office_id, url, enabled=enabled
+                db,
+                vault,
+                user.office_id,
+                url,
+                enabled=enabled,
+                policy=OutboundPolicy.from_settings(settings),
             )
         except notifications.NotificationInputError as exc:
             return await _notifications_page(
@@ -138,13 +145,14 @@ class SettingsController(Controller):
         db: NamedDependency[AsyncSession],
         user: NamedDependency[CurrentUser],
         vault: NamedDependency[KeyVault],
-        http: NamedDependency[httpx.AsyncClient],
         state: State,
     ) -> Response:
         """Send testvarsel: queued and attempted at once, so the log shows the answer."""
         endpoint = await _owned_endpoint(db, user)
         delivery_id = await notifications.queue_test_event(db, endpoint)
-        worker = notifications.NotificationWorker(context(state).session_factory, vault, http)
+        ctx = context(state)
+        assert ctx.guarded is not None, "the guarded client is created at start-up"
+        worker = notifications.NotificationWorker(ctx.session_factory, vault, ctx.guarded)
         ok = await worker.deliver(delivery_id)
         notice = (
             "Testvarselet ble levert."

@@ -1,11 +1,15 @@
-"""Outbound HTTP: an aiohttp pool for calls to Tripletex and one for notification
-deliveries.
+"""Outbound HTTP: an aiohttp pool for calls to Tripletex, the guarded pool for addresses
+users give us (notification deliveries), and an httpx client for the demo's calls to its
+simulator.
 
-The Tripletex client speaks aiohttp directly (the sync's hot path); notification delivery
-uses httpx's API over its own aiohttp pool (httpx-aiohttp). httpx's own pool spends
-milliseconds of CPU per request once tens of requests are in flight (encode/httpx#3215).
+The Tripletex client speaks aiohttp directly (the sync's hot path). Requests to a URL a user
+saved go through `services/outbound_guard.GuardedClient` and nothing else: it checks the URL
+and every address it connects to. The httpx client (over its own aiohttp pool, httpx-aiohttp:
+httpx's own pool spends milliseconds of CPU per request once tens are in flight,
+encode/httpx#3215) is for URLs the operator configured, such as the demo's simulator on this
+app's own port, which the guard refuses by design.
 
-Both honour HTTP(S)_PROXY and NO_PROXY. The Tripletex pool reads them once per base URL
+All honour HTTP(S)_PROXY and NO_PROXY. The Tripletex pool reads them once per base URL
 (`env_proxy`): aiohttp's `trust_env` reads the environment and ~/.netrc again for every
 request, in a worker thread: half the CPU a Tripletex request cost us. Deliveries are few
 and go anywhere, so their pool keeps `trust_env`.
@@ -23,11 +27,14 @@ from aiohttp.helpers import get_env_proxy_for_url
 from httpx_aiohttp import AiohttpTransport
 from yarl import URL
 
+from services.outbound_guard import GuardedClient, OutboundPolicy
+
 
 @dataclass(frozen=True)
 class Outbound:
     session: aiohttp.ClientSession  # for the Tripletex client
-    http: httpx.AsyncClient  # notification deliveries (and the demo's calls to the simulator)
+    guarded: GuardedClient  # every URL a user gave us: notification deliveries
+    http: httpx.AsyncClient  # URLs the operator configured: the demo's calls to the simulator
 
 
 def env_proxy(url: str) -> str | None:
@@ -49,6 +56,7 @@ async def outbound(
     connect: float = 5.0,
     max_connections: int = 100,
     trace_configs: Sequence[aiohttp.TraceConfig] = (),
+    policy: OutboundPolicy | None = None,
 ) -> AsyncIterator[Outbound]:
     timeout = aiohttp.ClientTimeout(total=seconds, connect=connect)
     tripletex = aiohttp.ClientSession(
@@ -56,13 +64,15 @@ async def outbound(
         connector=aiohttp.TCPConnector(limit=max_connections),
         trace_configs=list(trace_configs) or None,
     )
-    deliveries = aiohttp.ClientSession(timeout=timeout, trust_env=True)
+    configured = aiohttp.ClientSession(timeout=timeout, trust_env=True)
     http = httpx.AsyncClient(
         timeout=httpx.Timeout(seconds, connect=connect),
-        transport=AiohttpTransport(client=deliveries),
+        transport=AiohttpTransport(client=configured),
     )
+    guarded = GuardedClient(policy or OutboundPolicy())
     try:
-        yield Outbound(tripletex, http)
+        yield Outbound(tripletex, guarded, http)
     finally:
-        await http.aclose()  # its transport closes the deliveries' session
+        await guarded.close()
+        await http.aclose()  # its transport closes its aiohttp session
         await tripletex.close()

@@ -61,6 +61,9 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 8000
     secure_cookies: bool = False
+    # Requests to addresses users give us (notification URLs): services/outbound_guard.py.
+    outbound_allowed_ports: tuple[int, ...] = (443, 8443)
+    outbound_allow_private: bool = False  # plain http, any port and non-public addresses too
     # Where Tripletex can reach our webhook receiver; None: live sync falls back to polling.
     public_base_url: str | None = None
     log_format: str = "text"  # "json" for log collectors
@@ -109,6 +112,13 @@ class Settings:
             # The demo's simulated Tripletex runs in this process and may call plain HTTP on
             # loopback: the demo shows live sync through webhooks.
             public_base_url = f"http://127.0.0.1:{port}"
+        allowed_ports = _ports(env, "OUTBOUND_ALLOWED_PORTS", (443, 8443))
+        # The demo's receivers run on this machine; production must ask for it by name.
+        allow_private = (
+            _flag(env, "OUTBOUND_ALLOW_PRIVATE")
+            if env.get("OUTBOUND_ALLOW_PRIVATE", "").strip()
+            else is_demo
+        )
         log_format = env.get("LOG_FORMAT", "text" if is_demo else "json").strip().lower()
         if log_format not in ("text", "json"):
             raise SettingsError(f"LOG_FORMAT must be text or json, not {log_format!r}")
@@ -123,6 +133,8 @@ class Settings:
             host=host,
             port=port,
             secure_cookies=_flag(env, "SECURE_COOKIES"),
+            outbound_allowed_ports=allowed_ports,
+            outbound_allow_private=allow_private,
             public_base_url=public_base_url,
             log_format=log_format,
             sync=SyncConfig.from_env(env),
@@ -151,6 +163,16 @@ def _int(env: dict[str, str], name: str, default: int) -> int:
         return int(raw)
     except ValueError:
         raise SettingsError(f"{name} must be a whole number, not {raw!r}") from None
+
+
+def _ports(env: dict[str, str], name: str, default: tuple[int, ...]) -> tuple[int, ...]:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    ports = tuple(p.strip() for p in raw.split(",") if p.strip())
+    if not ports or not all(p.isascii() and p.isdigit() and 1 <= int(p) <= 65535 for p in ports):
+        raise SettingsError(f"{name} must be comma-separated port numbers (1-65535), not {raw!r}")
+    return tuple(int(p) for p in ports)
 
 
 def _required(env: dict[str, str], name: str) -> str:

@@ -16,6 +16,7 @@ from services.connectors.base import Connector
 from services.crypto import KeyVault
 from services.db import SessionFactory
 from services.metrics import Metrics
+from services.outbound_guard import GuardedClient
 from services.settings import Settings
 from services.sync.callbacks import CallbackInbox
 from services.sync.scheduler import SyncRunner
@@ -30,7 +31,8 @@ class AppContext:
     settings: Settings
     session_factory: SessionFactory
     vault: KeyVault
-    http: httpx.AsyncClient | None = None
+    http: httpx.AsyncClient | None = None  # operator-configured URLs only (the demo's simulator)
+    guarded: GuardedClient | None = None  # every URL a user gave us
     connector: Connector | None = None
     metrics: Metrics = field(default_factory=Metrics)  # one registry per app instance
     sync_runner: SyncRunner | None = None

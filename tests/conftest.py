@@ -198,6 +198,8 @@ def settings(tmp_path: Path, database_url: str, simulator: Simulator) -> Setting
         tripletex_consumer_token="demo-consumer-token",
         # Tests drive the sync engine themselves; no background ticks racing their asserts.
         sync=SyncConfig(enabled=False),
+        # Their webhook receivers listen on loopback, over plain http.
+        outbound_allow_private=True,
     )
 
 

@@ -49,11 +49,37 @@ def test_production_refuses_the_demo_consumer_token(tmp_path: Path) -> None:
         ("LOG_FORMAT", "xml"),
         ("SYNC_CONCURRENCY", "0"),
         ("SYNC_YEARS", "to"),
+        ("OUTBOUND_ALLOWED_PORTS", "443,https"),
+        ("OUTBOUND_ALLOWED_PORTS", "70000"),
+        ("OUTBOUND_ALLOWED_PORTS", ","),
+        ("OUTBOUND_ALLOW_PRIVATE", "kanskje"),
     ],
 )
 def test_bad_values_are_named(name: str, value: str, tmp_path: Path) -> None:
     with pytest.raises(SettingsError, match=name):
         Settings.from_env(PRODUCTION | {name: value, "DATA_DIR": str(tmp_path)})
+
+
+def test_outbound_requests_reach_only_public_https_by_default(tmp_path: Path) -> None:
+    settings = Settings.from_env(PRODUCTION | {"DATA_DIR": str(tmp_path)})
+    assert settings.outbound_allowed_ports == (443, 8443)
+    assert not settings.outbound_allow_private
+    opened = Settings.from_env(
+        PRODUCTION
+        | {
+            "DATA_DIR": str(tmp_path),
+            "OUTBOUND_ALLOWED_PORTS": "443, 9443",
+            "OUTBOUND_ALLOW_PRIVATE": "true",
+        }
+    )
+    assert opened.outbound_allowed_ports == (443, 9443)
+    assert opened.outbound_allow_private
+
+
+def test_demo_allows_private_outbound_addresses_unless_told_otherwise(tmp_path: Path) -> None:
+    assert Settings.from_env({"DATA_DIR": str(tmp_path)}, demo=True).outbound_allow_private
+    told = {"DATA_DIR": str(tmp_path), "OUTBOUND_ALLOW_PRIVATE": "false"}
+    assert not Settings.from_env(told, demo=True).outbound_allow_private
 
 
 def test_demo_generates_secrets_readable_only_by_the_owner(tmp_path: Path) -> None:

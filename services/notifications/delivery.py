@@ -3,6 +3,12 @@ retry schedule runs out, by a worker that several processes may run on one datab
 
 Advancing an endpoint's change cursor and claiming a due delivery are both compare-and-set
 updates, so each change becomes one delivery and each attempt is made by one process.
+
+Every POST goes through the outbound guard (services/outbound_guard.py) with a hard deadline
+over the whole attempt and at most 64 KB of the answer read. Each endpoint's deliveries run
+in at most `per_endpoint` lanes: background tasks that take its due deliveries one after
+another, so a slow receiver holds its own lanes and nothing else, and the worker's tick
+starts lanes without waiting for them.
 """
 
 from __future__ import annotations
@@ -13,11 +19,11 @@ import logging
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager, suppress
+from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
+from functools import partial
 
-import httpx
-from sqlalchemy import delete, update
+from sqlalchemy import ColumnElement, delete, func, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -34,6 +40,7 @@ from services import publishing
 from services.crypto import KeyVault
 from services.db import SessionFactory
 from services.notifications.signing import signed_headers
+from services.outbound_guard import FAILED, GuardedClient, OutboundError
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +55,7 @@ RETRY_SCHEDULE = (
 )
 MAX_ATTEMPTS = len(RETRY_SCHEDULE) + 1
 CLAIM = timedelta(minutes=2)  # an attempt in flight; another process may retry after this
+DEADLINE = 10.0  # seconds for a whole attempt: connect, request and answer (well under CLAIM)
 KEEP_DELIVERIES = timedelta(days=30)
 EVENT_TYPES = {
     "balances": "balances.updated",
@@ -119,12 +127,13 @@ class NotificationWorker:
         self,
         session_factory: SessionFactory,
         vault: KeyVault,
-        http: httpx.AsyncClient,
+        http: GuardedClient,
         *,
         now: Callable[[], datetime] = utcnow,
         batch: int = 50,
         concurrency: int = 8,
-        timeout: float = 10.0,
+        per_endpoint: int = 2,
+        deadline: float = DEADLINE,
     ) -> None:
         self._factory = session_factory
         self._vault = vault
@@ -132,13 +141,23 @@ class NotificationWorker:
         self._now = now
         self._batch = batch
         self._slots = asyncio.Semaphore(concurrency)
-        self._timeout = timeout
+        self._per_endpoint = per_endpoint
+        self._deadline = deadline
+        self._lanes: dict[int, set[asyncio.Task[int]]] = {}  # endpoint id → its running lanes
 
     async def run_once(self) -> tuple[int, int]:
-        """One tick: new changes → deliveries, then due deliveries → attempts."""
+        """One tick, waited for: new changes → deliveries, then every due delivery attempted
+        (tests and tools; the background loop uses `tick`)."""
         queued = await self.dispatch()
         attempted = await self.deliver_due()
         return queued, attempted
+
+    async def tick(self) -> None:
+        """The background loop's tick: queue new changes and start lanes, waiting for none."""
+        await self.dispatch()
+        await self.start_due()
+        if self._now().minute == 0:  # now and then: forget old deliveries
+            await self.prune()
 
     async def dispatch(self) -> int:
         async with self._factory() as db:
@@ -211,36 +230,73 @@ class NotificationWorker:
         return len(events)
 
     async def deliver_due(self) -> int:
-        now = self._now()
-        async with self._factory() as db:
-            due = list(
-                (
-                    await db.exec(
-                        select(NotificationDelivery.id)
-                        .join(
-                            NotificationEndpoint,
-                            col(NotificationEndpoint.id) == col(NotificationDelivery.endpoint_id),
-                        )
-                        .where(
-                            col(NotificationEndpoint.enabled).is_(True),
-                            col(NotificationDelivery.status) == DeliveryStatus.PENDING,
-                            col(NotificationDelivery.next_attempt_at) <= now,
-                        )
-                        .order_by(col(NotificationDelivery.next_attempt_at))
-                        .limit(self._batch)
-                    )
-                ).all()
-            )
-            await db.commit()
-        attempted = await asyncio.gather(*(self._claim_and_deliver(i) for i in due))
-        if self._now().minute == 0:  # now and then: forget old deliveries
+        """Attempt every due delivery and wait for the attempts; returns how many were made."""
+        attempted = sum(await asyncio.gather(*await self.start_due()))
+        if self._now().minute == 0:
             await self.prune()
-        return sum(attempted)
+        return attempted
 
-    async def _claim_and_deliver(self, delivery_id: int) -> bool:
-        async with self._slots:
+    async def start_due(self) -> list[asyncio.Task[int]]:
+        """Lanes for the endpoints with due deliveries, up to `per_endpoint` each, started and
+        not waited for; returns the new ones."""
+        full = [e for e, lanes in self._lanes.items() if len(lanes) >= self._per_endpoint]
+        async with self._factory() as db:
+            due = (
+                await db.exec(
+                    select(col(NotificationDelivery.endpoint_id), func.count())
+                    .join(NotificationEndpoint, _OF_ENDPOINT)
+                    .where(*_due(self._now()), col(NotificationDelivery.endpoint_id).not_in(full))
+                    .group_by(col(NotificationDelivery.endpoint_id))
+                    .order_by(func.min(col(NotificationDelivery.next_attempt_at)))
+                    .limit(self._batch)
+                )
+            ).all()
+            await db.commit()
+        started: list[asyncio.Task[int]] = []
+        for endpoint_id, count in due:
+            lanes = self._lanes.setdefault(endpoint_id, set())
+            for _ in range(min(count, self._per_endpoint - len(lanes))):
+                lane = asyncio.create_task(self._lane(endpoint_id), name=f"notify-{endpoint_id}")
+                lanes.add(lane)
+                lane.add_done_callback(partial(self._lane_done, endpoint_id))
+                started.append(lane)
+        return started
+
+    def _lane_done(self, endpoint_id: int, lane: asyncio.Task[int]) -> None:
+        lanes = self._lanes[endpoint_id]
+        lanes.discard(lane)
+        if not lanes:
+            del self._lanes[endpoint_id]
+        if not lane.cancelled() and lane.exception() is not None:
+            log.error("notification lane failed", exc_info=lane.exception())
+
+    async def _lane(self, endpoint_id: int) -> int:
+        """One endpoint's due deliveries, one at a time, until none is left."""
+        attempted = 0
+        while True:
+            async with self._slots:
+                delivery_id = await self._claim_next(endpoint_id)
+                if delivery_id is None:
+                    return attempted
+                await self.deliver(delivery_id)
+            attempted += 1
+
+    async def _claim_next(self, endpoint_id: int) -> int | None:
+        while True:
             now = self._now()
             async with self._factory() as db:
+                delivery_id = (
+                    await db.exec(
+                        select(NotificationDelivery.id)
+                        .join(NotificationEndpoint, _OF_ENDPOINT)
+                        .where(*_due(now), col(NotificationDelivery.endpoint_id) == endpoint_id)
+                        .order_by(col(NotificationDelivery.next_attempt_at))
+                        .limit(1)
+                    )
+                ).first()
+                if delivery_id is None:
+                    await db.commit()
+                    return None
                 # Still due: nobody else has claimed it (a claim moves it into the future).
                 claimed = await db.exec(
                     update(NotificationDelivery)
@@ -252,13 +308,14 @@ class NotificationWorker:
                     .values(next_attempt_at=now + CLAIM)
                 )
                 await db.commit()
-                if claimed.rowcount != 1:
-                    return False
-            await self.deliver(delivery_id)
-            return True
+            if claimed.rowcount == 1:
+                return delivery_id
 
     async def deliver(self, delivery_id: int) -> bool:
-        """One attempt of one delivery, recorded; returns whether it was accepted (2xx)."""
+        """One attempt of one delivery, recorded; returns whether it was accepted (2xx).
+
+        Whatever goes wrong before an answer is this attempt's failure, counted and retried on
+        the schedule: never an exception for the caller (Send testvarsel) or the other lanes."""
         async with self._factory() as db:
             delivery = await db.get(NotificationDelivery, delivery_id)
             if delivery is None:
@@ -267,21 +324,24 @@ class NotificationWorker:
             if endpoint is None:
                 return False
             url, message_id, body = endpoint.url, delivery.message_id, delivery.payload.encode()
-            secret = self._vault.decrypt(endpoint.secret_ciphertext)
-        timestamp = int(time.time())  # the moment of sending, whatever the schedule's clock
-        headers = signed_headers(secret, message_id, timestamp, body)
+            secret_ciphertext = endpoint.secret_ciphertext
         started = time.monotonic()
         status_code: int | None = None
         error: str | None = None
         try:
-            response = await self._http.post(
-                url, content=body, headers=headers, timeout=self._timeout, follow_redirects=False
-            )
-            status_code = response.status_code
+            secret = self._vault.decrypt(secret_ciphertext)
+            timestamp = int(time.time())  # the moment of sending, whatever the schedule's clock
+            headers = signed_headers(secret, message_id, timestamp, body)
+            answer = await self._http.post(url, body=body, headers=headers, deadline=self._deadline)
+            status_code = answer.status
             if not 200 <= status_code < 300:
                 error = f"HTTP {status_code}"
-        except httpx.HTTPError as exc:
-            error = (f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)[:300]
+        except OutboundError as exc:
+            error = exc.reason
+            log.info("notification delivery=%s not sent: %s", delivery_id, exc)
+        except Exception:
+            error = FAILED
+            log.exception("notification delivery=%s could not be sent", delivery_id)
         duration_ms = int((time.monotonic() - started) * 1000)
         ok = error is None
         now = self._now()
@@ -329,27 +389,53 @@ class NotificationWorker:
             )
             await db.commit()
 
+    async def close(self) -> None:
+        """Cancel the lanes and wait until they have ended; an attempt cut short is retried
+        once its claim runs out."""
+        lanes = [lane for lanes in self._lanes.values() for lane in lanes]
+        for lane in lanes:
+            lane.cancel()
+        if lanes:
+            await asyncio.wait(lanes)
+
+
+_OF_ENDPOINT = col(NotificationEndpoint.id) == col(NotificationDelivery.endpoint_id)
+
+
+def _due(now: datetime) -> tuple[ColumnElement[bool], ...]:
+    """A delivery waiting for an attempt now, of an enabled endpoint (joined by _OF_ENDPOINT)."""
+    return (
+        col(NotificationEndpoint.enabled).is_(True),
+        col(NotificationDelivery.status) == DeliveryStatus.PENDING,
+        col(NotificationDelivery.next_attempt_at) <= now,
+    )
+
 
 @asynccontextmanager
 async def running_notifications(
     session_factory: SessionFactory,
     vault: KeyVault,
-    http: httpx.AsyncClient,
+    http: GuardedClient,
     *,
     enabled: bool,
     interval: float = 2.0,
+    deadline: float = DEADLINE,
 ) -> AsyncIterator[NotificationWorker | None]:
     """The worker as a background task of the app, ticking every `interval` seconds."""
     if not enabled:
         yield None
         return
-    worker = NotificationWorker(session_factory, vault, http)
+    worker = NotificationWorker(session_factory, vault, http, deadline=deadline)
 
     async def loop() -> None:
         while True:
             try:
-                await worker.run_once()
+                await worker.tick()
             except Exception:
+                # A library that turns our cancellation into another exception must not keep
+                # this loop alive: shutdown would wait for it for ever.
+                if asyncio.current_task().cancelling():  # type: ignore[union-attr]
+                    raise asyncio.CancelledError from None
                 log.exception("notification worker tick failed")
             await asyncio.sleep(interval)
 
@@ -358,5 +444,9 @@ async def running_notifications(
         yield worker
     finally:
         task.cancel()
-        with suppress(asyncio.CancelledError):
-            await task
+        try:
+            # Not `suppress(CancelledError): await task`: that would swallow a cancellation of
+            # the caller too, and it would carry on as if never cancelled.
+            await asyncio.wait([task])
+        finally:
+            await worker.close()

@@ -3,17 +3,16 @@ secret, kept encrypted with the key vault."""
 
 from __future__ import annotations
 
-import ipaddress
-from urllib.parse import urlsplit
-
 from sqlalchemy import func
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from models import DataChange, NotificationEndpoint
 from models.base import utcnow
+from services import outbound_guard
 from services.crypto import KeyVault
 from services.notifications.signing import new_secret
+from services.outbound_guard import OutboundPolicy
 
 
 class NotificationInputError(ValueError):
@@ -23,33 +22,14 @@ class NotificationInputError(ValueError):
         self.message = message
 
 
-def check_url(raw: str) -> str:
-    """https:// anywhere; plain http:// only to this machine (development, tests)."""
-    url = raw.strip()
-    if not url:
+def check_url(raw: str, policy: OutboundPolicy) -> str:
+    """The URL to store, or NotificationInputError with the outbound guard's reason."""
+    if not raw.strip():
         raise NotificationInputError("url", "Fyll inn adressen varslene skal sendes til.")
-    if len(url) > 2000:
-        raise NotificationInputError("url", "Adressen er for lang (høyst 2000 tegn).")
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise NotificationInputError("url", "Adressen må begynne med https://")
-    if parts.username or parts.password:
-        raise NotificationInputError("url", "Adressen kan ikke inneholde brukernavn eller passord.")
-    if parts.scheme == "http" and not _is_loopback(parts.hostname):
-        raise NotificationInputError(
-            "url",
-            "Bruk https://. Ukryptert http:// er bare tillatt til denne maskinen (localhost).",
-        )
-    return url
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
     try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+        return outbound_guard.check_url(raw, policy)
+    except outbound_guard.UrlRefused as exc:
+        raise NotificationInputError("url", exc.message) from exc
 
 
 async def get_endpoint(db: AsyncSession, office_id: int) -> NotificationEndpoint | None:
@@ -61,10 +41,16 @@ async def get_endpoint(db: AsyncSession, office_id: int) -> NotificationEndpoint
 
 
 async def save_endpoint(
-    db: AsyncSession, vault: KeyVault, office_id: int, raw_url: str, *, enabled: bool
+    db: AsyncSession,
+    vault: KeyVault,
+    office_id: int,
+    raw_url: str,
+    *,
+    enabled: bool,
+    policy: OutboundPolicy,
 ) -> tuple[NotificationEndpoint, str | None]:
     """Create or change the office's webhook; returns it and the new secret when created."""
-    url = check_url(raw_url)
+    url = check_url(raw_url, policy)
     endpoint = await get_endpoint(db, office_id)
     secret = None
     if endpoint is None:

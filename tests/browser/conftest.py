@@ -31,7 +31,14 @@ CHROMIUM_FLAGS = [
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     port = free_port()
     data_dir = tmp_path_factory.mktemp("demo-data")
-    env = {**os.environ, "PORT": str(port), "DATA_DIR": str(data_dir)}
+    # Demo mode allows private outbound addresses already; said here so a test never depends
+    # on an operator's environment turning it off.
+    env = {
+        **os.environ,
+        "PORT": str(port),
+        "DATA_DIR": str(data_dir),
+        "OUTBOUND_ALLOW_PRIVATE": "true",
+    }
     database = None
     if databases.ON_POSTGRES:
         database = asyncio.run(databases.create_postgres_database("browser"))
