@@ -17,6 +17,7 @@ import logging
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from pathlib import Path
 
 from litestar import Litestar, Request, Response
@@ -120,6 +121,7 @@ def create_app(settings: Settings) -> Litestar:
             finally:
                 await engine.dispose()
 
+    cookie_prefix = "__Host-" if settings.secure_cookies else ""
     app = Litestar(
         route_handlers=[
             *ROUTES,
@@ -149,12 +151,19 @@ def create_app(settings: Settings) -> Litestar:
             engine=JinjaTemplateEngine,
             engine_callback=templating.configure(settings),
         ),
-        stores={"sessions": DatabaseStore(ctx.session_factory)},
+        stores={
+            "sessions": DatabaseStore(
+                ctx.session_factory, max_lifetime=timedelta(hours=settings.session_max_hours)
+            )
+        },
         middleware=[
             SessionConfig(
                 store="sessions",
-                key="erp_session",
-                max_age=8 * 3600,
+                # __Host-: the browser takes the cookie only from https, for path / and no
+                # domain, so a sibling subdomain cannot plant or overwrite it.
+                key=f"{cookie_prefix}erp_session",
+                exclude=f"^{STATIC_PREFIX}/",  # no session lookup per stylesheet
+                max_age=8 * 3600,  # idle expiry; SESSION_MAX_HOURS caps a login's lifetime
                 httponly=True,
                 samesite="lax",
                 secure=settings.secure_cookies,
@@ -163,7 +172,7 @@ def create_app(settings: Settings) -> Litestar:
         ],
         csrf_config=CSRFConfig(
             secret=settings.secret_key,
-            cookie_name="erp_csrf",
+            cookie_name=f"{cookie_prefix}erp_csrf",
             cookie_samesite="strict",
             cookie_secure=settings.secure_cookies,
             header_name="x-csrftoken",
@@ -304,9 +313,10 @@ def _backup_or_restore(settings: Settings, command: str, path: Path, force: bool
 
 async def _create_user(settings: Settings, email: str, office: str) -> int:
     from services.auth import create_user
+    from services.passwords import MIN_LENGTH
 
     if sys.stdin.isatty():
-        password = getpass.getpass("Password (at least 8 characters): ")
+        password = getpass.getpass(f"Password (at least {MIN_LENGTH} characters): ")
     else:  # piped in by a script or a container entrypoint
         password = sys.stdin.readline().rstrip("\n")
     engine = create_engine(settings.database_url)

@@ -13,6 +13,7 @@ from models.api import (
 )
 from models.integration import Client, Integration, KeyKind, PendingPeriod
 from models.ledger import Account, MonthMovement, SyncRun, YearOpening
+from models.login_throttle import LoginThrottle
 from models.office import Office, User
 from models.web_session import WebSession
 from models.webhooks import LiveMode, VoucherMonth, WebhookReceipt, WebhookSubscription
@@ -27,6 +28,7 @@ __all__ = [
     "Integration",
     "KeyKind",
     "LiveMode",
+    "LoginThrottle",
     "MonthMovement",
     "NotificationAttempt",
     "NotificationDelivery",

@@ -1,3 +1,4 @@
+from routes.account import AccountController
 from routes.auth import AuthController
 from routes.clients import ClientController
 from routes.demo import grant_client
@@ -9,6 +10,7 @@ from routes.webhooks import tripletex_callback
 
 ROUTES = [
     AuthController,
+    AccountController,
     IntegrationController,
     ClientController,
     SettingsController,

@@ -67,6 +67,8 @@ class Settings:
     # Where Tripletex can reach our webhook receiver; None: live sync falls back to polling.
     public_base_url: str | None = None
     log_format: str = "text"  # "json" for log collectors
+    # A login ends this long after it began, however active (the idle expiry is 8 hours).
+    session_max_hours: int = 12
     sync: SyncConfig = field(default_factory=lambda: SyncConfig())
 
     @classmethod
@@ -122,6 +124,9 @@ class Settings:
         log_format = env.get("LOG_FORMAT", "text" if is_demo else "json").strip().lower()
         if log_format not in ("text", "json"):
             raise SettingsError(f"LOG_FORMAT must be text or json, not {log_format!r}")
+        session_max_hours = _int(env, "SESSION_MAX_HOURS", 12)
+        if session_max_hours < 1:
+            raise SettingsError("SESSION_MAX_HOURS must be at least 1")
         return cls(
             demo=is_demo,
             data_dir=data_dir,
@@ -137,6 +142,7 @@ class Settings:
             outbound_allow_private=allow_private,
             public_base_url=public_base_url,
             log_format=log_format,
+            session_max_hours=session_max_hours,
             sync=SyncConfig.from_env(env),
         )
 

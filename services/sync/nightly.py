@@ -11,9 +11,11 @@ from sqlmodel import col, delete, select
 from models import Client, Integration, WebhookReceipt
 from models.base import utcnow
 from services import integrations as integration_service
+from services import login_throttle
 from services.connectors.base import Connector
 from services.crypto import KeyVault
 from services.db import SessionFactory
+from services.session_store import delete_expired_sessions
 from services.sync import periods
 from services.sync.pending import note_months
 
@@ -29,6 +31,11 @@ async def run_nightly(
     today: date,
     years: int,
 ) -> None:
+    async with session_factory() as db:
+        # First: nothing Tripletex does below can keep ended logins in the table.
+        await delete_expired_sessions(db)
+        await login_throttle.forget_quiet(db)
+        await db.commit()
     async with session_factory() as db:
         integration_ids = (
             await db.exec(select(Integration.id).where(col(Integration.key_status) == "ok"))

@@ -1,0 +1,57 @@
+"""The app on a real loopback port in this event loop: concurrent requests really overlap
+there (Litestar's test client runs one request at a time), and the client address is real."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import httpx
+import uvicorn
+from litestar.testing import AsyncTestClient
+
+from services.settings import Settings
+from tests.conftest import free_port
+
+
+@asynccontextmanager
+async def served(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    """A browser-like client of the served app, its CSRF cookie already set."""
+    from app import create_app
+
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
+    )
+    task = asyncio.create_task(server.serve())
+    while not server.started:  # uvicorn offers no event to wait on
+        if task.done():
+            task.result()  # raises why it did not start
+        await asyncio.sleep(0.02)
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=120) as http:
+            await http.get("/login")
+            yield http
+    finally:
+        server.should_exit = True
+        await task
+
+
+def csrf_field(http: httpx.AsyncClient) -> dict[str, str]:
+    return {"_csrf_token": http.cookies.get("erp_csrf") or ""}
+
+
+async def change_password(  # type: ignore[no-untyped-def]
+    client: AsyncTestClient, current: str, new: str, repeat: str | None = None
+):
+    """Endre passord's form, posted."""
+    return await client.post(
+        "/konto/passord",
+        data={
+            "current": current,
+            "new": new,
+            "repeat": new if repeat is None else repeat,
+            "_csrf_token": client.cookies.get("erp_csrf") or "",
+        },
+    )
