@@ -231,7 +231,15 @@ class NotificationWorker:
 
     async def deliver_due(self) -> int:
         """Attempt every due delivery and wait for the attempts; returns how many were made."""
-        attempted = sum(await asyncio.gather(*await self.start_due()))
+        # asyncio.wait, not gather: a cancelled gather returns as soon as one lane has ended,
+        # leaving the others closing their database connections after we returned. Lanes
+        # still running when this is cancelled are close()'s to end.
+        lanes = await self.start_due()
+        if lanes:
+            await asyncio.wait(lanes)
+        attempted = sum(
+            lane.result() for lane in lanes if not lane.cancelled() and not lane.exception()
+        )
         if self._now().minute == 0:
             await self.prune()
         return attempted
@@ -394,7 +402,8 @@ class NotificationWorker:
         once its claim runs out."""
         lanes = [lane for lanes in self._lanes.values() for lane in lanes]
         for lane in lanes:
-            lane.cancel()
+            if not lane.cancelling():  # cancelled twice, aiosqlite's close can wait forever
+                lane.cancel()
         if lanes:
             await asyncio.wait(lanes)
 
