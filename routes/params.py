@@ -14,6 +14,7 @@ from litestar.handlers import BaseRouteHandler
 from litestar.params import QueryParameter
 
 MAX_DB_INT = 2**31 - 1  # PostgreSQL's `integer`, the type of our id columns
+MAX_BIG_INT = 2**63 - 1  # `bigint` (the change log's ids)
 
 Offset = Annotated[
     int, QueryParameter(ge=0, le=MAX_DB_INT, description=f"Rows to skip (0–{MAX_DB_INT})")

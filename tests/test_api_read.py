@@ -213,6 +213,11 @@ async def test_malformed_periods_are_400_naming_the_field(
         pytest.param("/api/v1/clients?limit=0", "limit", id="limit-zero"),
         pytest.param("/api/v1/clients?limit=many", "limit", id="limit-word"),
         pytest.param("/api/v1/changes?cursor=abc", "cursor", id="changes-cursor"),
+        # Past what the column holds: PostgreSQL refused the query itself (a 500).
+        pytest.param("/api/v1/clients?cursor=MjE0NzQ4MzY0OA", "cursor", id="cursor-past-int4"),
+        pytest.param(
+            "/api/v1/changes?cursor=OTIyMzM3MjAzNjg1NDc3NTgwOA", "cursor", id="changes-past-bigint"
+        ),
     ],
 )
 async def test_malformed_list_parameters_are_400(
@@ -222,6 +227,20 @@ async def test_malformed_list_parameters_are_400(
     response = await api.get(path, headers=bearer(token))
     assert response.status_code == 400, response.text
     assert response.json()["field"] == field
+
+
+async def test_an_accounts_cursor_past_its_columns_is_400(
+    client: AsyncTestClient, api: AsyncTestClient, settings: Settings
+) -> None:
+    await create_integration(client)
+    ((client_id,),) = (await query(settings, "select min(id) from client"))[:1]
+    token = await create_token(client)
+    cursor = "MS4xMDk5NTExNjI3Nzc2"  # account number 1, account id 2**40
+    response = await api.get(
+        f"/api/v1/clients/{client_id}/accounts?cursor={cursor}", headers=bearer(token)
+    )
+    assert response.status_code == 400, response.text
+    assert response.json()["field"] == "cursor"
 
 
 @pytest.mark.parametrize(

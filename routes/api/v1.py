@@ -38,6 +38,7 @@ from routes.api.schemas import (
     Health,
     Totals,
 )
+from routes.params import MAX_BIG_INT, MAX_DB_INT
 from services import api_tokens, publishing
 from services.api_tokens import Caller
 from services.ratelimit import API_LIMITER
@@ -90,7 +91,9 @@ def encode_cursor(*parts: int) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str | None, parts: int) -> tuple[int, ...] | None:
+def decode_cursor(cursor: str | None, *limits: int) -> tuple[int, ...] | None:
+    """A cursor's numbers, each at most its limit: the largest value its column holds (past
+    it, PostgreSQL refuses the query itself: a 500, not our 400)."""
     if cursor is None or cursor == "":
         return None
     try:
@@ -98,7 +101,9 @@ def decode_cursor(cursor: str | None, parts: int) -> tuple[int, ...] | None:
         values = tuple(int(p) for p in raw.split("."))
     except (binascii.Error, UnicodeDecodeError, ValueError):
         raise bad_request("cursor", "cursor: not a cursor this API handed out") from None
-    if len(values) != parts or any(not 0 <= v <= 2**62 for v in values):
+    if len(values) != len(limits) or any(
+        not 0 <= v <= limit for v, limit in zip(values, limits, strict=True)
+    ):
         raise bad_request("cursor", "cursor: not a cursor this API handed out")
     return values
 
@@ -210,7 +215,7 @@ class ClientsController(Controller):
         limit: Limit = 100,
     ) -> Response[ClientList]:
         """The office's clients with SEND DATA on, in id order, with their sync health."""
-        after = decode_cursor(cursor, 1)
+        after = decode_cursor(cursor, MAX_DB_INT)
         rows = await publishing.list_clients(
             db, caller.office_id, after_id=after[0] if after else 0, limit=limit + 1
         )
@@ -250,7 +255,7 @@ class ClientsController(Controller):
         """The client's chart of accounts in account-number order."""
         client = await visible_client(db, caller, client_id)
         assert client.id is not None
-        after = decode_cursor(cursor, 2)
+        after = decode_cursor(cursor, MAX_DB_INT, MAX_DB_INT)
         rows = await publishing.list_accounts(
             db,
             client.id,
@@ -390,7 +395,7 @@ class ChangesController(Controller):
             return with_etag(
                 request, ChangeList(data=[], next_cursor=encode_cursor(latest), has_more=False)
             )
-        after = decode_cursor(cursor, 1)
+        after = decode_cursor(cursor, MAX_BIG_INT)
         after_id = after[0] if after else 0
         rows = await publishing.list_changes(
             db, caller.office_id, after_id=after_id, limit=limit + 1
