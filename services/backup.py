@@ -32,6 +32,9 @@ def backup(database_url: str, dest: Path, *, force: bool = False) -> str:
         raise BackupError(f"There is no database at {source}.")
     if dest.is_dir():
         raise BackupError(f"{dest} is a folder: give the name of the backup file to write.")
+    if dest.resolve() == source.resolve():
+        # Renamed over the live file, the app's later writes would go to the unlinked one.
+        raise BackupError(f"{dest} is the database itself: write the backup somewhere else.")
     if dest.exists() and not force:
         raise BackupError(f"{dest} exists already: choose another name, or add --force.")
     if not dest.parent.is_dir():

@@ -257,6 +257,17 @@ def test_a_backup_does_not_replace_a_file_unless_forced(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["data", "erp-backup.sqlite3"]
 
 
+def test_a_backup_onto_the_database_itself_is_refused_even_when_forced(tmp_path: Path) -> None:
+    """Renamed over the live file, the app's later writes would land in the unlinked one."""
+    source = database(tmp_path / "data" / "erp.sqlite3")
+    url = sqlite_url(source)
+    inode = source.stat().st_ino
+    code, _, err = run_cli("backup", str(source), "--force", data_dir=tmp_path, database_url=url)
+    assert code == 1
+    assert "is the database itself" in err
+    assert source.stat().st_ino == inode and offices(source) == ["Kontoret AS"]
+
+
 @pytest.mark.parametrize(("command", "tool"), [("backup", "pg_dump"), ("restore", "pg_restore")])
 def test_on_postgresql_backup_and_restore_refuse_and_name_its_tool(
     tmp_path: Path, command: str, tool: str
