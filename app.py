@@ -271,7 +271,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"Configuration error: {exc}", file=sys.stderr)
         return 2
     configure_logging(settings.log_format)
-    secure_data_dir(settings.data_dir)
+    secure_data_dir(settings.data_dir, settings.database_url)
     if args.command in ("backup", "restore"):
         # Not migrated first: a backup copies the database as it is, and a restore migrates
         # what it restored.

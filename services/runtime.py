@@ -37,14 +37,18 @@ def private_files() -> None:
     os.umask(PRIVATE_UMASK)
 
 
-def secure_data_dir(data_dir: Path) -> None:
-    """DATA_DIR (if there is one yet) readable by its owner only: 0700, our files in it 0600."""
-    if not data_dir.is_dir():
-        return  # not made yet: whatever makes it does so under the umask
+def secure_data_dir(data_dir: Path, database_url: str) -> None:
+    """DATA_DIR (if there is one yet) readable by its owner only: 0700, our files in it 0600;
+    and the SQLite database 0600 wherever DATABASE_URL puts it."""
+    files = [data_dir / name for name in OWN_FILES]
+    if database_url.startswith("sqlite") and ":///" in database_url:
+        database = Path(database_url.split(":///", 1)[1])
+        files += [Path(f"{database}{suffix}") for suffix in ("", "-wal", "-shm")]
     try:
-        data_dir.chmod(0o700)
-        for name in OWN_FILES:
-            if (path := data_dir / name).is_file():
+        if data_dir.is_dir():  # not made yet: whatever makes it does so under the umask
+            data_dir.chmod(0o700)
+        for path in files:
+            if path.is_file():
                 path.chmod(0o600)
     except PermissionError as exc:  # e.g. a volume mounted owned by another user
         log.warning("Could not make DATA_DIR private to its owner: %s", exc)

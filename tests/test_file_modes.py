@@ -100,3 +100,19 @@ def test_an_existing_data_folder_left_open_is_closed(
     assert mode(data / "erp.sqlite3") == 0o600
     assert mode(data / "demo-secrets.json") == 0o600
     assert mode(data / "notes.txt") == 0o644  # not ours to change; the folder guards it
+
+
+def test_a_database_outside_the_data_folder_left_open_is_closed(
+    demo_env: dict[str, str], tmp_path: Path
+) -> None:
+    """DATABASE_URL may put the SQLite file anywhere: it holds the same books."""
+    elsewhere = tmp_path / "db"
+    elsewhere.mkdir()
+    database = elsewhere / "kontoret.sqlite3"
+    demo_env["DATABASE_URL"] = f"sqlite:///{database}"
+    migrate(demo_env, tmp_path)
+    database.chmod(0o644)
+
+    migrate(demo_env, tmp_path)
+
+    assert mode(database) == 0o600
