@@ -18,9 +18,13 @@ DEMO_KEYS = {
 
 def with_simulator(app: ASGIApp) -> ASGIApp:
     """Send /tripletex/... to the simulator and everything else (lifespan too) to the app."""
+    from services.security_headers import SecurityHeadersMiddleware
     from services.tripletex_sim import create_simulator_app, seed_demo
 
-    simulator = create_simulator_app(seed_demo(), prefix=SIMULATOR_PREFIX)
+    # On the app's port, so under the app's headers too (a JSON API: none of them hurts it).
+    simulator = SecurityHeadersMiddleware(
+        create_simulator_app(seed_demo(), prefix=SIMULATOR_PREFIX), hsts=False
+    )
 
     async def dispatch(scope: Scope, receive: Receive, send: Send) -> None:
         path: str = scope.get("path", "")

@@ -140,3 +140,14 @@ async def test_a_header_a_route_sets_on_purpose_is_kept(anonymous: AsyncTestClie
     assert response.headers.get_list("cache-control") == ["public, max-age=60"]
     assert response.headers.get_list("x-frame-options") == ["SAMEORIGIN"]
     assert response.headers["x-content-type-options"] == "nosniff"  # the rest still added
+
+
+async def test_the_demo_simulator_on_the_apps_port_carries_them_too(settings: Settings) -> None:
+    from services.demo import with_simulator
+
+    simulator_only = with_simulator(lambda *_: None)  # type: ignore[arg-type, return-value]
+    transport = httpx.ASGITransport(app=simulator_only)  # type: ignore[arg-type]
+    async with httpx.AsyncClient(transport=transport, base_url="http://demo") as http:
+        response = await http.get("/tripletex/v2/token/session/>whoAmI")
+    assert response.status_code == 401
+    assert_security_headers(response)
