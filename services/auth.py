@@ -6,12 +6,16 @@ argon2 takes a fifth of a second of CPU and 64 MB by design: it runs in a worker
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
 import math
+import secrets
 from dataclasses import dataclass
 from datetime import datetime
 
 import anyio
+from anyio import sleep
 from passlib.hash import argon2
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -29,6 +33,9 @@ _DUMMY_HASH = argon2.hash("not-a-real-password")
 # At most this many argon2 runs at once (64 MB each): a burst of logins queues here instead
 # of taking anyio's 40 worker threads and 2.5 GB.
 _ARGON2_SLOTS = anyio.CapacityLimiter(4)
+# Keys the tags that stand for unknown accounts in the log: what is typed into the e-mail
+# field may be a password, and a plain hash of it could be tested against guesses.
+_TAG_KEY = secrets.token_bytes(32)
 
 
 @dataclass(frozen=True)
@@ -63,15 +70,30 @@ async def log_in(
     email = normalize_email(email)
     attempt = await login_throttle.count_attempt(db, email, address)
     if isinstance(attempt, login_throttle.Locked):
-        log.warning("login refused while locked: account=%r address=%s", email, address)
+        account = await _account_for_log(db, email)
+        log.warning("login refused while locked: account=%s address=%s", account, address)
         return LoginLocked(attempt.until)
     user = await authenticate(db, email, password)
     if user is not None:
         await login_throttle.succeeded(db, email, address)
         return user
+    account = await _account_for_log(db, email)
     lock = attempt.lock.isoformat(timespec="seconds") if attempt.lock else "-"
-    log.warning("login failed: account=%r address=%s locked_until=%s", email, address, lock)
+    log.warning("login failed: account=%s address=%s locked_until=%s", account, address, lock)
+    if attempt.delay:
+        # The pause holds no database connection: a flood of failures must not drain the pool.
+        await db.rollback()
+        await sleep(attempt.delay)
     return LoginLocked(attempt.lock) if attempt.lock else None
+
+
+async def _account_for_log(db: AsyncSession, email: str) -> str:
+    """The e-mail address when it is a user's; otherwise a tag, the same for the same text
+    in this process, because the text may be a password typed into the wrong field."""
+    if (await db.exec(select(User.id).where(User.email == email))).first() is not None:
+        return repr(email)
+    tag = hmac.new(_TAG_KEY, email.encode(), hashlib.sha256).hexdigest()[:12]
+    return f"unknown:{tag}"
 
 
 async def authenticate(db: AsyncSession, email: str, password: str) -> User | None:

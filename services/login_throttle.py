@@ -1,6 +1,7 @@
 """Failed-login throttle, per account (the e-mail typed, known or not) and per client address.
 
-After THRESHOLD failures with no quiet WINDOW between them, each further failure locks the
+From the DELAY_FROM-th failure with no quiet WINDOW between them, each failure is answered
+only after a pause (DELAYS, growing). After THRESHOLD failures, each further failure locks the
 account (or address) for FIRST_LOCK, doubling up to LONGEST_LOCK. While locked, no password
 is checked at all, the right one included.
 
@@ -9,10 +10,14 @@ afterwards, twenty attempts sent at once would all be checked before the first o
 The count and the lock are written in one transaction that holds both rows (PostgreSQL's row
 locks, SQLite's write lock), so concurrent attempts on several app processes are counted one
 after the other.
+
+An IPv6 address is counted by its /64: one host (one customer line) is handed a whole /64
+and can send from any address in it.
 """
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -30,6 +35,10 @@ THRESHOLD = {ACCOUNT: 5, ADDRESS: 20}
 WINDOW = timedelta(minutes=15)
 FIRST_LOCK = timedelta(minutes=1)
 LONGEST_LOCK = timedelta(minutes=15)
+# Seconds a failure waits before its answer: the DELAY_FROM-th failure of an account or an
+# address the first, each further one the next, the last repeated. (Tests shrink it.)
+DELAY_FROM = 3
+DELAYS: tuple[float, ...] = (1.0, 2.0, 4.0, 5.0)
 KEPT = timedelta(days=1)  # rows quiet this long are forgotten by the nightly job
 THROTTLE = LoginThrottle.__table__  # type: ignore[attr-defined]
 
@@ -44,14 +53,18 @@ class Locked:
 @dataclass(frozen=True)
 class Counted:
     """May be checked; counted as a failure until `succeeded` takes it back. `lock` is when
-    the lock this failure brings ends (None: no lock yet)."""
+    the lock this failure brings ends (None: no lock yet); `delay`, the seconds it waits
+    before its answer should it fail."""
 
     lock: datetime | None
+    delay: float = 0.0
 
 
 async def count_attempt(db: AsyncSession, account: str, address: str) -> Locked | Counted:
     now = utcnow()
+    address = address_key(address)
     lock: datetime | None = None
+    delay = 0.0
     # Always the address first: concurrent attempts take the row locks in one order.
     for kind, subject in ((ADDRESS, address), (ACCOUNT, account)):
         row = {"row_kind": kind, "row_subject": subject}
@@ -64,17 +77,19 @@ async def count_attempt(db: AsyncSession, account: str, address: str) -> Locked 
             until = (await db.exec(_LOCKED_UNTIL, params=row)).scalar_one()  # type: ignore[call-overload]
             await db.rollback()
             return Locked(until)
+        delay = max(delay, delay_after(failures))
         if failures >= THRESHOLD[kind]:
             until = now + lock_duration(failures - THRESHOLD[kind])
             await db.exec(_LOCK, params={**row, "lock_until": until})  # type: ignore[call-overload]
             lock = max(lock, until) if lock else until
     await db.commit()
-    return Counted(lock)
+    return Counted(lock, delay)
 
 
 async def succeeded(db: AsyncSession, account: str, address: str) -> None:
     """The password was right: the account starts afresh, and the address's count loses
     this attempt only (an attacker's own account must not clear the address's count)."""
+    address = address_key(address)
     await db.exec(  # type: ignore[call-overload]
         delete(THROTTLE).where(THROTTLE.c.kind == ACCOUNT, THROTTLE.c.subject == account)
     )
@@ -90,6 +105,27 @@ async def succeeded(db: AsyncSession, account: str, address: str) -> None:
         )
     )
     await db.commit()
+
+
+def address_key(address: str) -> str:
+    """The client address as counted: an IPv6 address by its /64, an IPv4-mapped one as
+    the IPv4 address it is; anything else (no address known) as it is."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((ip, 64), strict=False))
+    return str(ip)
+
+
+def delay_after(failures: int) -> float:
+    """Seconds the answer to this many failures in a row waits."""
+    if failures < DELAY_FROM or not DELAYS:
+        return 0.0
+    return DELAYS[min(failures - DELAY_FROM, len(DELAYS) - 1)]
 
 
 def lock_duration(failures_over_threshold: int) -> timedelta:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -22,12 +23,13 @@ from litestar.middleware.session.server_side import (
 from litestar.stores.base import Store
 from litestar.types import Empty, Message, ScopeSession
 from litestar.utils.dataclass import extract_dataclass_items
+from sqlalchemy import ColumnElement, Insert, Table, update
 from sqlmodel import col, delete, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from models import WebSession
 from models.base import utcnow
-from services.db import SessionFactory
+from services.db import SessionFactory, upsert
 
 RENEW_SLACK = timedelta(minutes=5)
 DEFAULT_LIFETIME = timedelta(hours=12)
@@ -38,6 +40,10 @@ def row_key(session_id: str) -> str:
 
 
 class DatabaseStore(Store):
+    """Writes are UPDATEs by key that find no row when the session ended since it was read
+    (logout in another tab, a password change, the nightly job): the request then goes on
+    logged out, where an ORM flush would raise StaleDataError, a 500."""
+
     def __init__(
         self, session_factory: SessionFactory, max_lifetime: timedelta = DEFAULT_LIFETIME
     ) -> None:
@@ -47,35 +53,69 @@ class DatabaseStore(Store):
     async def set(
         self, key: str, value: str | bytes, expires_in: int | timedelta | None = None
     ) -> None:
-        data = value.encode() if isinstance(value, str) else value
-        now = utcnow()
-        async with self._factory() as db:
-            row = await db.get(WebSession, row_key(key))
-            if row is None:
-                row = WebSession(key=row_key(key), data=data, created_at=now, expires_at=now)
-                db.add(row)
-            row.data = data
-            row.user_id = _user_id(data)
-            row.expires_at = self._expiry(row, now, expires_in)
-            await db.commit()
+        """A new session, or new data for a stored one (Litestar's contract)."""
+        await self._put(key, value, expires_in, create=True)
+
+    async def replace(
+        self, key: str, value: str | bytes, expires_in: int | timedelta | None = None
+    ) -> None:
+        """New data for a stored session only: one ended meanwhile stays ended."""
+        await self._put(key, value, expires_in, create=False)
 
     async def get(self, key: str, renew_for: int | timedelta | None = None) -> bytes | None:
         now = utcnow()
         async with self._factory() as db:
-            row = await db.get(WebSession, row_key(key))
+            row = (
+                await db.exec(
+                    select(WebSession.data, WebSession.created_at, WebSession.expires_at).where(
+                        _is(key)
+                    )
+                )
+            ).first()
             if row is None:
                 return None
-            if row.expires_at <= now or row.created_at + self._max_lifetime <= now:
-                await db.delete(row)
+            data, created_at, expires_at = row
+            if expires_at <= now or created_at + self._max_lifetime <= now:
+                await db.exec(delete(WebSession).where(_is(key)))
                 await db.commit()
                 return None
             if renew_for is not None:
                 # Sliding expiry without a write per request: renew once it has drifted.
-                renewed = self._expiry(row, now, renew_for)
-                if renewed - row.expires_at > RENEW_SLACK:
-                    row.expires_at = renewed
+                renewed = self._expiry(created_at, now, renew_for)
+                if renewed - expires_at > RENEW_SLACK:
+                    if not await self._write(db, key, expires_at=renewed):
+                        return None
                     await db.commit()
-            return row.data
+            return data
+
+    async def _put(
+        self, key: str, value: str | bytes, expires_in: int | timedelta | None, *, create: bool
+    ) -> None:
+        data = value.encode() if isinstance(value, str) else value
+        now = utcnow()
+        values = {"data": data, "user_id": _user_id(data)}
+        async with self._factory() as db:
+            created_at = (await db.exec(select(WebSession.created_at).where(_is(key)))).first()
+            if created_at is not None:
+                expires_at = self._expiry(created_at, now, expires_in)
+                await self._write(db, key, **values, expires_at=expires_at)
+            elif create:
+                await db.exec(  # type: ignore[call-overload]
+                    upsert(db, _insert_new).values(
+                        key=row_key(key),
+                        **values,
+                        created_at=now,
+                        expires_at=self._expiry(now, now, expires_in),
+                    )
+                )
+            await db.commit()
+
+    async def _write(self, db: AsyncSession, key: str, **values: object) -> bool:
+        """Whether the row was still there (the rows matched, never an error if none)."""
+        result = await db.exec(  # type: ignore[call-overload]
+            update(WebSession).where(_is(key)).values(**values)
+        )
+        return bool(result.rowcount)
 
     async def delete(self, key: str) -> None:
         async with self._factory() as db:
@@ -107,13 +147,22 @@ class DatabaseStore(Store):
         return int((expires_at - utcnow()).total_seconds())
 
     def _expiry(
-        self, row: WebSession, now: datetime, expires_in: int | timedelta | None
+        self, created_at: datetime, now: datetime, expires_in: int | timedelta | None
     ) -> datetime:
-        end = row.created_at + self._max_lifetime
+        end = created_at + self._max_lifetime
         if expires_in is None:
             return end
         seconds = expires_in.total_seconds() if isinstance(expires_in, timedelta) else expires_in
         return min(now + timedelta(seconds=seconds), end)
+
+
+def _is(key: str) -> ColumnElement[bool]:
+    return col(WebSession.key) == row_key(key)
+
+
+def _insert_new(insert: Callable[[Table], Insert]) -> Insert:
+    # A key taken meanwhile is no new session of ours: left as it is.
+    return insert(WebSession.__table__).on_conflict_do_nothing(index_elements=["key"])  # type: ignore[arg-type, attr-defined, no-any-return]
 
 
 def _user_id(data: bytes) -> int | None:
@@ -146,8 +195,9 @@ class RotatingSessionBackend(ServerSideSessionBackend):
     - a new session always gets a fresh id, never one the browser brought (session
       fixation), and a handler can ask for a fresh id too (at login, at a password change):
       the row of the old id is deleted;
-    - an unchanged session is not written again (the store renews its expiry on reads), so
-      a request in flight cannot bring back a session ended meanwhile."""
+    - an unchanged session is not written again (the store renews its expiry on reads), and
+      a changed one only over its row, so a request in flight cannot bring back a session
+      ended meanwhile."""
 
     def get_session_id(self, connection: ASGIConnection) -> str:
         state = connection.scope.setdefault("state", {})
@@ -184,8 +234,11 @@ class RotatingSessionBackend(ServerSideSessionBackend):
         data = self.serialize_data(scope_session, connection.scope)
         if brought and brought != session_id:
             await self.delete(brought, store=store)
-        if session_id != brought or data != loaded:
+        if session_id != brought:
             await self.set(session_id=session_id, data=data, store=store)
+        elif data != loaded:
+            assert isinstance(store, DatabaseStore)
+            await store.replace(session_id, data, expires_in=self.config.max_age)
         cookie = dict(
             extract_dataclass_items(self.config, exclude_none=True, include=Cookie.__dict__.keys())
         )

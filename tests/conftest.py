@@ -73,6 +73,15 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
+@pytest.fixture(autouse=True)
+def _no_login_delays(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Failed logins wait seconds before their answer: tests that fail a few would crawl.
+    tests/test_login_throttle.py puts the real waits back where it checks them."""
+    from services import login_throttle
+
+    monkeypatch.setattr(login_throttle, "DELAYS", ())
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -16,14 +16,22 @@ from tests.conftest import free_port
 
 
 @asynccontextmanager
-async def served(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    """A browser-like client of the served app, its CSRF cookie already set."""
+async def served(
+    settings: Settings, forwarded_allow_ips: str = "127.0.0.1"
+) -> AsyncIterator[httpx.AsyncClient]:
+    """A browser-like client of the served app, its CSRF cookie already set. Its requests
+    come from 127.0.0.1, so by default their X-Forwarded-For is believed, as from a proxy."""
     from app import create_app
 
     port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
+    config = uvicorn.Config(
+        create_app(settings),
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        forwarded_allow_ips=forwarded_allow_ips,
     )
+    server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
     while not server.started:  # uvicorn offers no event to wait on
         if task.done():

@@ -9,8 +9,9 @@ from datetime import date, timedelta
 
 import pytest
 from litestar.testing import AsyncTestClient
-from sqlalchemy import update
+from sqlalchemy import delete, update
 from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from models import User, WebSession
 from models.base import utcnow
@@ -18,6 +19,7 @@ from services.connectors.tripletex import TripletexClient, TripletexConnector
 from services.crypto import KeyVault
 from services.db import create_engine, create_session_factory, open_session
 from services.outbound import outbound
+from services.session_store import DatabaseStore
 from services.settings import Settings
 from services.sync.nightly import run_nightly
 from tests.conftest import PASSWORD, add_user, login, query
@@ -186,3 +188,66 @@ async def test_secure_cookies_get_the_host_prefix(settings: Settings) -> None:
         assert "Secure" in cookie and "Path=/" in cookie and "HttpOnly" in cookie
         assert "Domain" not in cookie
         assert (await client.get("/integrasjoner", follow_redirects=False)).status_code == 200
+
+
+async def delete_sessions(settings: Settings) -> None:
+    """Another request's work: a logout in another tab, a password change, the nightly job."""
+    engine = create_engine(settings.database_url)
+    async with open_session(create_session_factory(engine)) as db:
+        await db.exec(delete(WebSession))  # type: ignore[call-overload]
+    await engine.dispose()
+
+
+@pytest.fixture
+def ended_before_written(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each session the store writes is deleted by someone else after the store read it
+    and before its write."""
+    write = DatabaseStore._write
+
+    async def ended_meanwhile(
+        store: DatabaseStore, db: AsyncSession, key: str, **values: object
+    ) -> bool:
+        await delete_sessions(settings)
+        return await write(store, db, key, **values)
+
+    monkeypatch.setattr(DatabaseStore, "_write", ended_meanwhile)
+
+
+async def test_a_session_ended_while_a_request_renews_it_leaves_that_request_logged_out(
+    client: AsyncTestClient, settings: Settings, ended_before_written: None
+) -> None:
+    # An hour left of the idle expiry: this request renews it.
+    await change_sessions(settings, expires_at=utcnow() + timedelta(hours=1))
+    response = await client.get("/integrasjoner", follow_redirects=False)
+    assert response.status_code in (302, 303)
+    assert response.headers["location"] == "/login"
+    assert await stored_keys(settings) == []
+
+
+async def test_new_data_for_an_ended_session_does_not_bring_it_back(
+    settings: Settings, ended_before_written: None
+) -> None:
+    engine = create_engine(settings.database_url)
+    store = DatabaseStore(create_session_factory(engine))
+    try:
+        await store.set("ny-økt", b"{}")  # new: no write over a row, so not deleted
+        assert len(await stored_keys(settings)) == 1
+        await store.set("ny-økt", b'{"theme": "dark"}', expires_in=3600)
+        assert await stored_keys(settings) == []
+        await store.replace("ny-økt", b'{"theme": "light"}', expires_in=3600)
+        assert await stored_keys(settings) == []
+    finally:
+        await engine.dispose()
+
+
+async def test_replace_writes_only_over_a_stored_session(settings: Settings) -> None:
+    engine = create_engine(settings.database_url)
+    store = DatabaseStore(create_session_factory(engine))
+    try:
+        await store.replace("aldri-lagret", b"{}", expires_in=3600)
+        assert await stored_keys(settings) == []
+        await store.set("lagret", b"{}", expires_in=3600)
+        await store.replace("lagret", b'{"theme": "dark"}', expires_in=3600)
+        assert await store.get("lagret") == b'{"theme": "dark"}'
+    finally:
+        await engine.dispose()
