@@ -12,7 +12,8 @@ app's own port, which the guard refuses by design.
 All honour HTTP(S)_PROXY and NO_PROXY. The Tripletex pool reads them once per base URL
 (`env_proxy`): aiohttp's `trust_env` reads the environment and ~/.netrc again for every
 request, in a worker thread: half the CPU a Tripletex request cost us. Deliveries are few
-and go anywhere, so their pool keeps `trust_env`.
+and go anywhere: their pool looks the proxy up per request with `env_proxy`, and never has
+`trust_env`, which would also send ~/.netrc's credentials to whatever URL an office saved.
 """
 
 from __future__ import annotations
@@ -23,11 +24,13 @@ from dataclasses import dataclass
 
 import aiohttp
 import httpx
-from aiohttp.helpers import get_env_proxy_for_url
 from httpx_aiohttp import AiohttpTransport
-from yarl import URL
 
-from services.outbound_guard import GuardedClient, OutboundPolicy
+# env_proxy is defined beside the guarded client, which needs it; the Tripletex client takes
+# it from here.
+from services.outbound_guard import GuardedClient, OutboundPolicy, env_proxy
+
+__all__ = ["Outbound", "env_proxy", "outbound"]
 
 
 @dataclass(frozen=True)
@@ -35,18 +38,6 @@ class Outbound:
     session: aiohttp.ClientSession  # for the Tripletex client
     guarded: GuardedClient  # every URL a user gave us: notification deliveries
     http: httpx.AsyncClient  # URLs the operator configured: the demo's calls to the simulator
-
-
-def env_proxy(url: str) -> str | None:
-    """The proxy HTTP(S)_PROXY and NO_PROXY name for `url` (the rules aiohttp's trust_env
-    applies), credentials included; None to go straight."""
-    try:
-        proxy, auth = get_env_proxy_for_url(URL(url))
-    except LookupError:  # none configured for this scheme, or NO_PROXY covers the host
-        return None
-    if auth is not None:  # aiohttp sends a proxy URL's user as Proxy-Authorization
-        proxy = proxy.with_user(auth.login).with_password(auth.password)
-    return str(proxy)
 
 
 @asynccontextmanager

@@ -6,7 +6,9 @@ Two checks, both here:
 - `check_url`, when a URL is saved (and again before every send, since the rules may have
   tightened since): https only, a port from the allow-list, no user or password, no control
   characters or whitespace anywhere, and no literal address or host name that is obviously
-  not on the public internet.
+  not on the public internet. The host is judged as it will be sent: IDNA-encoded and
+  lowercased, as yarl hands it to aiohttp (`metadata.google.ⓘnternal` is
+  metadata.google.internal).
 - `GuardedConnector`, when connecting: every address the host resolves to must be globally
   routable, or the request is refused before any connection is made; the connection then goes
   to exactly the addresses checked, so a DNS answer that changes between check and connect
@@ -14,10 +16,11 @@ Two checks, both here:
   proxy (HTTPS_PROXY) the proxy resolves the target itself: we check what the target
   resolves to for us before sending, and cannot see what the proxy connects to.
 
-`OutboundPolicy.allow_private` (OUTBOUND_ALLOW_PRIVATE: development, tests, the demo) lets
-non-public addresses, any port, and plain http to non-public addresses through, but never
-this app's own port on a non-public address: in the demo that is the Tripletex simulator's
-control API.
+`OutboundPolicy.allow_private` (OUTBOUND_ALLOW_PRIVATE: development, tests, the demo) widens
+only what non-public addresses may do: they are let through, on any port and over plain http.
+Public addresses, and host names that do not look internal (where they point is known only
+when connecting), keep https and the port allow-list. Never this app's own port on a
+non-public address: in the demo that is the Tripletex simulator's control API.
 
 `GuardedClient.post` is the send: a hard deadline over connect, request and answer, at most
 `MAX_ANSWER` bytes of the answer read. Every failure is an `OutboundError` whose `reason` is
@@ -40,6 +43,7 @@ from urllib.parse import urlsplit
 import aiohttp
 from aiohttp.abc import ResolveResult
 from aiohttp.client_reqrep import ClientRequest
+from aiohttp.helpers import get_env_proxy_for_url
 from aiohttp.resolver import ThreadedResolver
 from yarl import URL
 
@@ -109,8 +113,15 @@ class OutboundPolicy:
             # Listening on 0.0.0.0 or :: answers on every local address, so any non-public
             # one (loopback, the LAN address) with our port may be us.
             return "Adressen peker til denne tjenesten selv; bruk mottakerens adresse."
-        if public and not https:
+        return self.public_refusal(port, https=https) if public else None
+
+    def public_refusal(self, port: int, *, https: bool) -> str | None:
+        """Why a public host at `port` is refused, or None: `allow_private` changes nothing."""
+        if not https:
             return PLAIN_HTTP  # never in clear text across the internet
+        if port not in self.allowed_ports:
+            allowed = " eller ".join(str(p) for p in sorted(self.allowed_ports))
+            return f"Porten må være {allowed}."
         return None
 
 
@@ -159,9 +170,12 @@ def check_url(raw: str, policy: OutboundPolicy) -> str:
         raise UrlRefused("Adressen kan ikke inneholde omvendt skråstrek (\\).")
     try:
         parts = urlsplit(url)
-        hostname = parts.hostname
         sent = URL(url)  # as aiohttp will read it: both parsers must accept it
-    except ValueError:  # e.g. an unclosed [ around an IPv6 address
+        # The host as it is sent: IDNA-encoded (NFKC-mapped: ⓛocal is local) and lowercased.
+        hostname = sent.raw_host
+        if hostname:
+            _ = sent.host  # decoding it back fails where IDNA rejects a label (xn--zz)
+    except ValueError:  # e.g. an unclosed [ around an IPv6 address; UnicodeError from IDNA
         raise UrlRefused("Adressen er ikke en gyldig URL.") from None
     scheme = parts.scheme.lower()
     if not (scheme == "https" or (scheme == "http" and policy.allow_private)):
@@ -178,10 +192,9 @@ def check_url(raw: str, policy: OutboundPolicy) -> str:
         port = None
     if port is None or port != sent.port:
         raise UrlRefused("Adressen har et ugyldig portnummer.")
-    if not policy.allow_private and port not in policy.allowed_ports:
-        allowed = " eller ".join(str(p) for p in sorted(policy.allowed_ports))
-        raise UrlRefused(f"Porten må være {allowed}.")
     host = hostname.rstrip(".")
+    if "" in host.split("."):  # ⒈.no maps to 1..no: IDNA refuses it, yarl's fallback not
+        raise UrlRefused("Adressen har et ugyldig vertsnavn.")
     https = scheme == "https"
     address = _ip(host)
     if address is not None:
@@ -195,7 +208,9 @@ def check_url(raw: str, policy: OutboundPolicy) -> str:
         else:
             refusal = None
     else:
-        refusal = None if https else PLAIN_HTTP
+        # Any other name is held to the public rules, allowed private addresses or not: it
+        # may well point to the internet (and is checked again when connecting).
+        refusal = policy.public_refusal(port, https=https)
     if refusal is not None:
         raise UrlRefused(refusal)
     return url
@@ -337,7 +352,10 @@ class GuardedConnector(aiohttp.TCPConnector):
         return results
 
     def _check_request(self, req: ClientRequest) -> None:
-        """The scheme and port as aiohttp parsed them, in case they differ from `check_url`'s."""
+        """The scheme and port as aiohttp parsed them, in case they differ from `check_url`'s.
+
+        With `allow_private` this waits for the addresses: `_resolve_host` holds the public
+        ones among them to https and the allowed ports."""
         if self._policy.allow_private:
             return
         if req.url.scheme != "https" or req.port not in self._policy.allowed_ports:
@@ -357,7 +375,10 @@ class GuardedClient:
             # Our deadline (asyncio.timeout in `post`) bounds everything; aiohttp's own
             # timeouts are per phase and a receiver dripping bytes outlives them all.
             timeout=aiohttp.ClientTimeout(total=None),
-            trust_env=True,  # HTTP(S)_PROXY, NO_PROXY
+            # Not `trust_env`: it would also send ~/.netrc's (or $NETRC's) credentials, a
+            # `default` entry to every host, to whatever URL an office saved. The proxy is
+            # passed per request instead (`env_proxy`).
+            trust_env=False,
             auto_decompress=False,  # 64 KB of gzip may unpack to gigabytes
         )
 
@@ -386,7 +407,9 @@ class GuardedClient:
         host = urlsplit(url).hostname or "?"
         try:
             async with asyncio.timeout(deadline):
-                return await self._post(url, body, headers)
+                # In a thread, as aiohttp's trust_env did: a proxy's netrc entry is a file read.
+                proxy = await asyncio.to_thread(env_proxy, url)
+                return await self._post(url, body, headers, proxy)
         except AddressRefused as exc:
             raise OutboundError(REFUSED, str(exc)) from exc
         except TimeoutError as exc:
@@ -398,9 +421,11 @@ class GuardedClient:
         except Exception as exc:  # e.g. a URL yarl parses differently: this send fails, no more
             raise OutboundError(FAILED, f"{host}: {type(exc).__name__}") from exc
 
-    async def _post(self, url: str, body: bytes, headers: Mapping[str, str]) -> Answer:
+    async def _post(
+        self, url: str, body: bytes, headers: Mapping[str, str], proxy: str | None
+    ) -> Answer:
         async with self._session.post(
-            url, data=body, headers=dict(headers), allow_redirects=False
+            url, data=body, headers=dict(headers), proxy=proxy, allow_redirects=False
         ) as response:
             chunks: list[bytes] = []
             size = 0
@@ -414,6 +439,18 @@ class GuardedClient:
             if not complete:
                 response.close()  # drop the connection rather than drain the rest
             return Answer(response.status, b"".join(chunks), complete)
+
+
+def env_proxy(url: str) -> str | None:
+    """The proxy HTTP(S)_PROXY and NO_PROXY name for `url` (the rules aiohttp's trust_env
+    applies), credentials included; None to go straight."""
+    try:
+        proxy, auth = get_env_proxy_for_url(URL(url))
+    except LookupError:  # none configured for this scheme, or NO_PROXY covers the host
+        return None
+    if auth is not None:  # aiohttp sends a proxy URL's user as Proxy-Authorization
+        proxy = proxy.with_user(auth.login).with_password(auth.password)
+    return str(proxy)
 
 
 def _describe(exc: BaseException) -> str:

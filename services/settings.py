@@ -63,7 +63,7 @@ class Settings:
     secure_cookies: bool = False
     # Requests to addresses users give us (notification URLs): services/outbound_guard.py.
     outbound_allowed_ports: tuple[int, ...] = (443, 8443)
-    outbound_allow_private: bool = False  # plain http, any port and non-public addresses too
+    outbound_allow_private: bool = False  # non-public addresses too, on any port, over http
     # Where Tripletex can reach our webhook receiver; None: live sync falls back to polling.
     public_base_url: str | None = None
     log_format: str = "text"  # "json" for log collectors

@@ -1,7 +1,6 @@
 """An id once handed out (API, notifications, page addresses) never names another row."""
 
 import anyio
-import httpx
 import pytest
 from alembic import command
 from litestar.testing import AsyncTestClient
@@ -10,6 +9,7 @@ from sqlalchemy import Connection, Integer, inspect, text
 from services.crypto import KeyVault
 from services.db import alembic_config, create_engine, create_session_factory, migrate_async
 from services.notifications import NotificationWorker
+from services.outbound_guard import GuardedClient, OutboundPolicy
 from services.settings import Settings
 from tests import databases
 from tests.api_support import create_token, no_settle_delay
@@ -137,7 +137,7 @@ async def test_upgrade_keeps_every_row_and_skips_ids_notifications_named(
         pytest.skip("0006 changes nothing on PostgreSQL")
     await hand_out_ids(client, settings, simulator)
     engine = create_engine(settings.database_url)
-    async with httpx.AsyncClient() as http:
+    async with GuardedClient(OutboundPolicy.from_settings(settings)) as http:
         worker = NotificationWorker(
             create_session_factory(engine), KeyVault(settings.encryption_keys), http
         )

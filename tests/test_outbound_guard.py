@@ -8,11 +8,15 @@ connector and the database are real.
 
 from __future__ import annotations
 
+import base64
 import dataclasses
+import socket
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import aiohttp
 import pytest
+from anyio import fail_after
 from litestar.testing import AsyncTestClient
 from markupsafe import escape
 
@@ -31,7 +35,7 @@ from services.outbound_guard import (
 from services.settings import Settings
 from tests import outbound_support
 from tests.conftest import add_user, htmx, login, query
-from tests.outbound_support import FakeDns, listening
+from tests.outbound_support import FakeDns, Listener, listening, read_request
 
 pytestmark = pytest.mark.anyio
 
@@ -87,6 +91,12 @@ async def save(client: AsyncTestClient, url: str):  # type: ignore[no-untyped-de
         pytest.param("https://localhost/", REFUSED, id="localhost"),
         pytest.param("https://intranett/", REFUSED, id="single-label"),
         pytest.param("https://hooks.kontoret.no:8080/", "Porten", id="port-off-the-list"),
+        # Judged as sent: IDNA maps these to metadata.google.internal, foo.local, x.localhost.
+        pytest.param("https://metadata.google.ⓘnternal/", REFUSED, id="idna-circled-internal"),
+        pytest.param("https://foo.ⓛocal/", REFUSED, id="idna-circled-local"),
+        pytest.param("https://x.ｌｏｃａｌｈｏｓｔ/", REFUSED, id="idna-fullwidth-localhost"),
+        pytest.param("https://xn--zz.no/", "ikke en gyldig URL", id="idna-invalid-punycode"),
+        pytest.param("https://⒈.no/", "ugyldig vertsnavn", id="idna-empty-label"),
     ],
 )
 async def test_forbidden_urls_are_refused_when_saved(
@@ -123,6 +133,7 @@ async def test_public_https_urls_are_saved(
         "http://localhost:8000/tripletex/_sim/companies/1/vouchers",
         "http://[::1]:8000/",
         "http://0.0.0.0:8000/",
+        "http://ｌｏｃａｌｈｏｓｔ:8000/tripletex/_sim/companies/1/vouchers",  # fullwidth
     ],
 )
 async def test_the_apps_own_port_is_refused_when_private_addresses_are_allowed(
@@ -135,6 +146,38 @@ async def test_the_apps_own_port_is_refused_when_private_addresses_are_allowed(
     assert response.status_code == 422
     assert OWN in response.text
     assert await query(settings, "select id from notification_endpoint") == []
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        pytest.param("https://hooks.kontoret.no:8080/", "Porten må være 443 eller 8443", id="name"),
+        pytest.param(
+            "https://93.184.215.14:8080/", "Porten må være 443 eller 8443", id="public-ip"
+        ),
+        pytest.param("http://hooks.kontoret.no/", "https://", id="plain-http"),
+    ],
+)
+async def test_allowing_private_addresses_leaves_public_hosts_on_https_and_the_allowed_ports(
+    client: AsyncTestClient, settings: Settings, url: str, message: str
+) -> None:
+    """OUTBOUND_ALLOW_PRIVATE is for a receiver inside the operator's network, not a licence
+    to reach any port on the internet."""
+    assert settings.outbound_allow_private
+    response = await save(client, url)
+    assert response.status_code == 422
+    assert str(escape(message)) in response.text
+    assert await query(settings, "select id from notification_endpoint") == []
+
+
+@pytest.mark.parametrize(
+    "url", ["http://10.0.0.5:8080/erp", "http://hooks.kontoret.lan:8080/erp", "http://127.0.0.1:9/"]
+)
+async def test_allowing_private_addresses_lets_them_through_on_any_port_over_http(
+    client: AsyncTestClient, settings: Settings, url: str
+) -> None:
+    assert (await save(client, url)).status_code == 200
+    assert await query(settings, "select url from notification_endpoint") == [(url,)]
 
 
 # -- when connecting ----------------------------------------------------------------------
@@ -169,11 +212,14 @@ async def test_a_name_saved_while_allowed_that_resolves_to_loopback_is_refused_w
 ) -> None:
     with listening() as listener:
         dns.answers["hooks.kontoret.example"] = ["127.0.0.1"]
-        url = f"https://hooks.kontoret.example:{listener.port}/erp"
-        assert (await save(client, url)).status_code == 200  # saved while allowed
+        assert (await save(client, "https://hooks.kontoret.example/erp")).status_code == 200
+        # A name that looks public keeps the port allow-list even while private addresses
+        # are allowed: as if saved with the listener's port on it.
+        await _store_url(settings, f"https://hooks.kontoret.example:{listener.port}/erp")
         delivery_id = await _test_event(settings)
         # Production's rules, with the listener's port allowed: only the address can refuse.
-        production = OutboundPolicy(allowed_ports=frozenset({443, 8443, listener.port}))
+        ports = frozenset({443, 8443, listener.port})
+        production = OutboundPolicy(allowed_ports=ports)
 
         assert not await _deliver(settings, production, delivery_id)
 
@@ -190,7 +236,8 @@ async def test_a_name_saved_while_allowed_that_resolves_to_loopback_is_refused_w
         # The listener is real: allowed, the same delivery does connect, to the address
         # checked, looked up once (its TLS handshake then fails: a plain socket).
         lookups = dns.lookups["hooks.kontoret.example"]
-        assert not await _deliver(settings, OutboundPolicy.from_settings(settings), delivery_id)
+        allowed = dataclasses.replace(OutboundPolicy.from_settings(settings), allowed_ports=ports)
+        assert not await _deliver(settings, allowed, delivery_id)
         assert listener.accepted == 1
         assert dns.lookups["hooks.kontoret.example"] == lookups + 1
         assert (await query(settings, "select last_error from notification_delivery")) == [
@@ -225,6 +272,27 @@ async def test_the_connector_refuses_every_non_public_address_before_connecting(
         assert listener.accepted == 0
 
 
+@pytest.mark.database_agnostic
+@pytest.mark.parametrize(
+    ("host", "answers"),
+    [
+        pytest.param("93.184.215.14", None, id="literal-public"),
+        pytest.param("hooks.kontoret.example", ["93.184.215.14"], id="name-to-public"),
+    ],
+)
+async def test_a_public_address_off_the_allowed_ports_is_refused_even_when_private_are_allowed(
+    dns: FakeDns, host: str, answers: list[str] | None
+) -> None:
+    """Refused before connecting (the address is on the internet: were a connection tried,
+    this would time out or fail to connect instead)."""
+    if answers:
+        dns.answers[host] = answers
+    policy = OutboundPolicy(allow_private=True)
+    async with aiohttp.ClientSession(connector=GuardedConnector(policy)) as session:
+        with pytest.raises(AddressRefused), fail_after(5):
+            await session.post(f"https://{host}:8080/erp", data=b"{}")
+
+
 async def test_the_apps_own_port_is_refused_when_connecting_even_when_allowed(
     settings: Settings, client: AsyncTestClient, dns: FakeDns
 ) -> None:
@@ -247,6 +315,31 @@ async def test_the_apps_own_port_is_refused_when_connecting_even_when_allowed(
         assert app_itself.accepted == 0
         errors = await query(settings, "select error from notification_attempt order by id")
         assert errors == [(REFUSED,), (f"{OWN}; bruk mottakerens adresse.",)]
+
+
+async def test_the_operators_netrc_credentials_never_reach_a_receiver(
+    client: AsyncTestClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A `default` entry in the operator's netrc matches every host: aiohttp's trust_env
+    would send it as Basic auth to whatever URL an office saves."""
+    netrc = tmp_path / "netrc"
+    netrc.write_text("default login operator password s3cret\n")
+    netrc.chmod(0o600)
+    monkeypatch.setenv("NETRC", str(netrc))
+    heads: list[bytes] = []
+
+    def record(conn: socket.socket, _listener: Listener) -> None:
+        heads.append(read_request(conn))
+        conn.sendall(b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+
+    with listening(record) as receiver:
+        assert (await save(client, f"http://127.0.0.1:{receiver.port}/hooks")).status_code == 200
+        response = await client.post("/innstillinger/varsler/test", headers=htmx(client))
+    assert "Testvarselet ble levert" in response.text
+    (head,) = heads
+    assert head.startswith(b"POST /hooks ")
+    assert b"authorization:" not in head.lower()
+    assert base64.b64encode(b"operator:s3cret") not in head
 
 
 async def _store_url(settings: Settings, url: str) -> None:

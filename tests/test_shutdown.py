@@ -17,7 +17,6 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
-import httpx
 import pytest
 from litestar.testing import AsyncTestClient
 from sqlalchemy import event, text
@@ -30,6 +29,7 @@ from services.crypto import KeyVault
 from services.db import create_engine, create_session_factory
 from services.notifications import new_secret, running_notifications
 from services.outbound import outbound
+from services.outbound_guard import GuardedClient, OutboundPolicy
 from services.settings import Settings, SyncConfig
 from services.sync.scheduler import running_sync
 from tests.conftest import create_integration, htmx, query
@@ -110,7 +110,10 @@ async def test_a_stopped_notification_worker_leaves_no_delivery_running(
         await db.commit()
     claiming = on_statement(engine, "UPDATE NOTIFICATION_DELIVERY")
     lock = "UPDATE notification_delivery SET attempts = attempts"
-    async with rows_locked(settings.database_url, lock) as release, httpx.AsyncClient() as http:
+    async with (
+        rows_locked(settings.database_url, lock) as release,
+        GuardedClient(OutboundPolicy.from_settings(settings)) as http,
+    ):
         before = asyncio.all_tasks()
         async with running_notifications(factory, vault, http, enabled=True, interval=0.05):
             await asyncio.wait_for(claiming.wait(), 10)  # a delivery's claim waits for the lock
