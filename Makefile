@@ -40,8 +40,13 @@ lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
+# axe-core for the browser tests' accessibility checks, at package-lock.json's version.
+node_modules/.installed: package.json package-lock.json
+	npm ci --silent --no-audit --no-fund
+	touch $@
+
 # Browser tests use Debian's Chromium when present (Playwright's download needs internet).
-browser: $(VENV)/.installed-dev
+browser: $(VENV)/.installed-dev node_modules/.installed
 	@if [ -x /usr/bin/chromium ]; then \
 		echo "Chromium: /usr/bin/chromium"; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
@@ -51,4 +56,4 @@ browser: $(VENV)/.installed-dev
 	fi
 
 clean:
-	rm -rf $(VENV) data .pytest_cache
+	rm -rf $(VENV) data .pytest_cache node_modules

@@ -18,6 +18,7 @@ from tests.processes import serve
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
 CHROMIUM = "/usr/bin/chromium"
+AXE = ROOT / "node_modules" / "axe-core" / "axe.min.js"  # package.json; `make browser` installs it
 CHROMIUM_FLAGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -88,6 +89,19 @@ def page(browser: Browser, server: str) -> Iterator[Page]:
     assert not errors, errors
 
 
+def assert_accessible(page: Page) -> None:
+    """axe-core's WCAG 2.1 A and AA rules on the page as it is now. Injected through the
+    DevTools protocol, which the page's CSP (no inline or eval'd script) does not govern."""
+    if not page.evaluate("() => typeof window.axe === 'object'"):
+        page.evaluate(AXE.read_text(encoding="utf-8") + "\n;undefined")
+    violations = page.evaluate(
+        """async () => (await axe.run(document, {
+            runOnly: {type: "tag", values: ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]},
+        })).violations.map(v => `${v.id}: ${v.help} (${v.nodes.map(n => n.target).join(", ")})`)"""
+    )
+    assert violations == [], violations
+
+
 def log_in(page: Page) -> None:
     page.goto("/login")
     page.get_by_label("E-post").fill("demo@example.no")
@@ -106,5 +120,7 @@ def new_integration(page: Page, key: str, description: str) -> None:
 
 
 def screenshot(page: Page, name: str) -> None:
+    """Kept for a person to look at, and checked by axe: every state worth a picture."""
+    assert_accessible(page)
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.browser.conftest import log_in, screenshot
+from tests.browser.conftest import assert_accessible, log_in, screenshot
 
 pytestmark = pytest.mark.browser
 
@@ -16,6 +16,7 @@ def test_change_password_from_the_header_on_a_phone(page: Page) -> None:
     page.get_by_role("link", name="Endre passord").click()
     expect(page.get_by_role("heading", name="Endre passord")).to_be_visible()
     expect(page.get_by_label("Nåværende passord")).to_be_focused()
+    assert_accessible(page)
 
     page.get_by_label("Nåværende passord").fill("demo")
     page.get_by_label("Nytt passord", exact=True).fill("kort")
@@ -27,4 +28,5 @@ def test_change_password_from_the_header_on_a_phone(page: Page) -> None:
     expect(page.get_by_label("Nytt passord", exact=True)).to_have_attribute("aria-invalid", "true")
     # Nothing wider than the screen: no sideways scrolling.
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    assert_accessible(page)
     screenshot(page, "endre-passord-390")
