@@ -36,7 +36,7 @@ from routes import ROUTES
 from routes.api import ApiError, api_routes, not_found_response, openapi_config
 from routes.client_page import ClientPageController
 from routes.demo import book_voucher
-from routes.params import ids_in_range, refused_query_message
+from routes.params import refused_query_message
 from routes.webhooks import QUIET_ANSWERED_CALLBACKS
 from services import templating
 from services.connectors.tripletex import TripletexClient, TripletexConnector
@@ -141,7 +141,6 @@ def create_app(settings: Settings) -> Litestar:
         lifespan=[lifespan],
         state=_state(ctx),
         plugins=[HTMXPlugin()],
-        guards=[ids_in_range],
         request_class=HTMXRequest,
         # The API's schema only (/api/v1/schema): the HTML pages are no API.
         openapi_config=openapi_config(),

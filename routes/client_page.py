@@ -16,6 +16,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from models import Account, Client, Integration, SyncRun
 from routes.integrations import owned_integration
+from routes.params import ID_GUARDS
 from services import balances
 from services import clients as client_service
 from services import integrations as integration_service
@@ -54,6 +55,7 @@ ACCOUNT_TYPES = {
 
 class ClientPageController(Controller):
     path = "/integrasjoner/{integration_id:int}/klienter/{client_id:int}/oversikt"
+    guards = ID_GUARDS
     dependencies = {"integration": Provide(owned_integration)}
 
     @get("/")

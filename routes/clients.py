@@ -11,7 +11,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from models import Integration
 from routes.forms import Form, field
 from routes.integrations import owned_integration, redirect
-from routes.params import Offset
+from routes.params import ID_GUARDS, Offset
 from services import clients as client_service
 from services import integrations as integration_service
 from services.auth import CurrentUser
@@ -27,6 +27,7 @@ WITH_COUNTS = {"pages/integration.html", "partials/client_section.html"}
 
 class ClientController(Controller):
     path = "/integrasjoner/{integration_id:int}"
+    guards = ID_GUARDS
     dependencies = {"integration": Provide(owned_integration)}
 
     @get("/")

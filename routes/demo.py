@@ -13,6 +13,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from models import Integration
 from routes.client_page import owned_client, page_context
 from routes.integrations import owned_integration
+from routes.params import ID_GUARDS
 from services.auth import CurrentUser
 from services.balances import format_amount
 from services.crypto import KeyVault
@@ -25,6 +26,7 @@ from services.web import wants_fragment
     "/demo/integrasjoner/{integration_id:int}/ny-klient",
     status_code=200,
     dependencies={"integration": Provide(owned_integration)},
+    guards=ID_GUARDS,
 )
 async def grant_client(
     vault: NamedDependency[KeyVault],
@@ -44,6 +46,7 @@ async def grant_client(
     "/demo/integrasjoner/{integration_id:int}/klienter/{client_id:int}/bilag",
     status_code=200,
     dependencies={"integration": Provide(owned_integration)},
+    guards=ID_GUARDS,
 )
 async def book_voucher(
     request: HTMXRequest,

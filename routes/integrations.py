@@ -11,6 +11,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from models import Integration
 from routes.forms import Form, field
+from routes.params import ID_GUARDS
 from services import clients as client_service
 from services import integrations as integration_service
 from services.auth import CurrentUser
@@ -39,6 +40,7 @@ def redirect(request: HTMXRequest, url: str) -> Response:
 
 class IntegrationController(Controller):
     path = "/integrasjoner"
+    guards = ID_GUARDS
     dependencies = {"integration": Provide(owned_integration)}
 
     @get("/")

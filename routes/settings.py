@@ -14,6 +14,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from models import NotificationEndpoint
 from routes.forms import Form, field
 from routes.integrations import redirect
+from routes.params import ID_GUARDS
 from services import api_tokens, notifications
 from services.auth import CurrentUser
 from services.crypto import KeyVault
@@ -26,6 +27,7 @@ NO_STORE = {"Cache-Control": "no-store"}  # pages that show a secret
 
 class SettingsController(Controller):
     path = "/innstillinger"
+    guards = ID_GUARDS
     include_in_schema = False
 
     @get("/")

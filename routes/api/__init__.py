@@ -13,6 +13,7 @@ from routes.api.docs import api_docs
 from routes.api.errors import EXCEPTION_HANDLERS, ApiError, problem_response
 from routes.api.schemas import Problem
 from routes.api.v1 import ChangesController, ClientsController, provide_caller
+from routes.params import ID_GUARDS
 
 DESCRIPTION = """\
 Synced charts of accounts and balances (saldobalanse) of the office's clients, for the
@@ -29,6 +30,7 @@ def api_router() -> Router:
         path="/api/v1",
         include_in_schema=True,  # the app leaves its HTML pages out of the schema
         route_handlers=[ClientsController, ChangesController],
+        guards=ID_GUARDS,
         dependencies={"caller": Provide(provide_caller)},
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         security=[{"bearerAuth": []}],
