@@ -15,7 +15,7 @@ from pathlib import Path
 
 from alembic.script import ScriptDirectory
 
-from services.db import alembic_config, migrate
+from services.db import alembic_config, migrate, sqlite_path
 
 VERSION_TABLE = "alembic_version"
 
@@ -81,11 +81,12 @@ def restore(database_url: str, src: Path, *, force: bool = False) -> str:
 
 
 def _sqlite_path(database_url: str, postgres_tool: str) -> Path:
-    if not database_url.startswith("sqlite"):
+    path = sqlite_path(database_url)
+    if path is None:
         raise BackupError(
             f"DATABASE_URL is PostgreSQL: use {postgres_tool} (see the README, Backups)."
         )
-    return Path(database_url.split(":///", 1)[1])
+    return path
 
 
 def _copy(source: Path, temporary: Path) -> None:

@@ -42,9 +42,16 @@ def _built(dialect: str, build: Callable[[Callable[[Table], Insert]], T]) -> T:
 POOL = {"pool_size": 20, "max_overflow": 20}
 
 
+def sqlite_path(database_url: str) -> Path | None:
+    """The database file of a SQLite URL; None for PostgreSQL."""
+    if not database_url.startswith("sqlite"):
+        return None
+    return Path(database_url.split(":///", 1)[1])
+
+
 def create_engine(database_url: str) -> AsyncEngine:
-    if database_url.startswith("sqlite"):
-        Path(database_url.split(":///", 1)[1]).parent.mkdir(parents=True, exist_ok=True)
+    if (path := sqlite_path(database_url)) is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
         engine = create_async_engine(database_url, connect_args={"timeout": 30}, **POOL)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine

@@ -7,6 +7,8 @@ import logging
 import os
 from pathlib import Path
 
+from services.db import sqlite_path
+
 log = logging.getLogger(__name__)
 
 # Allocations between young-generation collections (CPython's default is 2,000). Requests
@@ -41,8 +43,7 @@ def secure_data_dir(data_dir: Path, database_url: str) -> None:
     """DATA_DIR (if there is one yet) readable by its owner only: 0700, our files in it 0600;
     and the SQLite database 0600 wherever DATABASE_URL puts it."""
     files = [data_dir / name for name in OWN_FILES]
-    if database_url.startswith("sqlite") and ":///" in database_url:
-        database = Path(database_url.split(":///", 1)[1])
+    if (database := sqlite_path(database_url)) is not None:
         files += [Path(f"{database}{suffix}") for suffix in ("", "-wal", "-shm")]
     try:
         if data_dir.is_dir():  # not made yet: whatever makes it does so under the umask
