@@ -26,6 +26,7 @@ COPY migrations/ migrations/
 COPY models/ models/
 COPY routes/ routes/
 COPY services/ services/
+COPY simulators/ simulators/
 COPY static/ static/
 COPY templates/ templates/
 

@@ -85,8 +85,8 @@ async def client_requests(count: int) -> None:
 
 async def simulator_answers(count: int) -> None:
     from bench.world import build_world
-    from services.tripletex_sim.endpoints import Auth, Call, balance_sheet
-    from services.tripletex_sim.render import Renderer, to_json
+    from simulators.tripletex.endpoints import Auth, Call, balance_sheet
+    from simulators.tripletex.render import Renderer, to_json
 
     state = build_world([12])
     companies = [c for c in state.companies.values() if len(c.accounts) >= 80]

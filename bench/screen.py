@@ -39,14 +39,15 @@ from bench.common import (
     say,
     scratch_database,
 )
-from models import Client, Integration, KeyKind
+from models import Client, Integration
 from models.base import utcnow
 from services import clients as client_service
 from services.auth import create_user
+from services.connectors.base import KeyKind
 from services.crypto import KeyVault, last4
 from services.db import create_engine, create_session_factory, open_session
 from services.sync.status import NO_API_ACCESS, UNAVAILABLE, SyncStatus
-from services.tripletex_sim.generate import org_number, scaled_client_name
+from simulators.tripletex.generate import org_number, scaled_client_name
 
 EMAIL, PASSWORD = "skjerm@benchmark.example", "benchmark-passord"
 CLIENTS = int(os.environ.get("BENCH_SCREEN_CLIENTS", "5000"))

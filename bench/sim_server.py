@@ -15,7 +15,7 @@ import time
 import uvicorn
 
 from bench.world import build_world
-from services.tripletex_sim import create_simulator_app
+from simulators.tripletex import create_simulator_app
 
 
 def main() -> None:

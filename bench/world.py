@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from datetime import date
 
-from services.tripletex_sim import SimulatorState
-from services.tripletex_sim.generate import build_scaled_template, clone_company
-from services.tripletex_sim.model import Employee
-from services.tripletex_sim.state import office_world
+from simulators.tripletex import SimulatorState
+from simulators.tripletex.generate import build_scaled_template, clone_company
+from simulators.tripletex.model import Employee
+from simulators.tripletex.state import office_world
 
 TEMPLATES = 50
 OFFICE_NAME = "Regnskapsbyrået Benchmark AS"

@@ -11,7 +11,7 @@ from models.api import (
     NotificationDelivery,
     NotificationEndpoint,
 )
-from models.integration import Client, Integration, KeyKind, PendingPeriod
+from models.integration import Client, Integration, PendingPeriod
 from models.ledger import Account, MonthMovement, SyncRun, YearOpening
 from models.login_throttle import LoginThrottle
 from models.office import Office, User
@@ -26,7 +26,6 @@ __all__ = [
     "DataChange",
     "DeliveryStatus",
     "Integration",
-    "KeyKind",
     "LiveMode",
     "LoginThrottle",
     "MonthMovement",

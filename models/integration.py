@@ -1,15 +1,9 @@
 from datetime import datetime
-from enum import StrEnum
 
 from sqlalchemy import BigInteger, Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from models.base import utcnow
-
-
-class KeyKind(StrEnum):
-    ACCOUNTANT = "accountant"  # acts for the client companies granted to it
-    OWN_COMPANY = "own_company"  # the office's own ledger: exactly one client
 
 
 class Integration(SQLModel, table=True):
@@ -21,7 +15,7 @@ class Integration(SQLModel, table=True):
     description: str = Field(max_length=200)
     key_ciphertext: str
     key_last4: str = Field(max_length=4)
-    key_kind: str = Field(max_length=20)
+    key_kind: str = Field(max_length=20)  # services.connectors.base.KeyKind
     # The company that owns the key (the office itself in Tripletex).
     erp_company_id: int = Field(sa_type=BigInteger)
     erp_company_name: str = Field(max_length=300)

@@ -19,7 +19,7 @@ DEMO_KEYS = {
 def with_simulator(app: ASGIApp) -> ASGIApp:
     """Send /tripletex/... to the simulator and everything else (lifespan too) to the app."""
     from services.security_headers import SecurityHeadersMiddleware
-    from services.tripletex_sim import create_simulator_app, seed_demo
+    from simulators.tripletex import create_simulator_app, seed_demo
 
     # On the app's port, so under the app's headers too (a JSON API: none of them hurts it).
     simulator = SecurityHeadersMiddleware(

@@ -24,7 +24,7 @@ from litestar.testing import AsyncTestClient
 from services.db import create_engine, create_session_factory, migrate, open_session
 from services.logging_setup import install_log_context
 from services.settings import Settings, SyncConfig
-from services.tripletex_sim import SimulatorState, create_simulator_app, seed_demo
+from simulators.tripletex import SimulatorState, create_simulator_app, seed_demo
 from tests import databases
 from tests.tripletex_spec import SpecValidator
 

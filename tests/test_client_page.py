@@ -14,7 +14,7 @@ import pytest
 from litestar.testing import AsyncTestClient
 
 from services.settings import Settings
-from services.tripletex_sim.model import Company
+from simulators.tripletex.model import Company
 from tests.conftest import Simulator, add_user, create_integration, csrf, htmx, login, query
 from tests.sync_support import sync_engine
 

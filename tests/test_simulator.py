@@ -16,9 +16,9 @@ import httpx
 import pytest
 import uvicorn
 
-from services.tripletex_sim import SimulatorState, create_simulator_app, seed_demo
-from services.tripletex_sim.generate import is_valid_org_number
-from services.tripletex_sim.render import Renderer
+from simulators.tripletex import SimulatorState, create_simulator_app, seed_demo
+from simulators.tripletex.generate import is_valid_org_number
+from simulators.tripletex.render import Renderer
 from tests.tripletex_spec import spec_validator
 
 pytestmark = [pytest.mark.anyio, pytest.mark.database_agnostic]

@@ -22,8 +22,8 @@ import pytest
 import uvicorn
 from litestar import Litestar, Request, Response, post
 
-from services.tripletex_sim import SimulatorState, create_simulator_app, seed_demo
-from services.tripletex_sim.render import Renderer
+from simulators.tripletex import SimulatorState, create_simulator_app, seed_demo
+from simulators.tripletex.render import Renderer
 from tests.conftest import Simulator
 from tests.tripletex_spec import spec_validator
 

@@ -23,7 +23,7 @@ from services.sync.engine import SyncEngine, SyncSettings
 from services.sync.nightly import run_nightly
 from services.sync.scheduler import SchedulerSettings, SyncRunner
 from services.sync.subscriptions import SubscriptionManager
-from services.tripletex_sim.model import Company
+from simulators.tripletex.model import Company
 from tests.conftest import Simulator, create_integration, query
 
 pytestmark = pytest.mark.anyio

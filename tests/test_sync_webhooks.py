@@ -22,8 +22,8 @@ from services.connectors import tripletex
 from services.settings import Settings, SyncConfig
 from services.sync import callbacks, periods
 from services.sync.subscriptions import RECEIVER_PATH
-from services.tripletex_sim.model import Company
-from services.tripletex_sim.webhooks import Delivery, signature
+from simulators.tripletex.model import Company
+from simulators.tripletex.webhooks import Delivery, signature
 from tests.conftest import PASSWORD, Simulator, add_user, free_port, query
 from tests.sync_support import simulator_month
 from tests.test_logging import every_log_record

@@ -13,9 +13,15 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
+from enum import StrEnum
 from typing import Protocol, runtime_checkable
 
-from models import KeyKind
+
+class KeyKind(StrEnum):
+    """What a key reaches (stored as `Integration.key_kind`)."""
+
+    ACCOUNTANT = "accountant"  # acts for the client companies granted to it
+    OWN_COMPANY = "own_company"  # the office's own ledger: exactly one client
 
 
 class ErpError(Exception):

@@ -27,7 +27,6 @@ from urllib.parse import urlencode
 import aiohttp
 from multidict import CIMultiDictProxy
 
-from models import KeyKind
 from services.connectors.base import (
     AccessDenied,
     Balances,
@@ -37,6 +36,7 @@ from services.connectors.base import (
     ErpError,
     ErpUnavailable,
     KeyInfo,
+    KeyKind,
     KeyRejected,
     RateLimited,
     RemoteAccount,

@@ -7,7 +7,7 @@ from datetime import date
 import pytest
 from playwright.sync_api import Page, expect
 
-from services.tripletex_sim import seed_demo
+from simulators.tripletex import seed_demo
 from tests.browser.conftest import ARTIFACTS, log_in, new_integration, screenshot
 
 pytestmark = pytest.mark.browser

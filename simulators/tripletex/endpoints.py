@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-from services.tripletex_sim.errors import (
+from simulators.tripletex.errors import (
     ILLEGAL_FILTER,
     PATH_PARAM,
     TripletexError,
@@ -22,10 +22,10 @@ from services.tripletex_sim.errors import (
     not_found,
     unauthorized,
 )
-from services.tripletex_sim.fields import FieldsError, Later, apply_fields, parse_fields
-from services.tripletex_sim.model import Account, Company, Employee, EmployeeKey
-from services.tripletex_sim.render import Renderer, to_json
-from services.tripletex_sim.state import SimulatorState, UnknownKey
+from simulators.tripletex.fields import FieldsError, Later, apply_fields, parse_fields
+from simulators.tripletex.model import Account, Company, Employee, EmployeeKey
+from simulators.tripletex.render import Renderer, to_json
+from simulators.tripletex.state import SimulatorState, UnknownKey
 
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _MAX_COUNT = 100_000

@@ -5,9 +5,9 @@ Steer it through `SimulatorState` (faults, rate limit, ledger changes, webhook s
 or the same over HTTP under `{base}/_sim` (see control.py).
 """
 
-from services.tripletex_sim.app import create_simulator_app
-from services.tripletex_sim.faults import Faults
-from services.tripletex_sim.state import (
+from simulators.tripletex.app import create_simulator_app
+from simulators.tripletex.faults import Faults
+from simulators.tripletex.state import (
     DEMO_ACCOUNTANT_TOKEN,
     DEMO_CONSUMER_TOKEN,
     DEMO_OWN_COMPANY_TOKEN,

@@ -12,13 +12,13 @@ from datetime import date, datetime, time, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from services.tripletex_sim.accounts import (
+from simulators.tripletex.accounts import (
     CHART,
     INACTIVE_CANDIDATES,
     VAT_CODES,
     is_balance_account,
 )
-from services.tripletex_sim.model import (
+from simulators.tripletex.model import (
     Account,
     Address,
     Company,

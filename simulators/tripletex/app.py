@@ -27,10 +27,10 @@ from urllib.parse import unquote
 from litestar import Litestar, Request, Response, route
 from litestar.params import FromPath
 
-from services.tripletex_sim import endpoints, events
-from services.tripletex_sim.control import control_error, control_handlers
-from services.tripletex_sim.endpoints import Auth, Call, Route
-from services.tripletex_sim.errors import (
+from simulators.tripletex import endpoints, events
+from simulators.tripletex.control import control_error, control_handlers
+from simulators.tripletex.endpoints import Auth, Call, Route
+from simulators.tripletex.errors import (
     BAD_REQUEST,
     INTERNAL,
     NOT_FOUND,
@@ -39,10 +39,10 @@ from services.tripletex_sim.errors import (
     forbidden,
     unauthorized,
 )
-from services.tripletex_sim.faults import UNLIMITED, RateStatus
-from services.tripletex_sim.model import Session
-from services.tripletex_sim.render import Renderer, to_json
-from services.tripletex_sim.state import SimulatorState
+from simulators.tripletex.faults import UNLIMITED, RateStatus
+from simulators.tripletex.model import Session
+from simulators.tripletex.render import Renderer, to_json
+from simulators.tripletex.state import SimulatorState
 
 log = logging.getLogger(__name__)
 

@@ -30,11 +30,11 @@ from litestar.exceptions import NotFoundException, ValidationException
 from litestar.handlers import HTTPRouteHandler
 from litestar.params import FromPath, JSONBody
 
-from services.tripletex_sim.errors import TripletexError, invalid
-from services.tripletex_sim.ledger import postings_from_json
-from services.tripletex_sim.model import Account, Company, Voucher
-from services.tripletex_sim.render import money, to_json
-from services.tripletex_sim.state import SimulatorState, UnknownKey
+from simulators.tripletex.errors import TripletexError, invalid
+from simulators.tripletex.ledger import postings_from_json
+from simulators.tripletex.model import Account, Company, Voucher
+from simulators.tripletex.render import money, to_json
+from simulators.tripletex.state import SimulatorState, UnknownKey
 
 AnyRequest = Request[Any, Any, Any]
 Json = dict[str, Any]

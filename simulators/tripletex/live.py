@@ -12,12 +12,12 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from services.tripletex_sim import ledger
-from services.tripletex_sim.errors import REVISION, TripletexError, invalid, not_found
-from services.tripletex_sim.fields import ALL, FieldsError, parse_fields
-from services.tripletex_sim.model import Account, Company, EmployeeKey, Ids, Subscription, Voucher
-from services.tripletex_sim.render import Renderer, to_json
-from services.tripletex_sim.webhooks import (
+from simulators.tripletex import ledger
+from simulators.tripletex.errors import REVISION, TripletexError, invalid, not_found
+from simulators.tripletex.fields import ALL, FieldsError, parse_fields
+from simulators.tripletex.model import Account, Company, EmployeeKey, Ids, Subscription, Voucher
+from simulators.tripletex.render import Renderer, to_json
+from simulators.tripletex.webhooks import (
     ACTIVE,
     STATUSES,
     Webhooks,

@@ -15,15 +15,15 @@ from typing import Any
 
 import msgspec
 
-from services.tripletex_sim.accounts import (
+from simulators.tripletex.accounts import (
     VAT_CODES,
     account_type,
     balance_group,
     is_balance_account,
     legal_vat_types,
 )
-from services.tripletex_sim.fields import Later, Resource
-from services.tripletex_sim.model import (
+from simulators.tripletex.fields import Later, Resource
+from simulators.tripletex.model import (
     Account,
     Address,
     BalanceRow,

@@ -12,16 +12,16 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from services.tripletex_sim.accounts import is_balance_account
-from services.tripletex_sim.faults import Faults, RateLimiter, RateStatus
-from services.tripletex_sim.generate import (
+from simulators.tripletex.accounts import is_balance_account
+from simulators.tripletex.faults import Faults, RateLimiter, RateStatus
+from simulators.tripletex.generate import (
     CLIENT_NAMES,
     NO_API_ACCESS_NAME,
     build_company,
     new_client_name,
 )
-from services.tripletex_sim.live import LiveChanges
-from services.tripletex_sim.model import (
+from simulators.tripletex.live import LiveChanges
+from simulators.tripletex.model import (
     BalanceRow,
     Company,
     Employee,
@@ -30,7 +30,7 @@ from services.tripletex_sim.model import (
     Session,
     Subscription,
 )
-from services.tripletex_sim.webhooks import Delivery, Webhooks
+from simulators.tripletex.webhooks import Delivery, Webhooks
 
 DEMO_CONSUMER_TOKEN = "demo-consumer-token"
 DEMO_ACCOUNTANT_TOKEN = "demo-regnskapskontor"

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from services.tripletex_sim.endpoints import (
+from simulators.tripletex.endpoints import (
     Call,
     Reply,
     Route,
@@ -15,15 +15,15 @@ from services.tripletex_sim.endpoints import (
     path_id,
     single,
 )
-from services.tripletex_sim.errors import (
+from simulators.tripletex.errors import (
     ILLEGAL_FILTER,
     INVALID_JSON,
     MAPPING,
     TripletexError,
     invalid,
 )
-from services.tripletex_sim.fields import FieldsError, apply_fields
-from services.tripletex_sim.webhooks import EVENTS
+from simulators.tripletex.fields import FieldsError, apply_fields
+from simulators.tripletex.webhooks import EVENTS
 
 # Subscription properties one may write, and the attribute each one sets.
 _WRITABLE = {

@@ -13,10 +13,10 @@ from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from services.tripletex_sim.accounts import VAT_CODES
-from services.tripletex_sim.errors import invalid
-from services.tripletex_sim.generate import _CUSTOMERS, _SUPPLIERS, CENT, Line, _percent
-from services.tripletex_sim.model import Company, Posting, Voucher
+from simulators.tripletex.accounts import VAT_CODES
+from simulators.tripletex.errors import invalid
+from simulators.tripletex.generate import _CUSTOMERS, _SUPPLIERS, CENT, Line, _percent
+from simulators.tripletex.model import Company, Posting, Voucher
 
 
 def plain_lines(postings: Iterable[tuple[int, Decimal]]) -> list[Line]:

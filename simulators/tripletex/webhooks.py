@@ -21,10 +21,10 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from services.tripletex_sim.errors import invalid
-from services.tripletex_sim.fields import FieldsError, FieldTree, apply_fields, parse_fields
-from services.tripletex_sim.model import Account, Company, Subscription, Voucher
-from services.tripletex_sim.render import Renderer
+from simulators.tripletex.errors import invalid
+from simulators.tripletex.fields import FieldsError, FieldTree, apply_fields, parse_fields
+from simulators.tripletex.model import Account, Company, Subscription, Voucher
+from simulators.tripletex.render import Renderer
 
 # The events the simulator fires (GET /v2/event). Tripletex sends voucher.update also when a
 # voucher's postings change.
