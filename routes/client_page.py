@@ -144,9 +144,8 @@ async def balance_context(
     }
     if client.synced_at is None:
         return {**context, "years": [], "period": None}  # the empty state: nothing synced yet
-    latest = _aware(client.synced_at).astimezone(OSLO).date()
-    years = balances.synced_years(latest, settings.sync.years)
-    default = balances.default_period(latest)
+    offer = balances.offer(client.synced_at, settings.sync.years)
+    years, default = offer.years, offer.default
     try:
         period = balances.parse_period(year, first_month, last_month, years=years, default=default)
     except balances.PeriodError as exc:

@@ -1,14 +1,17 @@
 """Reading a client's synced data: the saldobalanse for a month or a range of months, the
 chart of accounts, and the sync history.
 
-Stored are each year's opening balances and each month's movements; balance in and out of
-any period follow from them exactly (Decimal all the way, never float)."""
+The saldobalanse has one read model, for the client page and the API alike: `offer` says
+which accounting years a client has and which period is shown by default, and
+`trial_balance_report` builds the report for a period. Stored are each year's opening
+balances and each month's movements; balance in and out of any period follow from them
+exactly (Decimal all the way, never float)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import datetime
 from decimal import Decimal
 
 from sqlalchemy import func
@@ -16,6 +19,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from models import Account, MonthMovement, SyncRun, YearOpening
+from services.sync import periods
 
 ZERO = Decimal("0.00")
 CENT = Decimal("0.01")
@@ -80,7 +84,7 @@ async def _sums(db: AsyncSession, query: object) -> dict[int, Decimal]:
     return {number: amount for number, amount in rows}
 
 
-# -- the saldobalanse as the client page shows it ------------------------------------------
+# -- the saldobalanse as the client page and the API show it -------------------------------
 
 
 @dataclass(frozen=True)
@@ -108,14 +112,31 @@ class PeriodError(ValueError):
         self.message = message
 
 
-def synced_years(latest: date, years: int) -> list[int]:
-    """The accounting years kept, newest last, given the date of the latest sync."""
-    return list(range(latest.year - years + 1, latest.year + 1))
+@dataclass(frozen=True)
+class Offer:
+    """The periods a client's saldobalanse is there for."""
+
+    years: list[int]  # the kept accounting years, oldest first
+    default: Period  # shown when none is asked for
 
 
-def default_period(latest: date) -> Period:
-    """The month of the latest sync: the current month while syncs keep running."""
-    return Period(latest.year, latest.month, latest.month)
+def offer(synced_at: datetime | None, years: int) -> Offer:
+    """The accounting years kept as of the client's latest sync, and that sync's month as
+    the default (the current month while syncs keep running).
+
+    Why the latest sync and not today: balances are written only by syncs, and a sync
+    fetches the years kept as of the day it runs (periods.window), so these are the years
+    the client has data for. Counted from today they would differ from the data between new
+    year and the client's first sync of the year (and for good once its syncs stop): the
+    new year offered with no opening balances fetched yet, an all-zero saldobalanse that
+    looks real, and the oldest year refused while it is still there. The page and the API
+    both ask this, so around new year they agree with each other and with the data. The
+    sync's day is read in the calendar the sync counted its window in (periods.day_of), so
+    a sync just after midnight in Oslo, still the old year on a UTC server, is no exception.
+
+    Never synced: the years its first sync will fetch, counted from today (all empty)."""
+    day = periods.current_date() if synced_at is None else periods.day_of(synced_at)
+    return Offer(periods.kept_years(day, years), Period(day.year, day.month, day.month))
 
 
 def parse_period(
@@ -181,8 +202,9 @@ class TrialBalance:
 
 
 async def trial_balance_report(db: AsyncSession, client_id: int, period: Period) -> TrialBalance:
-    """The saldobalanse for a period with the accounts' names and the totals (Sum). Accounts
-    whose balance in and movement are both zero are left out, as Tripletex does."""
+    """The saldobalanse for a period with the accounts' names and the totals (Sum), as the
+    page and the API show it. Accounts whose balance in and movement are both zero (so
+    balance out too) are left out, as Tripletex does."""
     lines = await trial_balance(db, client_id, period.year, period.first_month, period.last_month)
     names = await account_names(db, client_id)
     rows = [
@@ -207,11 +229,13 @@ async def trial_balance_report(db: AsyncSession, client_id: int, period: Period)
 
 async def account_names(db: AsyncSession, client_id: int) -> dict[int, str]:
     """Account number → name; an account still in the ERP wins over one flagged removed."""
-    accounts = await chart_of_accounts(db, client_id)
-    names: dict[int, str] = {}
-    for account in sorted(accounts, key=lambda a: a.removed_at is None):
-        names[account.number] = account.name
-    return names
+    rows = await db.exec(
+        select(Account.number, Account.name)
+        .where(col(Account.client_id) == client_id)
+        # Live accounts last, so their name wins over a removed account's with that number.
+        .order_by(col(Account.removed_at).is_(None), col(Account.id))
+    )
+    return dict(rows.all())
 
 
 async def chart_of_accounts(db: AsyncSession, client_id: int) -> list[Account]:

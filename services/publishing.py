@@ -2,14 +2,14 @@
 
 Only clients with SEND DATA on are published. Changes of every client are recorded (in the
 transaction that stores the data), but those of clients with SEND DATA off are never shown:
-the read side filters on the client's switch as it is when read.
+the read side filters on the client's switch as it is when read. The balances they read
+are the client page's saldobalanse (services.balances).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from decimal import Decimal
 
 from sqlalchemy import Insert, Integer, bindparam, func, insert
 from sqlmodel import col, select
@@ -17,10 +17,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from models import Account, ChangeKind, Client, DataChange, Integration
 from models.base import utcnow
-from services.balances import trial_balance
 from services.sync.status import SHOW_AFTER_FAILURES, SyncStatus
 
-ZERO = Decimal("0.00")
 # Rows younger than this are not handed out yet: on PostgreSQL a transaction that took a
 # lower id may commit after one with a higher id; waiting a moment keeps a reader's cursor
 # from skipping it. Sync transactions are short (one month each).
@@ -198,49 +196,6 @@ async def list_accounts(
         select(Account).where(*where).order_by(col(Account.number), col(Account.id)).limit(limit)
     )
     return list(rows.all())
-
-
-@dataclass(frozen=True)
-class ReportLine:
-    number: int
-    name: str | None
-    opening: Decimal
-    movement: Decimal
-    closing: Decimal
-
-
-@dataclass(frozen=True)
-class Report:
-    lines: list[ReportLine]
-    opening: Decimal
-    movement: Decimal
-    closing: Decimal
-
-
-async def balances(
-    db: AsyncSession, client_id: int, year: int, first_month: int, last_month: int
-) -> Report:
-    """Balance in at the start of `first_month`, the movement through `last_month`, and
-    balance out, per account with any of them, with totals."""
-    lines = await trial_balance(db, client_id, year, first_month, last_month)
-    rows = await db.exec(
-        select(Account.number, Account.name)
-        .where(col(Account.client_id) == client_id)
-        # Live accounts last, so their name wins over a removed account's with that number.
-        .order_by(col(Account.removed_at).is_(None), col(Account.id))
-    )
-    names = dict(rows.all())
-    report = [
-        ReportLine(line.account_number, names.get(line.account_number), *amounts)
-        for line in lines
-        if any(amounts := (line.opening, line.movement, line.closing))
-    ]
-    return Report(
-        lines=report,
-        opening=sum((r.opening for r in report), ZERO),
-        movement=sum((r.movement for r in report), ZERO),
-        closing=sum((r.closing for r in report), ZERO),
-    )
 
 
 async def list_changes(

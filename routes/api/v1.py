@@ -19,7 +19,6 @@ from typing import Annotated
 
 import msgspec
 from litestar import Controller, Request, Response, get
-from litestar.datastructures import State
 from litestar.di import NamedDependency
 from litestar.params import FromPath, QueryParameter
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -39,10 +38,11 @@ from routes.api.schemas import (
     Totals,
 )
 from routes.params import MAX_BIG_INT, MAX_DB_INT
-from services import api_tokens, publishing
+from services import api_tokens, balances, publishing
 from services.api_tokens import Caller
+from services.balances import Period, TrialBalance
 from services.ratelimit import API_LIMITER
-from services.web import context
+from services.settings import Settings
 
 Limit = Annotated[int, QueryParameter(ge=1, le=500, description="Items per page (1–500)")]
 CursorParam = Annotated[
@@ -198,6 +198,70 @@ def check_year(field: str, year: int, kept: list[int]) -> None:
         )
 
 
+def parse_balances_period(
+    month: str | None,
+    from_month: str | None,
+    to_month: str | None,
+    as_of: str | None,
+    kept: list[int],
+) -> tuple[Period, date | None]:
+    """The period the query names, and the day for `date`; 400 naming the field at fault."""
+    given = [n for n, v in (("month", month), ("from", from_month), ("date", as_of)) if v]
+    if to_month and not from_month:
+        raise bad_request("from", "from: a range needs both from and to")
+    if len(given) != 1:
+        raise bad_request(
+            "month", "month: give one of month=YYYY-MM, from=YYYY-MM&to=YYYY-MM, or date"
+        )
+    if month:
+        year, first = parse_month("month", month)
+        check_year("month", year, kept)
+        return Period(year, first, first), None
+    if from_month:
+        if not to_month:
+            raise bad_request("to", "to: a range needs both from and to")
+        year, first = parse_month("from", from_month)
+        to_year, last = parse_month("to", to_month)
+        check_year("from", year, kept)
+        if to_year != year:
+            raise bad_request("to", "to: a range must lie within one accounting year")
+        if last < first:
+            raise bad_request("to", "to: must not be before from")
+        return Period(year, first, last), None
+    assert as_of is not None
+    day = parse_day("date", as_of)
+    if day.day != calendar.monthrange(day.year, day.month)[1]:
+        raise bad_request("date", "date: balances are kept per month; give a month's last day")
+    check_year("date", day.year, kept)
+    return Period(day.year, 1, day.month), day
+
+
+def balance_report_out(client_id: int, report: TrialBalance, as_of: date | None) -> BalanceReport:
+    period = report.period
+    return BalanceReport(
+        client_id=client_id,
+        year=period.year,
+        from_month=f"{period.year}-{period.first_month:02d}",
+        to_month=f"{period.year}-{period.last_month:02d}",
+        as_of=as_of,
+        lines=[
+            BalanceLineOut(
+                account_number=row.number,
+                account_name=row.name,
+                opening=amount(row.opening),
+                movement=amount(row.movement),
+                closing=amount(row.closing),
+            )
+            for row in report.rows
+        ],
+        totals=Totals(
+            opening=amount(report.opening),
+            movement=amount(report.movement),
+            closing=amount(report.closing),
+        ),
+    )
+
+
 # -- endpoints ---------------------------------------------------------------------------
 
 
@@ -276,8 +340,8 @@ class ClientsController(Controller):
     async def balances(
         self,
         request: Request,
-        state: State,
         db: NamedDependency[AsyncSession],
+        settings: NamedDependency[Settings],
         caller: NamedDependency[Caller],
         client_id: FromPath[int],
         month: Annotated[
@@ -308,64 +372,10 @@ class ClientsController(Controller):
         the year to a date (`date`). Give exactly one of these."""
         client = await visible_client(db, caller, client_id)
         assert client.id is not None
-        today = date.today()
-        years = context(state).settings.sync.years
-        kept = list(range(today.year - years + 1, today.year + 1))
-        given = [n for n, v in (("month", month), ("from", from_month), ("date", as_of)) if v]
-        if to_month and not from_month:
-            raise bad_request("from", "from: a range needs both from and to")
-        if len(given) != 1:
-            raise bad_request(
-                "month", "month: give one of month=YYYY-MM, from=YYYY-MM&to=YYYY-MM, or date"
-            )
-        day: date | None = None
-        if month:
-            year, first = parse_month("month", month)
-            check_year("month", year, kept)
-            last = first
-        elif from_month:
-            if not to_month:
-                raise bad_request("to", "to: a range needs both from and to")
-            year, first = parse_month("from", from_month)
-            to_year, last = parse_month("to", to_month)
-            check_year("from", year, kept)
-            if to_year != year:
-                raise bad_request("to", "to: a range must lie within one accounting year")
-            if last < first:
-                raise bad_request("to", "to: must not be before from")
-        else:
-            assert as_of is not None
-            day = parse_day("date", as_of)
-            if day.day != calendar.monthrange(day.year, day.month)[1]:
-                raise bad_request(
-                    "date", "date: balances are kept per month; give a month's last day"
-                )
-            check_year("date", day.year, kept)
-            year, first, last = day.year, 1, day.month
-        report = await publishing.balances(db, client.id, year, first, last)
-        body = BalanceReport(
-            client_id=client.id,
-            year=year,
-            from_month=f"{year}-{first:02d}",
-            to_month=f"{year}-{last:02d}",
-            as_of=day,
-            lines=[
-                BalanceLineOut(
-                    account_number=line.number,
-                    account_name=line.name,
-                    opening=amount(line.opening),
-                    movement=amount(line.movement),
-                    closing=amount(line.closing),
-                )
-                for line in report.lines
-            ],
-            totals=Totals(
-                opening=amount(report.opening),
-                movement=amount(report.movement),
-                closing=amount(report.closing),
-            ),
-        )
-        return with_etag(request, body)
+        kept = balances.offer(client.synced_at, settings.sync.years).years
+        period, day = parse_balances_period(month, from_month, to_month, as_of, kept)
+        report = await balances.trial_balance_report(db, client.id, period)
+        return with_etag(request, balance_report_out(client.id, report, day))
 
 
 class ChangesController(Controller):
