@@ -26,7 +26,6 @@ COPY migrations/ migrations/
 COPY models/ models/
 COPY routes/ routes/
 COPY services/ services/
-COPY simulators/ simulators/
 COPY static/ static/
 COPY templates/ templates/
 

@@ -39,7 +39,7 @@ from routes.demo import book_voucher
 from routes.params import refused_query_message
 from routes.webhooks import QUIET_ANSWERED_CALLBACKS
 from services import templating
-from services.connectors.tripletex import TripletexClient, TripletexConnector
+from services.connectors.registry import Connectors
 from services.crypto import KeyVault
 from services.db import create_engine, create_session_factory, migrate, open_session
 from services.logging_setup import configure_logging, install_log_context, log_uncaught
@@ -57,7 +57,7 @@ from services.sync.scheduler import running_sync
 from services.web import (
     AppContext,
     LoginRequired,
-    provide_connector,
+    provide_connectors,
     provide_db,
     provide_http,
     provide_settings,
@@ -87,16 +87,11 @@ def create_app(settings: Settings) -> Litestar:
         async with outbound(policy=OutboundPolicy.from_settings(settings)) as out:
             ctx.http = out.http
             ctx.guarded = out.guarded
-            ctx.connector = TripletexConnector(
-                TripletexClient(
-                    out.session,
-                    base_url=settings.tripletex_base_url,
-                    consumer_token=settings.tripletex_consumer_token,
-                    metrics=ctx.metrics,
-                )
+            ctx.connectors = Connectors(
+                system.connector(out.session, ctx.metrics) for system in settings.systems
             )
             ctx.callback_inbox = CallbackInbox(
-                ctx.session_factory, ctx.vault, ctx.connector, years=settings.sync.years
+                ctx.session_factory, ctx.vault, ctx.connectors, years=settings.sync.years
             )
             if settings.demo:
                 from services.auth import ensure_demo_user
@@ -108,7 +103,7 @@ def create_app(settings: Settings) -> Litestar:
                 async with running_sync(
                     ctx.session_factory,
                     ctx.vault,
-                    ctx.connector,
+                    ctx.connectors,
                     settings.sync,
                     ctx.metrics,
                     settings.public_base_url,
@@ -134,7 +129,7 @@ def create_app(settings: Settings) -> Litestar:
             "db": Provide(provide_db),
             "user": Provide(provide_user),
             "vault": Provide(provide_vault, sync_to_thread=False),
-            "connector": Provide(provide_connector, sync_to_thread=False),
+            "connectors": Provide(provide_connectors, sync_to_thread=False),
             "settings": Provide(provide_settings, sync_to_thread=False),
             "http": Provide(provide_http, sync_to_thread=False),
         },
@@ -148,7 +143,7 @@ def create_app(settings: Settings) -> Litestar:
         template_config=TemplateConfig(
             directory=ROOT / "templates",
             engine=JinjaTemplateEngine,
-            engine_callback=templating.configure(settings),
+            engine_callback=templating.configure(settings, ctx.system_of),
         ),
         stores={
             "sessions": DatabaseStore(
@@ -281,7 +276,9 @@ def main(argv: list[str] | None = None) -> int:
 
         if settings.demo:
             print(f"Demo: http://{settings.host}:{settings.port}  (demo@example.no / demo)")
-            print(f"Tripletex simulator: {settings.tripletex_base_url}")
+            from services.demo import simulator_root
+
+            print(f"Tripletex simulator: {simulator_root(settings)}/v2")
         asgi = build_asgi(settings)
         tune_gc()
         uvicorn.run(

@@ -44,9 +44,10 @@ from models.base import utcnow
 from services import clients as client_service
 from services.auth import create_user
 from services.connectors.base import KeyKind
+from services.connectors.tripletex import TripletexConnector
 from services.crypto import KeyVault, last4
 from services.db import create_engine, create_session_factory, open_session
-from services.sync.status import NO_API_ACCESS, UNAVAILABLE, SyncStatus
+from services.sync.status import SyncStatus, unavailable
 from simulators.tripletex.generate import org_number, scaled_client_name
 
 EMAIL, PASSWORD = "skjerm@benchmark.example", "benchmark-passord"
@@ -69,6 +70,7 @@ async def populate(url: str, encryption_key: str, clients: int) -> tuple[int, li
         user = await create_user(db, email=EMAIL, password=PASSWORD, office_name="Skjerm AS")
         integration = Integration(
             office_id=user.office_id,
+            system="tripletex",
             description="Alle klientene",
             key_ciphertext=KeyVault((encryption_key,)).encrypt("bench-key"),
             key_last4=last4("bench-key"),
@@ -96,10 +98,14 @@ async def populate(url: str, encryption_key: str, clients: int) -> tuple[int, li
                 client.synced_at = now - timedelta(minutes=rng.randint(1, 600))
                 client.sync_status = SyncStatus.OK
                 if roll < 0.02:
-                    client.sync_status, client.sync_error = SyncStatus.ERROR, UNAVAILABLE
+                    client.sync_status, client.sync_error = (
+                        SyncStatus.ERROR,
+                        unavailable("Tripletex"),
+                    )
                     client.sync_failures = 3
                 elif roll < 0.03:
-                    client.sync_status, client.sync_error = SyncStatus.NO_ACCESS, NO_API_ACCESS
+                    client.sync_status = SyncStatus.NO_ACCESS
+                    client.sync_error = TripletexConnector.wording.no_api_access
             db.add(client)
             if index % 97 == 0:
                 typed += [name, client.org_number]

@@ -63,6 +63,7 @@ from models.base import utcnow
 from services import clients as client_service
 from services import integrations as integration_service
 from services.auth import create_user
+from services.connectors.registry import Connectors
 from services.connectors.tripletex import TripletexClient, TripletexConnector
 from services.crypto import KeyVault
 from services.db import SessionFactory, create_engine, create_session_factory, open_session
@@ -262,7 +263,7 @@ async def prepare(
     # Polls are measured on their own (make_all_due): a client synced early in a long full
     # sync must not come due again while the measurement still runs.
     settings = SyncSettings(years=2, poll_interval=timedelta(days=1))
-    engine = SyncEngine(factory, vault, connector, settings)
+    engine = SyncEngine(factory, vault, Connectors([connector]), settings)
     return Bed(kind, clients, database, factory, engine, requests, integration_id, sim)
 
 

@@ -11,16 +11,16 @@ class Integration(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     office_id: int = Field(foreign_key="office.id", index=True, ondelete="CASCADE")
-    system: str = Field(default="tripletex", max_length=40)
+    system: str = Field(max_length=40)  # the connector's (services/connectors/registry.py)
     description: str = Field(max_length=200)
     key_ciphertext: str
     key_last4: str = Field(max_length=4)
     key_kind: str = Field(max_length=20)  # services.connectors.base.KeyKind
-    # The company that owns the key (the office itself in Tripletex).
+    # The company that owns the key (the office itself, for an accountant key).
     erp_company_id: int = Field(sa_type=BigInteger)
     erp_company_name: str = Field(max_length=300)
     clients_refreshed_at: datetime | None = None
-    # "invalid" after Tripletex refused the key (401): its clients wait for Endre system.
+    # "invalid" after the system refused the key (401): its clients wait for Endre system.
     key_status: str = Field(default="ok", max_length=20)
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)

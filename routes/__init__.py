@@ -2,11 +2,11 @@ from routes.account import AccountController
 from routes.auth import AuthController
 from routes.clients import ClientController
 from routes.demo import grant_client
-from routes.guide import tripletex_guide
+from routes.guide import system_guide
 from routes.health import HEALTH_ROUTES
 from routes.integrations import IntegrationController
 from routes.settings import SettingsController
-from routes.webhooks import tripletex_callback
+from routes.webhooks import change_callback
 
 ROUTES = [
     AuthController,
@@ -14,8 +14,8 @@ ROUTES = [
     IntegrationController,
     ClientController,
     SettingsController,
-    tripletex_guide,
+    system_guide,
     grant_client,
     *HEALTH_ROUTES,
-    tripletex_callback,
+    change_callback,
 ]

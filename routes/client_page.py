@@ -19,7 +19,6 @@ from routes.integrations import owned_integration
 from routes.params import ID_GUARDS
 from services import balances
 from services import clients as client_service
-from services import integrations as integration_service
 from services.auth import CurrentUser
 from services.settings import Settings
 from services.templating import OSLO
@@ -114,7 +113,6 @@ async def page_context(
         **balance,
         "user": user,
         "integration": integration,
-        "integration_name": integration_service.display_name(integration),
         "accounts": [AccountRow.of(a) for a in accounts],
         "history": [HistoryRow.of(run) for run in runs],
         "history_length": HISTORY_LENGTH,

@@ -16,7 +16,7 @@ from services import clients as client_service
 from services import integrations as integration_service
 from services.auth import CurrentUser
 from services.clients import ClientQuery, Switch
-from services.connectors.base import Connector
+from services.connectors.registry import Connectors
 from services.crypto import KeyVault
 from services.web import wants_fragment
 
@@ -116,13 +116,15 @@ class ClientController(Controller):
         request: HTMXRequest,
         db: NamedDependency[AsyncSession],
         vault: NamedDependency[KeyVault],
-        connector: NamedDependency[Connector],
+        connectors: NamedDependency[Connectors],
         integration: NamedDependency[Integration],
         data: Form,
     ) -> Response:
         """Oppdater klientliste."""
         try:
-            result = await integration_service.refresh_clients(db, vault, connector, integration)
+            result = await integration_service.refresh_clients(
+                db, vault, connectors[integration.system], integration
+            )
         except integration_service.InputError as exc:
             return await _after_action(request, db, integration, data, error=exc.message)
         return await _after_action(request, db, integration, data, notice=_refresh_notice(result))
@@ -195,7 +197,6 @@ async def _render(
     assert integration.id is not None
     context: dict[str, object] = {
         "integration": integration,
-        "name": integration_service.display_name(integration),
         "page": await client_service.list_clients(db, integration.id, query),
         "status_labels": client_service.STATUS_LABELS,
         **extra,

@@ -17,7 +17,7 @@ from routes.params import ID_GUARDS
 from services.auth import CurrentUser
 from services.balances import format_amount
 from services.crypto import KeyVault
-from services.demo import grant_new_client, post_demo_voucher
+from services.demo import grant_new_client, post_demo_voucher, simulator_root
 from services.settings import Settings
 from services.web import wants_fragment
 
@@ -37,7 +37,7 @@ async def grant_client(
     if not settings.demo:
         raise NotFoundException()
     name = await grant_new_client(
-        http, settings.simulator_root, vault.decrypt(integration.key_ciphertext)
+        http, simulator_root(settings), vault.decrypt(integration.key_ciphertext)
     )
     return Template("partials/demo_notice.html", context={"name": name})
 
@@ -62,7 +62,7 @@ async def book_voucher(
     if not settings.demo:
         raise NotFoundException()
     client = await owned_client(db, integration, client_id)
-    voucher = await post_demo_voucher(http, settings.simulator_root, client.erp_id)
+    voucher = await post_demo_voucher(http, simulator_root(settings), client.erp_id)
     notice = {"voucher": voucher, "kr": format_amount}
     if wants_fragment(request):
         return Template("partials/demo_voucher_notice.html", context=notice)

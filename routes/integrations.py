@@ -15,7 +15,8 @@ from routes.params import ID_GUARDS
 from services import clients as client_service
 from services import integrations as integration_service
 from services.auth import CurrentUser
-from services.connectors.base import Connector
+from services.connectors.base import ConnectKind, Connector
+from services.connectors.registry import Connectors
 from services.crypto import KeyVault
 from services.demo import DEMO_KEYS
 from services.sync.subscriptions import subscriptions_of_integration, unsubscribe_all
@@ -55,20 +56,15 @@ class IntegrationController(Controller):
             "pages/integrations.html",
             context={
                 "user": user,
-                "rows": [
-                    (
-                        i,
-                        integration_service.display_name(i),
-                        counts.get(i.id or 0, client_service.Counts()),
-                    )
-                    for i in integrations
-                ],
+                "rows": [(i, counts.get(i.id or 0, client_service.Counts())) for i in integrations],
             },
         )
 
     @get("/ny")
-    async def new(self, user: NamedDependency[CurrentUser]) -> Template:
-        return _form_page("pages/integration_new.html", user, values={}, errors={})
+    async def new(
+        self, user: NamedDependency[CurrentUser], connectors: NamedDependency[Connectors]
+    ) -> Template:
+        return _form_page("pages/integration_new.html", user, connectors, values={}, errors={})
 
     @post("/ny", status_code=200)
     async def create(
@@ -77,15 +73,16 @@ class IntegrationController(Controller):
         db: NamedDependency[AsyncSession],
         user: NamedDependency[CurrentUser],
         vault: NamedDependency[KeyVault],
-        connector: NamedDependency[Connector],
+        connectors: NamedDependency[Connectors],
         data: Form,
     ) -> Response:
         description = field(data, "description")
+        values = {"description": description, "system": field(data, "system")}
         try:
             integration = await integration_service.create_integration(
                 db,
                 vault,
-                connector,
+                _key_system(connectors, values["system"]),
                 office_id=user.office_id,
                 raw_key=field(data, "key"),
                 raw_description=description,
@@ -95,7 +92,8 @@ class IntegrationController(Controller):
                 request,
                 "pages/integration_new.html",
                 user,
-                values={"description": description},
+                connectors,
+                values=values,
                 errors={exc.field: exc.message},
             )
         return redirect(request, f"/integrasjoner/{integration.id}")
@@ -104,11 +102,13 @@ class IntegrationController(Controller):
     async def edit(
         self,
         user: NamedDependency[CurrentUser],
+        connectors: NamedDependency[Connectors],
         integration: NamedDependency[Integration],
     ) -> Template:
         return _form_page(
             "pages/integration_edit.html",
             user,
+            connectors,
             values={"description": integration.description},
             errors={},
             integration=integration,
@@ -121,7 +121,7 @@ class IntegrationController(Controller):
         db: NamedDependency[AsyncSession],
         user: NamedDependency[CurrentUser],
         vault: NamedDependency[KeyVault],
-        connector: NamedDependency[Connector],
+        connectors: NamedDependency[Connectors],
         integration: NamedDependency[Integration],
         data: Form,
     ) -> Response:
@@ -130,7 +130,7 @@ class IntegrationController(Controller):
             await integration_service.change_system(
                 db,
                 vault,
-                connector,
+                connectors[integration.system],
                 integration,
                 raw_key=field(data, "key"),
                 raw_description=description,
@@ -140,6 +140,7 @@ class IntegrationController(Controller):
                 request,
                 "pages/integration_edit.html",
                 user,
+                connectors,
                 values={"description": description},
                 errors={exc.field: exc.message},
                 integration=integration,
@@ -158,7 +159,6 @@ class IntegrationController(Controller):
             context={
                 "user": user,
                 "integration": integration,
-                "name": integration_service.display_name(integration),
                 "counts": await client_service.counts(db, integration.id or 0),
             },
         )
@@ -170,7 +170,7 @@ class IntegrationController(Controller):
         db: NamedDependency[AsyncSession],
         integration: NamedDependency[Integration],
         vault: NamedDependency[KeyVault],
-        connector: NamedDependency[Connector],
+        connectors: NamedDependency[Connectors],
     ) -> Response:
         # Noted while the key is still known, removed at the ERP after the answer.
         subscriptions = await subscriptions_of_integration(db, integration)
@@ -178,19 +178,35 @@ class IntegrationController(Controller):
         await integration_service.delete_integration(db, integration)
         response = redirect(request, "/integrasjoner")
         if subscriptions:
-            response.background = BackgroundTask(unsubscribe_all, connector, key, subscriptions)
+            response.background = BackgroundTask(
+                unsubscribe_all, connectors[integration.system], key, subscriptions
+            )
         return response
+
+
+def _key_system(connectors: Connectors, system: str) -> Connector:
+    """The system chosen in Ny integrasjon, if it is one connected with a key; none chosen:
+    the first, which the form shows chosen."""
+    key_systems = connectors.connectable_by(ConnectKind.KEY)
+    connector = connectors.get(system) if system else next(iter(key_systems), None)
+    if connector is None or connector.capabilities.connect is not ConnectKind.KEY:
+        raise integration_service.InputError("system", "Velg et regnskapssystem fra listen.")
+    return connector
 
 
 def _form_page(
     template: str,
     user: CurrentUser,
+    connectors: Connectors,
     *,
     values: dict[str, str],
     errors: dict[str, str],
     integration: Integration | None = None,
     status_code: int = 200,
 ) -> Template:
+    key_systems = connectors.connectable_by(ConnectKind.KEY)
+    chosen = integration.system if integration else values.get("system")
+    selected = connectors.get(chosen or "") or key_systems[0]
     return Template(
         template,
         context={
@@ -199,6 +215,9 @@ def _form_page(
             "errors": errors,
             "integration": integration,
             "demo_keys": DEMO_KEYS,
+            "key_systems": key_systems,
+            "planned_systems": connectors.planned(),
+            "selected": selected,
         },
         status_code=status_code,
     )
@@ -208,6 +227,7 @@ def _form_response(
     request: HTMXRequest,
     page: str,
     user: CurrentUser,
+    connectors: Connectors,
     *,
     values: dict[str, str],
     errors: dict[str, str],
@@ -216,5 +236,11 @@ def _form_response(
     # The key is never sent back: the accountant pastes it again.
     template = "partials/integration_form.html" if wants_fragment(request) else page
     return _form_page(
-        template, user, values=values, errors=errors, integration=integration, status_code=422
+        template,
+        user,
+        connectors,
+        values=values,
+        errors=errors,
+        integration=integration,
+        status_code=422,
     )

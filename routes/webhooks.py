@@ -1,6 +1,7 @@
-"""The receiver of Tripletex's change callbacks.
+"""The receiver of the systems' change callbacks: `/webhooks/{system}/{hook id}` (the
+Tripletex subscriptions made before there were several systems already use this form).
 
-No login, session or CSRF: Tripletex proves itself with the subscription's signature. The
+No login, session or CSRF: the system proves itself with the subscription's signature. The
 answer comes as soon as the change is noted; the sync itself runs in the scheduler.
 """
 
@@ -13,7 +14,7 @@ from litestar.response import Response
 
 from routes.health import NO_SESSION_OR_CSRF
 from services.sync.callbacks import Outcome
-from services.sync.subscriptions import RECEIVER_PATH
+from services.sync.subscriptions import RECEIVER_PREFIX
 from services.web import context
 
 STATUS = {
@@ -25,14 +26,14 @@ STATUS = {
 
 
 class QuietAnsweredCallbacks(logging.Filter):
-    """Drops uvicorn's access line for callbacks answered 2xx: Tripletex may send hundreds a
+    """Drops uvicorn's access line for callbacks answered 2xx: a system may send hundreds a
     second, each is counted in `erp_webhook_events`, and writing a line each cost a fifth of
     the receiver's CPU (bench/README.md). Refused ones (401, 404) are still logged."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         args = record.args  # uvicorn: (client, method, path, http version, status)
         if isinstance(args, tuple) and len(args) == 5 and isinstance(args[4], int):
-            return not (str(args[2]).startswith(RECEIVER_PATH) and args[4] < 300)
+            return not (str(args[2]).startswith(RECEIVER_PREFIX) and args[4] < 300)
         return True
 
 
@@ -43,20 +44,24 @@ QUIET_ANSWERED_CALLBACKS = QuietAnsweredCallbacks()
 # other, so every request left a cycle of some forty objects for the garbage collector,
 # whose pauses then held up the callbacks in flight (bench/README.md).
 @post(
-    RECEIVER_PATH + "{hook_id:str}",
+    RECEIVER_PREFIX + "{system:str}/{hook_id:str}",
     opt=NO_SESSION_OR_CSRF,
     status_code=200,
     request_class=Request,
 )
-async def tripletex_callback(
-    request: Request, state: State, hook_id: FromPath[str]
+async def change_callback(
+    request: Request, state: State, system: FromPath[str], hook_id: FromPath[str]
 ) -> Response[None]:
     ctx = context(state)
     assert ctx.callback_inbox is not None, "created at start-up"
     headers = {name.lower(): value for name, value in request.headers.items()}
-    received = await ctx.callback_inbox.receive(hook_id, headers, await request.body())
+    received = await ctx.callback_inbox.receive(system, hook_id, headers, await request.body())
     ctx.metrics.webhook_events.labels(
-        event=received.event or "unknown", outcome=received.outcome.value
+        # Named only when a hook of that system answered: the path is anyone's to choose,
+        # and every label value is a time series.
+        system="unknown" if received.outcome is Outcome.UNKNOWN else system,
+        event=received.event or "unknown",
+        outcome=received.outcome.value,
     ).inc()
     if received.outcome is Outcome.ACCEPTED and ctx.sync_runner is not None:
         ctx.sync_runner.wake()

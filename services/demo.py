@@ -9,11 +9,22 @@ from decimal import Decimal
 import httpx
 from litestar.types import ASGIApp, Receive, Scope, Send
 
+from services.connectors.tripletex import SYSTEM as TRIPLETEX
+from services.connectors.tripletex import TripletexSettings
+from services.settings import Settings
+
 SIMULATOR_PREFIX = "/tripletex"
 DEMO_KEYS = {
     "demo-regnskapskontor": "regnskapskontorets nøkkel med klienttilgang",
     "demo-eget-selskap": "nøkkel for regnskapskontorets eget selskap",
 }
+
+
+def simulator_root(settings: Settings) -> str:
+    """The simulator's control API sits beside its `/v2`."""
+    block = settings.system(TRIPLETEX)
+    assert isinstance(block, TripletexSettings)
+    return block.base_url.removesuffix("/v2")
 
 
 def with_simulator(app: ASGIApp) -> ASGIApp:

@@ -42,7 +42,8 @@ class RefreshResult:
     regained: int
 
 
-def display_name(integration: Integration, system_name: str = "Tripletex") -> str:
+def display_name(integration: Integration, system_name: str) -> str:
+    """What the accountant calls an integration: "<system> - <description or company>"."""
     label = integration.description or integration.erp_company_name
     return f"{system_name} - {label}" if label else system_name
 
@@ -73,34 +74,35 @@ def check_description(raw: str) -> str:
 
 async def inspect_key(connector: Connector, raw_key: str) -> tuple[str, KeyInfo]:
     key = clean_key(raw_key)
+    name = connector.display_name
     if not key:
-        raise InputError("key", "Fyll inn brukernøkkelen fra Tripletex.")
+        raise InputError("key", f"Fyll inn brukernøkkelen fra {name}.")
     if len(key) > MAX_KEY:
-        raise InputError("key", "Dette ser ikke ut som en brukernøkkel fra Tripletex (for lang).")
+        raise InputError("key", f"Dette ser ikke ut som en brukernøkkel fra {name} (for lang).")
     try:
         return key, await connector.inspect_key(key)
     except KeyRejected:
         raise InputError(
             "key",
-            "Tripletex godtok ikke brukernøkkelen. Sjekk at du har kopiert hele nøkkelen, "
-            "og at den ikke er slettet eller utløpt i Tripletex.",
+            f"{name} godtok ikke brukernøkkelen. Sjekk at du har kopiert hele nøkkelen, "
+            f"og at den ikke er slettet eller utløpt i {name}.",
         ) from None
     except RateLimited:
         raise InputError(
             "key",
-            "Tripletex ber oss vente fordi det er sendt for mange forespørsler. "
+            f"{name} ber oss vente fordi det er sendt for mange forespørsler. "
             "Prøv igjen om et minutt.",
         ) from None
     except ErpUnavailable:
         raise InputError(
             "key",
-            "Fikk ikke kontakt med Tripletex akkurat nå. Ingenting er lagret. Prøv igjen om litt.",
+            f"Fikk ikke kontakt med {name} akkurat nå. Ingenting er lagret. Prøv igjen om litt.",
         ) from None
     except ErpError as exc:
         reference = f" Referanse: {exc.request_id}." if exc.request_id else ""
         raise InputError(
             "key",
-            f"Tripletex svarte med en feil (status {exc.status}). Ingenting er lagret.{reference}",
+            f"{name} svarte med en feil (status {exc.status}). Ingenting er lagret.{reference}",
         ) from None
 
 
@@ -150,7 +152,8 @@ async def change_system(
         if info.company_id != integration.erp_company_id:
             raise InputError(
                 "key",
-                f"Nøkkelen tilhører et annet selskap i Tripletex ({info.company_name}) enn "
+                f"Nøkkelen tilhører et annet selskap i {connector.display_name} "
+                f"({info.company_name}) enn "
                 f"denne integrasjonen ({integration.erp_company_name}). Opprett heller en ny "
                 "integrasjon for den nøkkelen.",
             )
@@ -177,18 +180,19 @@ async def refresh_clients(
     db: AsyncSession, vault: KeyVault, connector: Connector, integration: Integration
 ) -> RefreshResult:
     """Oppdater klientliste: new clients come in inactive and marked new; none is deleted."""
+    name = connector.display_name
     try:
         info = await connector.inspect_key(vault.decrypt(integration.key_ciphertext))
     except KeyRejected:
         raise InputError(
             "key",
-            "Tripletex godtar ikke lenger nøkkelen til denne integrasjonen. "
-            "Lag en ny nøkkel i Tripletex og bruk Endre system.",
+            f"{name} godtar ikke lenger nøkkelen til denne integrasjonen. "
+            f"Lag en ny nøkkel i {name} og bruk Endre system.",
         ) from None
     except ErpError as exc:
         raise InputError(
             "key",
-            "Fikk ikke hentet klientlisten fra Tripletex akkurat nå. "
+            f"Fikk ikke hentet klientlisten fra {name} akkurat nå. "
             "Ingenting er endret. Prøv igjen om litt."
             + (f" Referanse: {exc.request_id}." if exc.request_id else ""),
         ) from None

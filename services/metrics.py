@@ -19,10 +19,11 @@ KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPT
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
-        self.tripletex_requests = Counter(
-            "erp_tripletex_requests",
-            "HTTP requests to Tripletex, retries included; status 'error' for transport failures",
-            ["method", "status"],
+        self.system_requests = Counter(
+            "erp_system_requests",
+            "HTTP requests to the accounting systems, retries included; status 'error' for "
+            "transport failures",
+            ["system", "method", "status"],
             registry=self.registry,
         )
         self.http_requests = Counter(
@@ -32,20 +33,25 @@ class Metrics:
             registry=self.registry,
         )
         # Filled by the sync engine, and webhook events by their receiver.
-        self.syncs = Counter("erp_syncs", "Sync runs by result", ["result"], registry=self.registry)
+        self.syncs = Counter(
+            "erp_syncs",
+            "Sync runs by system and result",
+            ["system", "result"],
+            registry=self.registry,
+        )
         self.sync_failures = Counter(
             "erp_sync_failures", "Sync runs that failed", registry=self.registry
         )
         self.webhook_events = Counter(
             "erp_webhook_events",
-            "Tripletex webhook callbacks by event and outcome (accepted, duplicate, unknown, "
-            "rejected)",
-            ["event", "outcome"],
+            "Change callbacks from the accounting systems by system, event and outcome "
+            "(accepted, duplicate, unknown, rejected)",
+            ["system", "event", "outcome"],
             registry=self.registry,
         )
 
-    def count_tripletex_request(self, method: str, status: int | str) -> None:
-        self.tripletex_requests.labels(method=method, status=str(status)).inc()
+    def count_system_request(self, system: str, method: str, status: int | str) -> None:
+        self.system_requests.labels(system=system, method=method, status=str(status)).inc()
 
     def count_http_request(self, method: str, route: str, status: int) -> None:
         self.http_requests.labels(method=method, route=route, status=str(status)).inc()

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from cryptography.fernet import Fernet
 
-DEMO_CONSUMER_TOKEN = "demo-consumer-token"
+from services.connectors.base import SystemSettings, SystemSettingsFactory
 
 
 @dataclass(frozen=True)
@@ -18,7 +18,7 @@ class SyncConfig:
     enabled: bool = True  # the scheduler runs in this process
     tick_seconds: float = 5.0
     concurrency: int = 8  # clients synced at once by one process
-    per_key: int = 4  # of those, at most this many through one Tripletex key (one rate limit)
+    per_key: int = 4  # of those, at most this many through one key (one rate limit)
     poll_minutes: int = 10  # re-check recent months of every active client this often
     years: int = 2  # accounting years kept: the current and the previous
 
@@ -56,23 +56,31 @@ class Settings:
     secret_key: str
     # Newest first: encrypt with the first, decrypt with any (key rotation).
     encryption_keys: tuple[str, ...]
-    tripletex_base_url: str
-    tripletex_consumer_token: str
     host: str = "127.0.0.1"
     port: int = 8000
     secure_cookies: bool = False
     # Requests to addresses users give us (notification URLs): services/outbound_guard.py.
     outbound_allowed_ports: tuple[int, ...] = (443, 8443)
     outbound_allow_private: bool = False  # non-public addresses too, on any port, over http
-    # Where Tripletex can reach our webhook receiver; None: live sync falls back to polling.
+    # Where the systems can reach our change receiver; None: live sync falls back to polling.
     public_base_url: str | None = None
     log_format: str = "text"  # "json" for log collectors
     # A login ends this long after it began, however active (the idle expiry is 8 hours).
     session_max_hours: int = 12
     sync: SyncConfig = field(default_factory=lambda: SyncConfig())
+    # One settings block per system spoken (services/connectors/registry.py).
+    systems: tuple[SystemSettings, ...] = ()
 
     @classmethod
-    def from_env(cls, env: dict[str, str] | None = None, *, demo: bool | None = None) -> Settings:
+    def from_env(
+        cls,
+        env: dict[str, str] | None = None,
+        *,
+        demo: bool | None = None,
+        systems: tuple[SystemSettingsFactory, ...] | None = None,
+    ) -> Settings:
+        if systems is None:
+            from services.connectors.registry import SYSTEMS as systems
         env = dict(os.environ if env is None else env)
         data_dir = Path(env.get("DATA_DIR", "data")).resolve()
         _load_dotenv(env)
@@ -85,15 +93,9 @@ class Settings:
             demo_secrets = _demo_secrets(data_dir)
             secret_key = env.get("SECRET_KEY") or demo_secrets["secret_key"]
             keys = env.get("ENCRYPTION_KEY") or demo_secrets["encryption_key"]
-            base_url = env.get("TRIPLETEX_BASE_URL") or f"http://127.0.0.1:{port}/tripletex/v2"
-            consumer = env.get("TRIPLETEX_CONSUMER_TOKEN") or DEMO_CONSUMER_TOKEN
         else:
             secret_key = _required(env, "SECRET_KEY")
             keys = _required(env, "ENCRYPTION_KEY")
-            base_url = env.get("TRIPLETEX_BASE_URL", "https://tripletex.no/v2")
-            consumer = _required(env, "TRIPLETEX_CONSUMER_TOKEN")
-            if consumer == DEMO_CONSUMER_TOKEN:
-                raise SettingsError("TRIPLETEX_CONSUMER_TOKEN is the demo token; set your own")
         if len(secret_key) < 32:
             raise SettingsError("SECRET_KEY must be at least 32 characters")
         encryption_keys = tuple(k.strip() for k in keys.split(",") if k.strip())
@@ -105,14 +107,12 @@ class Settings:
                     "ENCRYPTION_KEY must be Fernet keys (urlsafe base64, 32 bytes), "
                     "comma-separated, newest first"
                 ) from exc
-        if not base_url.startswith(("http://", "https://")):
-            raise SettingsError("TRIPLETEX_BASE_URL must start with http:// or https://")
         public_base_url = env.get("PUBLIC_BASE_URL", "").strip().rstrip("/") or None
         if public_base_url and not public_base_url.startswith("https://") and not is_demo:
-            raise SettingsError("PUBLIC_BASE_URL must be an https:// URL Tripletex can reach")
+            raise SettingsError("PUBLIC_BASE_URL must be an https:// URL the systems can reach")
         if is_demo and public_base_url is None:
-            # The demo's simulated Tripletex runs in this process and may call plain HTTP on
-            # loopback: the demo shows live sync through webhooks.
+            # The demo's simulators run in this process and may call plain HTTP on loopback:
+            # the demo shows live sync through webhooks.
             public_base_url = f"http://127.0.0.1:{port}"
         allowed_ports = _ports(env, "OUTBOUND_ALLOWED_PORTS", (443, 8443))
         # The demo's receivers run on this machine; production must ask for it by name.
@@ -133,8 +133,6 @@ class Settings:
             database_url=database_url,
             secret_key=secret_key,
             encryption_keys=encryption_keys,
-            tripletex_base_url=base_url.rstrip("/"),
-            tripletex_consumer_token=consumer,
             host=host,
             port=port,
             secure_cookies=_flag(env, "SECURE_COOKIES"),
@@ -144,12 +142,15 @@ class Settings:
             log_format=log_format,
             session_max_hours=session_max_hours,
             sync=SyncConfig.from_env(env),
+            systems=tuple(s.from_env(env, demo=is_demo, port=port) for s in systems),
         )
 
-    @property
-    def simulator_root(self) -> str:
-        """The simulator's control API sits beside its `/v2` (demo mode only)."""
-        return self.tripletex_base_url.removesuffix("/v2")
+    def system(self, name: str) -> SystemSettings:
+        """The settings block of one system."""
+        for block in self.systems:
+            if block.system == name:
+                return block
+        raise KeyError(f"no settings for the system {name!r}")
 
 
 def _flag(env: dict[str, str], name: str) -> bool:

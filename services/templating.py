@@ -8,6 +8,9 @@ from zoneinfo import ZoneInfo
 
 from litestar.plugins.jinja import JinjaTemplateEngine
 
+from models import Integration
+from services.connectors.base import Connector
+from services.integrations import display_name
 from services.settings import Settings
 from services.sync.status import SHOW_AFTER_FAILURES
 
@@ -26,17 +29,28 @@ def org_number(value: str) -> str:
     return f"{value[:3]} {value[3:6]} {value[6:]}" if len(value) == 9 and value.isdigit() else value
 
 
-def configure(settings: Settings) -> Callable[[JinjaTemplateEngine], None]:
+def configure(
+    settings: Settings, system_of: Callable[[str], Connector]
+) -> Callable[[JinjaTemplateEngine], None]:
+    """`system_of` finds the connector of an integration's system when a page is rendered:
+    its name, what it can do and its wording."""
+
+    def integration_name(integration: Integration) -> str:
+        return display_name(integration, system_of(integration.system).display_name)
+
     def callback(engine: JinjaTemplateEngine) -> None:
         env = engine.engine
         env.globals.update(
+            system_of=system_of,
             demo=settings.demo,
             htmx_file=HTMX_FILE,
             show_after_failures=SHOW_AFTER_FAILURES,
-            # How changes reach us: webhooks when Tripletex can reach this app, else polling.
+            # How changes reach us: webhooks when the system can reach this app, else polling.
             webhooks_on=settings.public_base_url is not None,
             poll_minutes=settings.sync.poll_minutes,
         )
-        env.filters.update(local_time=local_time, org_number=org_number)
+        env.filters.update(
+            local_time=local_time, org_number=org_number, integration_name=integration_name
+        )
 
     return callback

@@ -13,6 +13,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.auth import CurrentUser, load_current_user
 from services.connectors.base import Connector
+from services.connectors.registry import Connectors
 from services.crypto import KeyVault
 from services.db import SessionFactory
 from services.metrics import Metrics
@@ -33,10 +34,14 @@ class AppContext:
     vault: KeyVault
     http: httpx.AsyncClient | None = None  # operator-configured URLs only (the demo's simulator)
     guarded: GuardedClient | None = None  # every URL a user gave us
-    connector: Connector | None = None
+    connectors: Connectors | None = None  # by system
     metrics: Metrics = field(default_factory=Metrics)  # one registry per app instance
     sync_runner: SyncRunner | None = None
     callback_inbox: CallbackInbox | None = None
+
+    def system_of(self, system: str) -> Connector:
+        assert self.connectors is not None, "the connectors are created at start-up"
+        return self.connectors[system]
 
 
 def context(state: State) -> AppContext:
@@ -60,10 +65,10 @@ def provide_vault(state: State) -> KeyVault:
     return context(state).vault
 
 
-def provide_connector(state: State) -> Connector:
-    connector = context(state).connector
-    assert connector is not None, "connector is created at start-up"
-    return connector
+def provide_connectors(state: State) -> Connectors:
+    connectors = context(state).connectors
+    assert connectors is not None, "the connectors are created at start-up"
+    return connectors
 
 
 def provide_http(state: State) -> httpx.AsyncClient:

@@ -9,6 +9,7 @@ from decimal import Decimal
 
 from services.balances import trial_balance
 from services.connectors.base import Connector
+from services.connectors.registry import Connectors
 from services.connectors.tripletex import TripletexClient, TripletexConnector
 from services.crypto import KeyVault
 from services.db import create_engine, create_session_factory
@@ -32,14 +33,14 @@ async def sync_engine(
     async with outbound(http_timeout) as out:
         client = TripletexClient(
             out.session,
-            base_url=settings.tripletex_base_url,
-            consumer_token=settings.tripletex_consumer_token,
+            base_url=settings.system("tripletex").base_url,
+            consumer_token=settings.system("tripletex").consumer_token,
             **tripletex,  # type: ignore[arg-type]
         )
         yield SyncEngine(
             create_session_factory(engine),
             KeyVault(settings.encryption_keys),
-            wrap(TripletexConnector(client)),
+            Connectors([wrap(TripletexConnector(client))]),
             SyncSettings(years=2),
             today=lambda: simulator.state.today,
         )

@@ -11,6 +11,7 @@ import os
 import sys
 from datetime import timedelta
 
+from services.connectors.registry import Connectors
 from services.connectors.tripletex import TripletexClient, TripletexConnector
 from services.crypto import KeyVault
 from services.db import create_engine, create_session_factory
@@ -31,7 +32,7 @@ async def main(database_url: str, base_url: str, client_id: int, lease_seconds: 
         engine = SyncEngine(
             factory,
             KeyVault((os.environ["ENCRYPTION_KEY"],)),
-            connector,
+            Connectors([connector]),
             SyncSettings(lease=lease),
         )
         await engine.sync_client(client_id, trigger="schedule")

@@ -88,9 +88,9 @@ async def test_metrics_count_tripletex_and_our_requests_by_route(client: AsyncTe
     await client.get("/no-such-page")
 
     exposition = (await client.get("/metrics")).text
-    tripletex = samples(exposition, "erp_tripletex_requests_total")
-    assert tripletex[(("method", "PUT"), ("status", "200"))] >= 1
-    assert tripletex[(("method", "GET"), ("status", "200"))] >= 1
+    tripletex = samples(exposition, "erp_system_requests_total")
+    assert tripletex[(("method", "PUT"), ("status", "200"), ("system", "tripletex"))] >= 1
+    assert tripletex[(("method", "GET"), ("status", "200"), ("system", "tripletex"))] >= 1
     http = samples(exposition, "erp_http_requests_total")
     routes = {dict(labels)["route"] for labels in http}
     assert "/integrasjoner/{integration_id}" in routes

@@ -36,7 +36,7 @@ def create_user_cli(settings: Settings, tmp_path: Path, email: str, password: st
         "DATABASE_URL": settings.database_url,
         "SECRET_KEY": settings.secret_key,
         "ENCRYPTION_KEY": settings.encryption_keys[0],
-        "TRIPLETEX_BASE_URL": settings.tripletex_base_url,
+        "TRIPLETEX_BASE_URL": settings.system("tripletex").base_url,
         "TRIPLETEX_CONSUMER_TOKEN": "cli-test-consumer-token",
         "DATA_DIR": str(tmp_path),
         "LOG_FORMAT": "text",

@@ -15,6 +15,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from models import User, WebSession
 from models.base import utcnow
+from services.connectors.registry import Connectors
 from services.connectors.tripletex import TripletexClient, TripletexConnector
 from services.crypto import KeyVault
 from services.db import create_engine, create_session_factory, open_session
@@ -137,14 +138,14 @@ async def test_the_nightly_job_deletes_expired_sessions(settings: Settings) -> N
         connector = TripletexConnector(
             TripletexClient(
                 out.session,
-                base_url=settings.tripletex_base_url,
-                consumer_token=settings.tripletex_consumer_token,
+                base_url=settings.system("tripletex").base_url,
+                consumer_token=settings.system("tripletex").consumer_token,
             )
         )
         await run_nightly(
             create_session_factory(engine),
             KeyVault(settings.encryption_keys),
-            connector,
+            Connectors([connector]),
             today=date.today(),
             years=2,
         )

@@ -19,7 +19,7 @@ def test_production_settings_are_read_from_the_environment(tmp_path: Path) -> No
     settings = Settings.from_env({**PRODUCTION, "DATA_DIR": str(tmp_path), "PORT": "9001"})
     assert not settings.demo
     assert settings.port == 9001
-    assert settings.tripletex_base_url == "https://tripletex.no/v2"
+    assert settings.system("tripletex").base_url == "https://tripletex.no/v2"
     assert settings.database_url == f"sqlite+aiosqlite:///{tmp_path / 'erp.sqlite3'}"
 
 
@@ -88,7 +88,7 @@ def test_demo_generates_secrets_readable_only_by_the_owner(tmp_path: Path) -> No
     secrets_file = tmp_path / "demo-secrets.json"
     assert stat.S_IMODE(secrets_file.stat().st_mode) == 0o600
     assert first.encryption_keys == again.encryption_keys
-    assert first.tripletex_base_url == "http://127.0.0.1:8000/tripletex/v2"
+    assert first.system("tripletex").base_url == "http://127.0.0.1:8000/tripletex/v2"
 
 
 def test_postgres_url_gets_the_async_driver(tmp_path: Path) -> None:

@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import select
 
 from models import NotificationDelivery, NotificationEndpoint, Office
+from services.connectors.registry import Connectors
 from services.connectors.tripletex import TripletexClient, TripletexConnector
 from services.crypto import KeyVault
 from services.db import create_engine, create_session_factory
@@ -136,14 +137,17 @@ async def test_a_stopped_scheduler_leaves_no_tick_running(
         connector = TripletexConnector(
             TripletexClient(
                 out.session,
-                base_url=settings.tripletex_base_url,
-                consumer_token=settings.tripletex_consumer_token,
+                base_url=settings.system("tripletex").base_url,
+                consumer_token=settings.system("tripletex").consumer_token,
             )
         )
         vault = KeyVault(settings.encryption_keys)
         before = asyncio.all_tasks()
         async with running_sync(
-            create_session_factory(engine), vault, connector, SyncConfig(tick_seconds=0.05)
+            create_session_factory(engine),
+            vault,
+            Connectors([connector]),
+            SyncConfig(tick_seconds=0.05),
         ):
             await asyncio.wait_for(claiming.wait(), 10)  # a tick's claim waits for the lock
             releaser = asyncio.create_task(release(HELD))  # the stop begins with it held

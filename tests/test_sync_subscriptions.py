@@ -13,6 +13,7 @@ from litestar.testing import AsyncTestClient
 from sqlalchemy import text
 
 from models.base import utcnow
+from services.connectors.registry import Connectors
 from services.connectors.tripletex import TripletexClient, TripletexConnector
 from services.crypto import KeyVault
 from services.db import SessionFactory, create_engine, create_session_factory
@@ -52,14 +53,15 @@ async def parts(
         connector = TripletexConnector(
             TripletexClient(
                 out.session,
-                base_url=settings.tripletex_base_url,
-                consumer_token=settings.tripletex_consumer_token,
+                base_url=settings.system("tripletex").base_url,
+                consumer_token=settings.system("tripletex").consumer_token,
                 backoff=0.01,
             )
         )
-        manager = SubscriptionManager(factory, vault, connector, public_url)
+        connectors = Connectors([connector])
+        manager = SubscriptionManager(factory, vault, connectors, public_url)
         sync = SyncEngine(
-            factory, vault, connector, SyncSettings(), today=lambda: simulator.state.today
+            factory, vault, connectors, SyncSettings(), today=lambda: simulator.state.today
         )
         runner = SyncRunner(factory, sync, SchedulerSettings(), manager)
         yield Parts(manager, runner, sync, factory, vault, connector)
@@ -145,7 +147,7 @@ async def test_a_disabled_subscription_is_noticed_renewed_and_polled_meanwhile(
         await run_nightly(
             p.factory,
             p.vault,
-            p.connector,
+            Connectors([p.connector]),
             today=simulator.state.today,
             years=2,
         )

@@ -14,7 +14,14 @@ from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
 from enum import StrEnum
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    import aiohttp
+
+    from services.metrics import Metrics
 
 
 class KeyKind(StrEnum):
@@ -22,6 +29,32 @@ class KeyKind(StrEnum):
 
     ACCOUNTANT = "accountant"  # acts for the client companies granted to it
     OWN_COMPANY = "own_company"  # the office's own ledger: exactly one client
+
+
+class ConnectKind(StrEnum):
+    """How an office connects a system: the UI asks this rather than assume."""
+
+    KEY = "key"  # the accountant pastes a key made in the system
+    ONBOARDING = "onboarding"  # the accountant signs in at the system and approves
+    FILE = "file"  # the accountant uploads the system's export
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a system can do; the UI and the scheduler ask, never assume."""
+
+    connect: ConnectKind
+    webhooks: bool  # the system calls us on changes (else live means polling)
+
+
+@dataclass(frozen=True)
+class Wording:
+    """What the accountant is told about a system's own steps (Norwegian), beside its name."""
+
+    no_api_access: str  # a client that has not given the office access: where to fix it
+    access_lost: str  # a client the key no longer reaches: what to do
+    no_clients: str  # an integration that reaches no clients yet: what to do
+    guide_path: str | None = None  # our setup guide for the system
 
 
 class ErpError(Exception):
@@ -143,8 +176,10 @@ class CallbackRejected(Exception):
 
 @runtime_checkable
 class Connector(Protocol):
-    system: str
-    display_name: str
+    system: str  # the registry's key, stored as `Integration.system`
+    display_name: str  # how the accountant knows the system
+    capabilities: Capabilities
+    wording: Wording
 
     async def inspect_key(self, key: str) -> KeyInfo:
         """Check the key against the ERP now and list the companies it reaches."""
@@ -205,3 +240,16 @@ class Connector(Protocol):
     def callback_id(self, headers: dict[str, str]) -> str | None:
         """What identifies a delivery across the ERP's retries (for replay rejection)."""
         ...
+
+
+class SystemSettings(Protocol):
+    """A system's settings block: read from the environment at start (a bad variable raises
+    SettingsError naming it), and the maker of the system's connector."""
+
+    system: str
+
+    def connector(self, http: aiohttp.ClientSession, metrics: Metrics) -> Connector: ...
+
+
+class SystemSettingsFactory(Protocol):
+    def from_env(self, env: Mapping[str, str], *, demo: bool, port: int) -> SystemSettings: ...

@@ -17,7 +17,7 @@ import hmac
 import json
 import logging
 import random
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from decimal import Decimal
@@ -31,8 +31,10 @@ from services.connectors.base import (
     AccessDenied,
     Balances,
     CallbackRejected,
+    Capabilities,
     ChangeEvent,
     CompanyRef,
+    ConnectKind,
     ErpError,
     ErpUnavailable,
     KeyInfo,
@@ -42,14 +44,18 @@ from services.connectors.base import (
     RemoteAccount,
     RemoteClient,
     RemoteSubscription,
+    Wording,
     request_stats,
 )
 from services.connectors.pacing import RateBudget
 from services.metrics import Metrics
 from services.outbound import env_proxy
+from services.settings import SettingsError
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+SYSTEM = "tripletex"
+DEMO_CONSUMER_TOKEN = "demo-consumer-token"
 
 OWN_COMPANY = 0  # Basic-auth username meaning "the key's own company"
 SESSION_DAYS = 3  # session tokens live this long; renewed a day before they expire
@@ -278,7 +284,7 @@ class TripletexClient:
     def _count(self, method: str, status: int | str, *, retry: bool = False) -> None:
         # Every attempt counts, retries included: that is what Tripletex's rate limit sees.
         if self._metrics is not None:
-            self._metrics.count_tripletex_request(method, status)
+            self._metrics.count_system_request(SYSTEM, method, status)
         if (stats := request_stats.get()) is not None:
             stats.requests += 1
             stats.retries += int(retry)
@@ -346,8 +352,22 @@ def _error_for(answer: Answer) -> ErpError:
 
 
 class TripletexConnector:
-    system = "tripletex"
+    system = SYSTEM
     display_name = "Tripletex"
+    capabilities = Capabilities(connect=ConnectKind.KEY, webhooks=True)
+    wording = Wording(
+        no_api_access=(
+            "Klienten har ikke gitt regnskapskontoret API-tilgang. I Tripletex: gå inn på "
+            "klienten → Regnskap → Innstillinger → Regnskapsførers tilgang → sett hake for "
+            "API-tilgang."
+        ),
+        access_lost=(
+            "Nøkkelen når ikke lenger denne klienten. Gi nøkkelen klienttilgang til klienten i "
+            "Tripletex og trykk Oppdater klientliste."
+        ),
+        no_clients="Gi nøkkelen klienttilgang i Tripletex og trykk Oppdater klientliste.",
+        guide_path="/guide/tripletex",
+    )
 
     def __init__(self, client: TripletexClient) -> None:
         self._client = client
@@ -613,3 +633,38 @@ def _remote_client(company: dict[str, Any]) -> RemoteClient:
         name=company.get("name") or "",
         org_number=company.get("organizationNumber") or "",
     )
+
+
+@dataclass(frozen=True)
+class TripletexSettings:
+    """TRIPLETEX_BASE_URL and TRIPLETEX_CONSUMER_TOKEN (our API consumer token)."""
+
+    base_url: str
+    consumer_token: str
+    system: str = SYSTEM
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str], *, demo: bool, port: int) -> TripletexSettings:
+        if demo:  # the simulator, served beside the app
+            base_url = env.get("TRIPLETEX_BASE_URL") or f"http://127.0.0.1:{port}/tripletex/v2"
+            consumer = env.get("TRIPLETEX_CONSUMER_TOKEN") or DEMO_CONSUMER_TOKEN
+        else:
+            base_url = env.get("TRIPLETEX_BASE_URL", "https://tripletex.no/v2")
+            consumer = env.get("TRIPLETEX_CONSUMER_TOKEN", "").strip()
+            if not consumer:
+                raise SettingsError("TRIPLETEX_CONSUMER_TOKEN is required outside demo mode")
+            if consumer == DEMO_CONSUMER_TOKEN:
+                raise SettingsError("TRIPLETEX_CONSUMER_TOKEN is the demo token; set your own")
+        if not base_url.startswith(("http://", "https://")):
+            raise SettingsError("TRIPLETEX_BASE_URL must start with http:// or https://")
+        return cls(base_url=base_url.rstrip("/"), consumer_token=consumer)
+
+    def connector(self, http: aiohttp.ClientSession, metrics: Metrics) -> TripletexConnector:
+        return TripletexConnector(
+            TripletexClient(
+                http,
+                base_url=self.base_url,
+                consumer_token=self.consumer_token,
+                metrics=metrics,
+            )
+        )

@@ -25,7 +25,8 @@ from sqlmodel import delete, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from models import Client, VoucherMonth, WebhookReceipt
-from services.connectors.base import CallbackRejected, ChangeEvent, Connector
+from services.connectors.base import CallbackRejected, ChangeEvent
+from services.connectors.registry import Connectors
 from services.crypto import KeyVault
 from services.db import SessionFactory, upsert
 from services.sync import periods
@@ -78,29 +79,33 @@ class CallbackInbox:
         self,
         session_factory: SessionFactory,
         vault: KeyVault,
-        connector: Connector,
+        connectors: Connectors,
         *,
         years: int,
         today: Callable[[], date] = date.today,
     ) -> None:
         self._factory = session_factory
-        self._connector = connector
+        self._connectors = connectors
         self._years = years
         self._today = today
         self._hooks = HookCache(session_factory, vault)
         self._waiting: list[tuple[Verified, asyncio.Future[bool]]] = []
         self._writer: asyncio.Task[None] | None = None
 
-    async def receive(self, hook_id: str, headers: dict[str, str], body: bytes) -> Received:
+    async def receive(
+        self, system: str, hook_id: str, headers: dict[str, str], body: bytes
+    ) -> Received:
+        """A callback to `/webhooks/{system}/{hook_id}`: known only under its own system."""
         hook = await self._hooks.get(hook_id)
-        if hook is None:
+        connector = self._connectors.get(system)
+        if hook is None or hook.system != system or connector is None:
             return Received(Outcome.UNKNOWN)
         try:
-            event = self._connector.read_callback(hook.secret, headers, body)
+            event = connector.read_callback(hook.secret, headers, body)
         except CallbackRejected as exc:  # its message names the check, never the secret
             log.warning("Callback for client %s rejected: %s", hook.client_id, exc)
             return Received(Outcome.REJECTED)
-        callback_id = self._connector.callback_id(headers)
+        callback_id = connector.callback_id(headers)
         wrong_subscription = hook.erp_subscription_id not in (None, event.subscription_id)
         if event.event != hook.event or wrong_subscription or not callback_id:
             return Received(Outcome.REJECTED)

@@ -35,6 +35,7 @@ from services.connectors.base import (
     RequestStats,
     request_stats,
 )
+from services.connectors.registry import Connectors
 from services.crypto import KeyVault
 from services.db import SessionFactory
 from services.metrics import Metrics
@@ -43,11 +44,10 @@ from services.sync.periods import Month
 from services.sync.slots import RequestSlots
 from services.sync.status import (
     KEY_INVALID,
-    NO_API_ACCESS,
-    RATE_LIMITED,
     SHOW_AFTER_FAILURES,
-    UNAVAILABLE,
     SyncStatus,
+    rate_limited,
+    unavailable,
 )
 
 log = logging.getLogger(__name__)
@@ -135,7 +135,7 @@ class SyncEngine:
         self,
         session_factory: SessionFactory,
         vault: KeyVault,
-        connector: Connector,
+        connectors: Connectors,
         settings: SyncSettings | None = None,
         *,
         today: Callable[[], date] = date.today,
@@ -144,7 +144,7 @@ class SyncEngine:
         self._metrics = metrics
         self.session_factory = session_factory
         self._vault = vault
-        self._connector = connector
+        self._connectors = connectors
         self.settings = settings or SyncSettings()
         self._today = today
         # The scheduler sets its own limits (SyncRunner); this is for syncs started directly.
@@ -172,6 +172,10 @@ class SyncEngine:
             if row is None or (trigger is None and not row[0].active):
                 return "skipped"
             client, integration = row
+            connector = self._connectors.get(integration.system)
+            if connector is None:  # a system this process is not configured for
+                log.warning("no connector for client=%s system=%s", client_id, integration.system)
+                return "skipped"
             now = utcnow()  # the run's start: before it reads the notes it will answer
             notes = await self._pending(db, client_id)
             months = set(notes)
@@ -201,6 +205,7 @@ class SyncEngine:
             await db.exec(STARTED, params={"client_id": client_id, "total": len(todo) + 1})  # type: ignore[call-overload]
             await db.commit()
             job = _Job(
+                connector=connector,
                 client_id=client_id,
                 integration_id=client.integration_id,
                 run_id=run_id,
@@ -217,13 +222,13 @@ class SyncEngine:
         try:
             await self._fetch_and_store(job, todo, stats)
         except ErpError as exc:
-            await self._failed(client_id, job.run_id, exc, stats)
-            self._connector.forget_cache(job.company)
-            self._count("failed")
+            await self._failed(job, exc, stats)
+            connector.forget_cache(job.company)
+            self._count(connector.system, "failed")
             return "failed"
         finally:
             request_stats.reset(token)
-        self._count("ok")
+        self._count(connector.system, "ok")
         log.info(
             "synced client=%s kind=%s months=%d requests=%d retries=%d seconds=%.2f",
             client_id, "full" if full else "incremental", len(todo), stats.requests,
@@ -245,13 +250,13 @@ class SyncEngine:
             # With SLETT KONTOER on, accounts flagged removed before it was switched on must
             # go even when the chart is unchanged: those clients always get the whole chart.
             async with self.requests.slot(job.integration_id):
-                return await self._connector.fetch_accounts(
+                return await job.connector.fetch_accounts(
                     job.key, job.company, conditional=not job.full and not job.mirror_deletions
                 )
 
         async def fetch(month: Month, conditional: bool) -> Balances:
             async with self.requests.slot(job.integration_id):
-                return await self._connector.fetch_balances(
+                return await job.connector.fetch_balances(
                     job.key, job.company, month.start, month.end, conditional=conditional
                 )
 
@@ -286,9 +291,9 @@ class SyncEngine:
                     await self._succeeded(db, job, stats, months=months)
                 await db.commit()
 
-    def _count(self, result: str) -> None:
+    def _count(self, system: str, result: str) -> None:
         if self._metrics is not None:
-            self._metrics.syncs.labels(result=result).inc()
+            self._metrics.syncs.labels(system=system, result=result).inc()
             if result == "failed":
                 self._metrics.sync_failures.inc()
 
@@ -328,9 +333,8 @@ class SyncEngine:
         }
         await db.exec(RUN_SUCCEEDED, params=run)  # type: ignore[call-overload]
 
-    async def _failed(
-        self, client_id: int, run_id: int | None, exc: ErpError, stats: RequestStats
-    ) -> None:
+    async def _failed(self, job: _Job, exc: ErpError, stats: RequestStats) -> None:
+        client_id, run_id, connector = job.client_id, job.run_id, job.connector
         now = utcnow()
         async with self.session_factory() as db:
             client = await db.get(Client, client_id)
@@ -350,12 +354,14 @@ class SyncEngine:
                     client.sync_status, client.sync_error = SyncStatus.KEY_ERROR, KEY_INVALID
                     client.sync_due_at = None  # waits for Endre system
                 elif isinstance(exc, AccessDenied):
-                    client.sync_status, client.sync_error = SyncStatus.NO_ACCESS, NO_API_ACCESS
+                    client.sync_status = SyncStatus.NO_ACCESS
+                    client.sync_error = connector.wording.no_api_access
                     client.sync_due_at = now + self.settings.no_access_retry
                 else:
                     client.sync_status = SyncStatus.ERROR
+                    name = connector.display_name
                     client.sync_error = (
-                        RATE_LIMITED if isinstance(exc, RateLimited) else UNAVAILABLE
+                        rate_limited(name) if isinstance(exc, RateLimited) else unavailable(name)
                     )
                     backoff = self.settings.retry_after * 2 ** min(client.sync_failures - 1, 6)
                     client.sync_due_at = now + backoff
@@ -372,6 +378,7 @@ class SyncEngine:
 class _Job:
     """What a sync needs once it has started, read in its first transaction."""
 
+    connector: Connector  # of the integration's system
     client_id: int
     integration_id: int
     run_id: int

@@ -1,4 +1,4 @@
-"""Our webhook subscriptions, kept in memory for the callback receiver.
+"""Our change subscriptions at the systems, kept in memory for the callback receiver.
 
 Every callback names its subscription, whose secret checks the signature. Looking that up
 per client cost a query and a decryption per hook, and after a restart, or whenever the
@@ -20,22 +20,30 @@ from dataclasses import dataclass
 from sqlalchemy import bindparam
 from sqlmodel import select
 
-from models import WebhookSubscription
+from models import Client, Integration, WebhookSubscription
 from services.crypto import KeyVault
 from services.db import SessionFactory
 
 HOOK_CACHE_SECONDS = 60.0
 HOOKS = WebhookSubscription.__table__  # type: ignore[attr-defined]
+CLIENTS = Client.__table__  # type: ignore[attr-defined]
+INTEGRATIONS = Integration.__table__  # type: ignore[attr-defined]
 _COLUMNS = (
-    HOOKS.c.hook_id, HOOKS.c.client_id, HOOKS.c.event, HOOKS.c.erp_subscription_id,
-    HOOKS.c.secret_ciphertext,
+    HOOKS.c.hook_id, INTEGRATIONS.c.system, HOOKS.c.client_id, HOOKS.c.event,
+    HOOKS.c.erp_subscription_id, HOOKS.c.secret_ciphertext,
 )  # fmt: skip
-ALL_HOOKS = select(*_COLUMNS)
-ONE_HOOK = select(*_COLUMNS).where(HOOKS.c.hook_id == bindparam("hook_id"))
+# The system, so that a hook answers only under its own system's path.
+ALL_HOOKS = (
+    select(*_COLUMNS)
+    .join(CLIENTS, CLIENTS.c.id == HOOKS.c.client_id)
+    .join(INTEGRATIONS, INTEGRATIONS.c.id == CLIENTS.c.integration_id)
+)
+ONE_HOOK = ALL_HOOKS.where(HOOKS.c.hook_id == bindparam("hook_id"))
 
 
 @dataclass(frozen=True)
 class Hook:
+    system: str
     client_id: int
     event: str
     erp_subscription_id: int | None
@@ -44,6 +52,7 @@ class Hook:
 
 @dataclass(frozen=True)
 class _Stored:
+    system: str
     client_id: int
     event: str
     erp_subscription_id: int | None
@@ -76,7 +85,11 @@ class HookCache:
             if stored is None:
                 return None
         return Hook(
-            stored.client_id, stored.event, stored.erp_subscription_id, self._secret(stored)
+            stored.system,
+            stored.client_id,
+            stored.event,
+            stored.erp_subscription_id,
+            self._secret(stored),
         )
 
     async def _load_all(self) -> None:

@@ -1,5 +1,7 @@
 """The nightly job: refresh every client list (new clients appear marked Ny without a click)
-and queue a full reconcile of every active client, as Tripletex advises beside webhooks."""
+and queue a full reconcile of every active client, as Tripletex advises beside webhooks.
+Both for the systems that have them: a client list to re-read with the stored key, data to
+fetch (a file's clients change only by a newer file)."""
 
 from __future__ import annotations
 
@@ -12,7 +14,8 @@ from models import Client, Integration, WebhookReceipt
 from models.base import utcnow
 from services import integrations as integration_service
 from services import login_throttle
-from services.connectors.base import Connector
+from services.connectors.base import ConnectKind
+from services.connectors.registry import Connectors
 from services.crypto import KeyVault
 from services.db import SessionFactory
 from services.session_store import delete_expired_sessions
@@ -26,19 +29,25 @@ RECEIPTS_KEPT = timedelta(days=7)
 async def run_nightly(
     session_factory: SessionFactory,
     vault: KeyVault,
-    connector: Connector,
+    connectors: Connectors,
     *,
     today: date,
     years: int,
 ) -> None:
     async with session_factory() as db:
-        # First: nothing Tripletex does below can keep ended logins in the table.
+        # First: nothing a system does below can keep ended logins in the table.
         await delete_expired_sessions(db)
         await login_throttle.forget_quiet(db)
         await db.commit()
+    by_key = [s for s, c in connectors.items() if c.capabilities.connect is ConnectKind.KEY]
+    fetched = [s for s, c in connectors.items() if c.capabilities.connect is not ConnectKind.FILE]
     async with session_factory() as db:
         integration_ids = (
-            await db.exec(select(Integration.id).where(col(Integration.key_status) == "ok"))
+            await db.exec(
+                select(Integration.id).where(
+                    col(Integration.key_status) == "ok", col(Integration.system).in_(by_key)
+                )
+            )
         ).all()
     for integration_id in integration_ids:
         async with session_factory() as db:
@@ -47,20 +56,26 @@ async def run_nightly(
                 continue
             try:
                 result = await integration_service.refresh_clients(
-                    db, vault, connector, integration
+                    db, vault, connectors[integration.system], integration
                 )
                 log.info("nightly refresh integration=%s added=%d", integration_id, result.added)
             except integration_service.InputError:
                 log.warning("nightly refresh failed integration=%s", integration_id)
     async with session_factory() as db:
-        # Tripletex retries a callback for far less than this: older receipts guard nothing.
+        # The systems retry a callback for far less than this: older receipts guard nothing.
         await db.exec(
             delete(WebhookReceipt).where(col(WebhookReceipt.received_at) < utcnow() - RECEIPTS_KEPT)
         )
         await db.commit()
     window = periods.window(today, years)
     async with session_factory() as db:
-        client_ids = (await db.exec(select(Client.id).where(col(Client.active)))).all()
+        client_ids = (
+            await db.exec(
+                select(Client.id)
+                .join(Integration, col(Integration.id) == col(Client.integration_id))
+                .where(col(Client.active), col(Integration.system).in_(fetched))
+            )
+        ).all()
         for client_id in client_ids:
             await note_months(db, client_id, window, source="nightly")
         await db.commit()

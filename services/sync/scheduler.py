@@ -20,7 +20,7 @@ from typing import Any
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
 
-from services.connectors.base import Connector
+from services.connectors.registry import Connectors
 from services.crypto import KeyVault
 from services.db import SessionFactory
 from services.metrics import Metrics
@@ -167,7 +167,7 @@ class SyncRunner:
 async def running_sync(
     session_factory: SessionFactory,
     vault: KeyVault,
-    connector: Connector,
+    connectors: Connectors,
     config: SyncConfig,
     metrics: Metrics | None = None,
     public_base_url: str | None = None,
@@ -179,7 +179,7 @@ async def running_sync(
     engine = SyncEngine(
         session_factory,
         vault,
-        connector,
+        connectors,
         SyncSettings(years=config.years, poll_interval=timedelta(minutes=config.poll_minutes)),
         metrics=metrics,
     )
@@ -191,11 +191,13 @@ async def running_sync(
             concurrency=config.concurrency,
             per_integration=config.per_key,
         ),
-        SubscriptionManager(session_factory, vault, connector, public_base_url),
+        SubscriptionManager(session_factory, vault, connectors, public_base_url),
     )
 
     async def nightly() -> None:
-        await run_nightly(session_factory, vault, connector, today=date.today(), years=config.years)
+        await run_nightly(
+            session_factory, vault, connectors, today=date.today(), years=config.years
+        )
 
     scheduler = start_scheduler(runner, nightly)
     runner.scheduler = scheduler

@@ -13,13 +13,17 @@ class SyncStatus(StrEnum):
     KEY_ERROR = "key_error"
 
 
-NO_API_ACCESS = (
-    "Klienten har ikke gitt regnskapskontoret API-tilgang. I Tripletex: gå inn på klienten "
-    "→ Regnskap → Innstillinger → Regnskapsførers tilgang → sett hake for API-tilgang."
-)
+# A client without access: the fix is the system's own (Connector.wording.no_api_access).
 KEY_INVALID = "Nøkkelen er ugyldig eller utløpt — bruk Endre system"
-UNAVAILABLE = "Tripletex svarer ikke som det skal. Vi prøver igjen automatisk."
-RATE_LIMITED = "Tripletex ber oss sende færre forespørsler. Vi prøver igjen automatisk."
+
+
+def unavailable(system_name: str) -> str:
+    return f"{system_name} svarer ikke som det skal. Vi prøver igjen automatisk."
+
+
+def rate_limited(system_name: str) -> str:
+    return f"{system_name} ber oss sende færre forespørsler. Vi prøver igjen automatisk."
+
 
 # Passing trouble (outages, rate limits) is only shown once it has lasted this many syncs.
 SHOW_AFTER_FAILURES = 3

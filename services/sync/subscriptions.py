@@ -24,25 +24,27 @@ from models import Client, Integration, LiveMode, WebhookSubscription
 from models.base import utcnow
 from services import clients
 from services.connectors.base import CompanyRef, Connector, ErpError, RemoteSubscription
+from services.connectors.registry import Connectors
 from services.crypto import KeyVault
 from services.db import SessionFactory
 
 log = logging.getLogger(__name__)
 ACTIVE = "ACTIVE"
 CHECK_EVERY = timedelta(hours=20)  # the nightly reconcile sees every subscription once a day
-RECEIVER_PATH = "/webhooks/tripletex/"
+RECEIVER_PREFIX = "/webhooks/"  # then the system, then the subscription's hook id
 # Built once: it runs before every sync.
 SUBSCRIPTIONS_OF = select(WebhookSubscription).where(
     col(WebhookSubscription.client_id) == bindparam("client_id")
 )
 
 
-def callback_url(public_base_url: str, hook_id: str) -> str:
-    return public_base_url.rstrip("/") + RECEIVER_PATH + hook_id
+def callback_url(public_base_url: str, system: str, hook_id: str) -> str:
+    return f"{public_base_url.rstrip('/')}{RECEIVER_PREFIX}{system}/{hook_id}"
 
 
 @dataclass(frozen=True)
 class ClientRef:
+    connector: Connector
     client_id: int
     key: str
     company: CompanyRef
@@ -53,12 +55,12 @@ class SubscriptionManager:
         self,
         session_factory: SessionFactory,
         vault: KeyVault,
-        connector: Connector,
+        connectors: Connectors,
         public_base_url: str | None,
     ) -> None:
         self._factory = session_factory
         self._vault = vault
-        self._connector = connector
+        self._connectors = connectors
         self._public_base_url = public_base_url
 
     async def reconcile(self, client_id: int) -> LiveMode | None:
@@ -72,14 +74,17 @@ class SubscriptionManager:
             client, integration = row
             of_client = await db.exec(SUBSCRIPTIONS_OF, params={"client_id": client_id})  # type: ignore[call-overload]
             subs = list(of_client.all())
+        connector = self._connectors.get(integration.system)
         reachable = client.active and not client.access_lost and integration.key_status == "ok"
-        wanted = reachable and self._public_base_url is not None
-        if not wanted and not subs:
+        calls_us = connector is not None and connector.capabilities.webhooks
+        wanted = reachable and calls_us and self._public_base_url is not None
+        if connector is None or (not wanted and not subs):
             mode = LiveMode.POLLING  # the common case without a public URL: nothing to ask
-        elif wanted and self._in_order(subs):
+        elif wanted and self._in_order(connector, subs):
             mode = LiveMode.WEBHOOKS  # the common case with one: nothing to ask either
         else:
             ref = ClientRef(
+                connector=connector,
                 client_id=client_id,
                 key=self._vault.decrypt(integration.key_ciphertext),
                 company=CompanyRef.of(client.erp_id, integration.key_kind),
@@ -93,7 +98,7 @@ class SubscriptionManager:
                 await db.commit()
         return mode
 
-    def _in_order(self, subs: list[WebhookSubscription]) -> bool:
+    def _in_order(self, connector: Connector, subs: list[WebhookSubscription]) -> bool:
         """Every event subscribed, active when the ERP was last asked, and asked lately."""
         by_event = {sub.event: sub for sub in subs}
         recent = utcnow() - CHECK_EVERY
@@ -103,7 +108,7 @@ class SubscriptionManager:
             and sub.erp_status == ACTIVE
             and sub.checked_at is not None
             and sub.checked_at >= recent
-            for event in self._connector.events
+            for event in connector.events
         )
 
     async def _reconcile(
@@ -126,7 +131,7 @@ class SubscriptionManager:
         for sub in subs:
             if sub.erp_subscription_id is not None:
                 try:
-                    await self._connector.unsubscribe(ref.key, ref.company, sub.erp_subscription_id)
+                    await ref.connector.unsubscribe(ref.key, ref.company, sub.erp_subscription_id)
                 except ErpError as exc:
                     # Forgotten here all the same: its callbacks then get 404 until the ERP
                     # disables it, which beats retrying a lost client on every tick.
@@ -147,34 +152,35 @@ class SubscriptionManager:
             await self._check(ref, subs)
         # Per event, the status the ERP last gave; none for one it does not have.
         statuses = {sub.event: sub.erp_status for sub in subs if sub.erp_subscription_id}
-        for event in self._connector.events:
+        connector = ref.connector
+        for event in connector.events:
             sub = by_event.get(event)
             if sub is None or sub.erp_subscription_id is None:
                 sub = sub or await self._new_row(ref.client_id, event)
                 secret = self._vault.decrypt(sub.secret_ciphertext)
-                remote = await self._connector.subscribe(
+                remote = await connector.subscribe(
                     ref.key,
                     ref.company,
                     event,
-                    callback_url(self._public_base_url, sub.hook_id),
+                    callback_url(self._public_base_url, connector.system, sub.hook_id),
                     secret,
                 )
                 await self._save(sub.id, remote)
                 statuses[event] = remote.status
                 log.info("subscribed client=%s event=%s", ref.client_id, event)
             elif sub.erp_status != ACTIVE:
-                remote = await self._connector.renew_subscription(
+                remote = await connector.renew_subscription(
                     ref.key, ref.company, sub.erp_subscription_id
                 )
                 await self._save(sub.id, remote)
                 statuses[event] = remote.status
                 log.info("renewed subscription client=%s event=%s", ref.client_id, event)
-        all_active = all(statuses.get(event) == ACTIVE for event in self._connector.events)
+        all_active = all(statuses.get(event) == ACTIVE for event in connector.events)
         return LiveMode.WEBHOOKS if all_active else LiveMode.FALLBACK
 
     async def _check(self, ref: ClientRef, subs: list[WebhookSubscription]) -> None:
         """Ask the ERP how our subscriptions are; one it no longer has is made again."""
-        listed = await self._connector.list_subscriptions(ref.key, ref.company)
+        listed = await ref.connector.list_subscriptions(ref.key, ref.company)
         remote = {r.erp_id: r for r in listed}
         async with self._factory() as db:
             for sub in subs:

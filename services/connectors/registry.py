@@ -1,0 +1,53 @@
+"""The systems this product speaks, and the connector of each, by `Integration.system`.
+
+Adding a system: its connector module with a settings block (below), its simulator, and one
+line in SYSTEMS. Nothing outside the connector names a system: everything looks the
+connector up here by the integration's system.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+
+from services.connectors.base import ConnectKind, Connector, SystemSettingsFactory
+from services.connectors.tripletex import TripletexSettings
+
+# The registration: one line per system, in the order the UI offers them.
+SYSTEMS: tuple[SystemSettingsFactory, ...] = (TripletexSettings,)
+# Shown in Ny integrasjon as coming, until registered above.
+PLANNED: tuple[tuple[str, str], ...] = (("fiken", "Fiken"), ("poweroffice", "PowerOffice Go"))
+
+
+class UnknownSystem(KeyError):
+    """An integration of a system this process has no connector for."""
+
+
+class Connectors(Mapping[str, Connector]):
+    """The connectors of this process, by system; iterates in registration order."""
+
+    def __init__(self, connectors: Iterable[Connector]) -> None:
+        self._by_system: dict[str, Connector] = {}
+        for connector in connectors:
+            if connector.system in self._by_system:
+                raise ValueError(f"two connectors for the system {connector.system!r}")
+            self._by_system[connector.system] = connector
+
+    def __getitem__(self, system: str) -> Connector:
+        try:
+            return self._by_system[system]
+        except KeyError:
+            raise UnknownSystem(f"no connector for the system {system!r}") from None
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._by_system)
+
+    def __len__(self) -> int:
+        return len(self._by_system)
+
+    def connectable_by(self, kind: ConnectKind) -> list[Connector]:
+        """The systems connected this way, in registration order (what Ny integrasjon offers)."""
+        return [c for c in self._by_system.values() if c.capabilities.connect is kind]
+
+    def planned(self) -> list[tuple[str, str]]:
+        """Systems not spoken yet, as (system, name)."""
+        return [(system, name) for system, name in PLANNED if system not in self._by_system]
