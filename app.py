@@ -34,11 +34,12 @@ from litestar_htmx import ClientRedirect, HTMXPlugin, HTMXRequest
 
 from routes import ROUTES
 from routes.api import ApiError, api_routes, not_found_response, openapi_config
+from routes.change_events import QUIET_ANSWERED_CALLBACKS
 from routes.client_page import ClientPageController
 from routes.demo import book_voucher
 from routes.params import refused_query_message
-from routes.webhooks import QUIET_ANSWERED_CALLBACKS
 from services import templating
+from services.change_events.callbacks import CallbackInbox
 from services.connectors.registry import Connectors
 from services.crypto import KeyVault
 from services.db import create_engine, create_session_factory, migrate, open_session
@@ -52,7 +53,6 @@ from services.runtime import private_files, secure_data_dir, tune_gc
 from services.security_headers import SecurityHeadersMiddleware
 from services.session_store import DatabaseStore, SessionConfig
 from services.settings import Settings, SettingsError
-from services.sync.callbacks import CallbackInbox
 from services.sync.scheduler import running_sync
 from services.web import (
     AppContext,

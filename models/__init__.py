@@ -2,21 +2,20 @@
 
 from sqlmodel import SQLModel
 
-from models.api import (
-    ApiToken,
-    ChangeKind,
-    DataChange,
+from models.api_tokens import ApiToken
+from models.change_events import LiveMode, VoucherMonth, WebhookReceipt, WebhookSubscription
+from models.change_log import ChangeKind, DataChange
+from models.integration import Client, Integration, PendingPeriod
+from models.ledger import Account, MonthMovement, SyncRun, YearOpening
+from models.login_throttle import LoginThrottle
+from models.notifications import (
     DeliveryStatus,
     NotificationAttempt,
     NotificationDelivery,
     NotificationEndpoint,
 )
-from models.integration import Client, Integration, PendingPeriod
-from models.ledger import Account, MonthMovement, SyncRun, YearOpening
-from models.login_throttle import LoginThrottle
 from models.office import Office, User
 from models.web_session import WebSession
-from models.webhooks import LiveMode, VoucherMonth, WebhookReceipt, WebhookSubscription
 
 __all__ = [
     "Account",

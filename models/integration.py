@@ -56,7 +56,7 @@ class Client(SQLModel, table=True):
     sync_failures: int = 0
     synced_at: datetime | None = None
     sync_due_at: datetime | None = Field(default=None, index=True)
-    # How changes reach us: webhooks, or polling (see models/webhooks.LiveMode).
+    # How changes reach us: webhooks, or polling (see models/change_events.LiveMode).
     live_mode: str = Field(default="polling", max_length=20)
     progress_done: int = 0
     progress_total: int = 0

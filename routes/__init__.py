@@ -1,12 +1,12 @@
 from routes.account import AccountController
 from routes.auth import AuthController
+from routes.change_events import change_callback
 from routes.clients import ClientController
 from routes.demo import grant_client
 from routes.guide import system_guide
 from routes.health import HEALTH_ROUTES
 from routes.integrations import IntegrationController
 from routes.settings import SettingsController
-from routes.webhooks import change_callback
 
 ROUTES = [
     AuthController,

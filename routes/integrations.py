@@ -15,11 +15,11 @@ from routes.params import ID_GUARDS
 from services import clients as client_service
 from services import integrations as integration_service
 from services.auth import CurrentUser
+from services.change_events.subscriptions import subscriptions_of_integration, unsubscribe_all
 from services.connectors.base import ConnectKind, Connector
 from services.connectors.registry import Connectors
 from services.crypto import KeyVault
 from services.demo import DEMO_KEYS
-from services.sync.subscriptions import subscriptions_of_integration, unsubscribe_all
 from services.web import wants_fragment
 
 

@@ -12,6 +12,7 @@ from litestar_htmx import HTMXRequest
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.auth import CurrentUser, load_current_user
+from services.change_events.callbacks import CallbackInbox
 from services.connectors.base import Connector
 from services.connectors.registry import Connectors
 from services.crypto import KeyVault
@@ -19,7 +20,6 @@ from services.db import SessionFactory
 from services.metrics import Metrics
 from services.outbound_guard import GuardedClient
 from services.settings import Settings
-from services.sync.callbacks import CallbackInbox
 from services.sync.scheduler import SyncRunner
 
 

@@ -15,10 +15,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import col, delete
 
 from models import WebhookSubscription
+from services.change_events.hook_cache import HookCache
 from services.crypto import KeyVault
 from services.db import create_engine, create_session_factory
 from services.settings import Settings
-from services.sync.hook_cache import HookCache
 from tests.conftest import create_integration, query
 
 pytestmark = pytest.mark.anyio

@@ -13,6 +13,7 @@ from litestar.testing import AsyncTestClient
 from sqlalchemy import text
 
 from models.base import utcnow
+from services.change_events.subscriptions import SubscriptionManager
 from services.connectors.registry import Connectors
 from services.connectors.tripletex import TripletexClient, TripletexConnector
 from services.crypto import KeyVault
@@ -23,7 +24,6 @@ from services.sync import periods
 from services.sync.engine import SyncEngine, SyncSettings
 from services.sync.nightly import run_nightly
 from services.sync.scheduler import SchedulerSettings, SyncRunner
-from services.sync.subscriptions import SubscriptionManager
 from simulators.tripletex.model import Company
 from tests.conftest import Simulator, create_integration, query
 

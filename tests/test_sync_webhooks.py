@@ -18,9 +18,10 @@ import httpx
 import pytest
 import uvicorn
 
+from services.change_events import callbacks
 from services.connectors import tripletex
 from services.settings import Settings, SyncConfig
-from services.sync import callbacks, periods
+from services.sync import periods
 from simulators.tripletex.model import Company
 from simulators.tripletex.webhooks import Delivery, signature
 from tests.conftest import PASSWORD, Simulator, add_user, free_port, query
@@ -381,7 +382,8 @@ async def test_a_callback_with_an_absurd_id_is_refused_and_the_others_are_noted(
     assert bad == 401  # refused like any malformed callback
     assert good == [200] * 5
     assert noted == GOOD_VOUCHERS
-    refusals = [r.getMessage() for r in captured.records if r.name == "services.sync.callbacks"]
+    receiver = "services.change_events.callbacks"
+    refusals = [r.getMessage() for r in captured.records if r.name == receiver]
     assert any("rejected: malformed callback: id out of range" in m for m in refusals), refusals
     secrets = [s.hmac_shared_secret for s in simulator.state.subscriptions.values()]
     assert not any(s and s in line for s in secrets for line in captured.lines)

@@ -20,6 +20,7 @@ from typing import Any
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
 
+from services.change_events.subscriptions import SubscriptionManager
 from services.connectors.registry import Connectors
 from services.crypto import KeyVault
 from services.db import SessionFactory
@@ -29,7 +30,6 @@ from services.sync import leases
 from services.sync.engine import SyncEngine, SyncSettings
 from services.sync.nightly import run_nightly
 from services.sync.slots import RequestSlots
-from services.sync.subscriptions import SubscriptionManager
 
 log = logging.getLogger(__name__)
 

@@ -13,8 +13,8 @@ from litestar.params import FromPath
 from litestar.response import Response
 
 from routes.health import NO_SESSION_OR_CSRF
-from services.sync.callbacks import Outcome
-from services.sync.subscriptions import RECEIVER_PREFIX
+from services.change_events.callbacks import Outcome
+from services.change_events.subscriptions import RECEIVER_PREFIX
 from services.web import context
 
 STATUS = {

@@ -25,12 +25,12 @@ from sqlmodel import delete, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from models import Client, VoucherMonth, WebhookReceipt
+from services.change_events.hook_cache import HookCache
 from services.connectors.base import CallbackRejected, ChangeEvent
 from services.connectors.registry import Connectors
 from services.crypto import KeyVault
 from services.db import SessionFactory, upsert
 from services.sync import periods
-from services.sync.hook_cache import HookCache
 from services.sync.pending import note_changes
 from services.sync.periods import Month
 
