@@ -28,6 +28,7 @@ COPY routes/ routes/
 COPY services/ services/
 COPY static/ static/
 COPY templates/ templates/
+COPY web/ web/
 
 USER 10001:10001
 VOLUME /data

@@ -15,60 +15,26 @@ import asyncio
 import getpass
 import logging
 import sys
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from datetime import timedelta
 from pathlib import Path
 
-from litestar import Litestar, Request, Response
-from litestar.config.csrf import CSRFConfig
-from litestar.di import Provide
-from litestar.exceptions import NotFoundException, ValidationException
+from litestar import Litestar
+from litestar.exceptions import NotFoundException
 from litestar.logging.config import LoggingConfig
-from litestar.plugins.jinja import JinjaTemplateEngine
-from litestar.response import Redirect, Template
-from litestar.static_files import create_static_files_router
-from litestar.template.config import TemplateConfig
 from litestar.types import ASGIApp
-from litestar_htmx import ClientRedirect, HTMXPlugin, HTMXRequest
+from litestar_htmx import HTMXPlugin
 
-from routes import ROUTES
-from routes.api import ApiError, api_routes, not_found_response, openapi_config
+from routes import all_routes
+from routes.api import ApiError, openapi_config
 from routes.change_events import QUIET_ANSWERED_CALLBACKS
-from routes.client_page import ClientPageController
-from routes.demo import book_voucher
-from routes.params import refused_query_message
-from services import templating
-from services.change_events.callbacks import CallbackInbox
-from services.connectors.registry import Connectors
 from services.crypto import KeyVault
 from services.db import create_engine, create_session_factory, migrate, open_session
 from services.logging_setup import configure_logging, install_log_context, log_uncaught
-from services.metrics import HttpMetricsMiddleware
-from services.notifications import running_notifications
-from services.outbound import outbound
-from services.outbound_guard import OutboundPolicy
-from services.request_context import RequestIdMiddleware
+from services.metrics import Metrics
 from services.runtime import private_files, secure_data_dir, tune_gc
-from services.security_headers import SecurityHeadersMiddleware
-from services.session_store import DatabaseStore, SessionConfig
 from services.settings import Settings, SettingsError
-from services.sync.scheduler import running_sync
-from services.web import (
-    AppContext,
-    LoginRequired,
-    provide_connectors,
-    provide_db,
-    provide_http,
-    provide_settings,
-    provide_user,
-    provide_vault,
-    wants_fragment,
-)
+from web.dependencies import LoginRequired
+from web.plugins import DemoPlugin, Foundation, SyncPlugin, WebPlugin
 
-ROOT = Path(__file__).resolve().parent
-DEMO_USER = ("demo@example.no", "demo", "Regnskapshuset Demo AS")
-STATIC_PREFIX = "/static"
 log = logging.getLogger("erp")
 
 
@@ -76,106 +42,23 @@ def create_app(settings: Settings) -> Litestar:
     install_log_context()  # redaction and request ids; handlers stay as the caller set them
     logging.getLogger("uvicorn.access").addFilter(QUIET_ANSWERED_CALLBACKS)
     engine = create_engine(settings.database_url)
-    ctx = AppContext(
+    base = Foundation(
         settings=settings,
+        engine=engine,
         session_factory=create_session_factory(engine),
         vault=KeyVault(settings.encryption_keys),
+        metrics=Metrics(),  # one registry per app instance
     )
-
-    @asynccontextmanager
-    async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        async with outbound(policy=OutboundPolicy.from_settings(settings)) as out:
-            ctx.http = out.http
-            ctx.guarded = out.guarded
-            ctx.connectors = Connectors(
-                system.connector(out.session, ctx.metrics) for system in settings.systems
-            )
-            ctx.callback_inbox = CallbackInbox(
-                ctx.session_factory, ctx.vault, ctx.connectors, years=settings.sync.years
-            )
-            if settings.demo:
-                from services.auth import ensure_demo_user
-
-                async with open_session(ctx.session_factory) as db:
-                    email, password, office = DEMO_USER
-                    await ensure_demo_user(db, email=email, password=password, office_name=office)
-            try:
-                async with running_sync(
-                    ctx.session_factory,
-                    ctx.vault,
-                    ctx.connectors,
-                    settings.sync,
-                    ctx.metrics,
-                    settings.public_base_url,
-                ) as runner:
-                    ctx.sync_runner = runner
-                    async with running_notifications(
-                        ctx.session_factory, ctx.vault, out.guarded, enabled=settings.sync.enabled
-                    ):
-                        yield
-            finally:
-                await engine.dispose()
-
-    cookie_prefix = "__Host-" if settings.secure_cookies else ""
+    web = WebPlugin(base)
+    plugins = [HTMXPlugin(), web, SyncPlugin(base)]
+    if settings.demo:
+        plugins.append(DemoPlugin(base))
     app = Litestar(
-        route_handlers=[
-            *ROUTES,
-            *api_routes(),
-            ClientPageController,
-            book_voucher,
-            create_static_files_router(STATIC_PREFIX, [ROOT / "static"]),
-        ],
-        dependencies={
-            "db": Provide(provide_db),
-            "user": Provide(provide_user),
-            "vault": Provide(provide_vault, sync_to_thread=False),
-            "connectors": Provide(provide_connectors, sync_to_thread=False),
-            "settings": Provide(provide_settings, sync_to_thread=False),
-            "http": Provide(provide_http, sync_to_thread=False),
-        },
-        lifespan=[lifespan],
-        state=_state(ctx),
-        plugins=[HTMXPlugin()],
-        request_class=HTMXRequest,
+        route_handlers=all_routes(),
+        plugins=plugins,
         # The API's schema only (/api/v1/schema): the HTML pages are no API.
         openapi_config=openapi_config(),
         include_in_schema=False,
-        template_config=TemplateConfig(
-            directory=ROOT / "templates",
-            engine=JinjaTemplateEngine,
-            engine_callback=templating.configure(settings, ctx.system_of),
-        ),
-        stores={
-            "sessions": DatabaseStore(
-                ctx.session_factory, max_lifetime=timedelta(hours=settings.session_max_hours)
-            )
-        },
-        middleware=[
-            SessionConfig(
-                store="sessions",
-                # __Host-: the browser takes the cookie only from https, for path / and no
-                # domain, so a sibling subdomain cannot plant or overwrite it.
-                key=f"{cookie_prefix}erp_session",
-                exclude=f"^{STATIC_PREFIX}/",  # no session lookup per stylesheet
-                max_age=8 * 3600,  # idle expiry; SESSION_MAX_HOURS caps a login's lifetime
-                httponly=True,
-                samesite="lax",
-                secure=settings.secure_cookies,
-                renew_on_access=True,
-            ).middleware
-        ],
-        csrf_config=CSRFConfig(
-            secret=settings.secret_key,
-            cookie_name=f"{cookie_prefix}erp_csrf",
-            cookie_samesite="strict",
-            cookie_secure=settings.secure_cookies,
-            header_name="x-csrftoken",
-        ),
-        exception_handlers={
-            LoginRequired: _to_login,
-            NotFoundException: _not_found,
-            ValidationException: _invalid_parameter,
-        },
         # Logging is ours (services/logging_setup.py); Litestar only logs its exceptions.
         logging_config=LoggingConfig(
             configure_root_logger=False,
@@ -188,46 +71,16 @@ def create_app(settings: Settings) -> Litestar:
         ),
         debug=False,
     )
-    # Around Litestar's whole handler, not in `middleware=`: that list runs only once a route
-    # matched, so 404s for unknown paths and errors raised by the session or CSRF middleware
-    # would get no request id (in the response and in Litestar's error log) and go uncounted.
-    app.asgi_handler = RequestIdMiddleware(HttpMetricsMiddleware(app.asgi_handler, ctx.metrics))
-    # Outermost, so every response gets them: 404s, 405s, errors, static files.
-    app.asgi_handler = SecurityHeadersMiddleware(
-        app.asgi_handler, hsts=settings.secure_cookies, cacheable_prefixes=(STATIC_PREFIX + "/",)
-    )
+    app.asgi_handler = web.wrap(app.asgi_handler)
     return app
 
 
-def _state(ctx: AppContext) -> object:
-    from litestar.datastructures import State
-
-    return State({"ctx": ctx})
-
-
-def _to_login(request: Request, _exc: LoginRequired) -> Response:
-    if isinstance(request, HTMXRequest) and wants_fragment(request):
-        return ClientRedirect("/login")
-    return Redirect("/login")
-
-
-def _not_found(request: Request, _exc: NotFoundException) -> Response:
-    if (api_response := not_found_response(request)) is not None:
-        return api_response
-    return Template("pages/not_found.html", status_code=404)
-
-
-def _invalid_parameter(_request: Request, exc: ValidationException) -> Response:
-    message = refused_query_message(exc)
-    return Template("pages/bad_request.html", context={"message": message}, status_code=400)
-
-
 def build_asgi(settings: Settings) -> ASGIApp:
-    """The served application: in demo mode, with the Tripletex simulator under /tripletex."""
+    """The served application: in demo mode, with the simulators beside it."""
     app = create_app(settings)
     if not settings.demo:
         return app
-    from services.demo import with_simulator
+    from web.plugins import with_simulator
 
     return with_simulator(app)
 

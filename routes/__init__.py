@@ -1,21 +1,36 @@
+from pathlib import Path
+
+from litestar.static_files import create_static_files_router
+from litestar.types import ControllerRouterHandler
+
 from routes.account import AccountController
+from routes.api import api_routes
 from routes.auth import AuthController
 from routes.change_events import change_callback
+from routes.client_page import ClientPageController
 from routes.clients import ClientController
-from routes.demo import grant_client
 from routes.guide import system_guide
 from routes.health import HEALTH_ROUTES
 from routes.integrations import IntegrationController
 from routes.settings import SettingsController
 
-ROUTES = [
-    AuthController,
-    AccountController,
-    IntegrationController,
-    ClientController,
-    SettingsController,
-    system_guide,
-    grant_client,
-    *HEALTH_ROUTES,
-    change_callback,
-]
+STATIC_PREFIX = "/static"
+STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
+
+
+def all_routes() -> list[ControllerRouterHandler]:
+    """Every route of the product, in one list (the demo's are the demo plugin's). Fresh
+    objects per app: tests build many apps in one process."""
+    return [
+        AuthController,
+        AccountController,
+        IntegrationController,
+        ClientController,
+        ClientPageController,
+        SettingsController,
+        system_guide,
+        *HEALTH_ROUTES,
+        change_callback,
+        *api_routes(),
+        create_static_files_router(STATIC_PREFIX, [STATIC_DIR]),
+    ]

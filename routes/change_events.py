@@ -8,14 +8,14 @@ answer comes as soon as the change is noted; the sync itself runs in the schedul
 import logging
 
 from litestar import Request, post
-from litestar.datastructures import State
+from litestar.di import NamedDependency
 from litestar.params import FromPath
 from litestar.response import Response
 
 from routes.health import NO_SESSION_OR_CSRF
 from services.change_events.callbacks import Outcome
 from services.change_events.subscriptions import RECEIVER_PREFIX
-from services.web import context
+from web.dependencies import Services
 
 STATUS = {
     Outcome.ACCEPTED: 200,
@@ -50,19 +50,20 @@ QUIET_ANSWERED_CALLBACKS = QuietAnsweredCallbacks()
     request_class=Request,
 )
 async def change_callback(
-    request: Request, state: State, system: FromPath[str], hook_id: FromPath[str]
+    request: Request,
+    services: NamedDependency[Services],
+    system: FromPath[str],
+    hook_id: FromPath[str],
 ) -> Response[None]:
-    ctx = context(state)
-    assert ctx.callback_inbox is not None, "created at start-up"
     headers = {name.lower(): value for name, value in request.headers.items()}
-    received = await ctx.callback_inbox.receive(system, hook_id, headers, await request.body())
-    ctx.metrics.webhook_events.labels(
+    received = await services.callback_inbox.receive(system, hook_id, headers, await request.body())
+    services.metrics.webhook_events.labels(
         # Named only when a hook of that system answered: the path is anyone's to choose,
         # and every label value is a time series.
         system="unknown" if received.outcome is Outcome.UNKNOWN else system,
         event=received.event or "unknown",
         outcome=received.outcome.value,
     ).inc()
-    if received.outcome is Outcome.ACCEPTED and ctx.sync_runner is not None:
-        ctx.sync_runner.wake()
+    if received.outcome is Outcome.ACCEPTED and services.sync_runner is not None:
+        services.sync_runner.wake()
     return Response(None, status_code=STATUS[received.outcome])

@@ -21,7 +21,7 @@ from services import balances
 from services import clients as client_service
 from services.auth import CurrentUser
 from services.settings import Settings
-from services.templating import OSLO
+from web.templating import OSLO
 
 HISTORY_LENGTH = 20
 TABLE_ID = "trial-balance"

@@ -18,7 +18,7 @@ from services.auth import CurrentUser
 from services.clients import ClientQuery, Switch
 from services.connectors.registry import Connectors
 from services.crypto import KeyVault
-from services.web import wants_fragment
+from web.dependencies import wants_fragment
 
 SWITCHES = {s.value for s in Switch}
 # The templates that show the Aktive/Inaktive counts.

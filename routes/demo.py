@@ -17,15 +17,27 @@ from routes.params import ID_GUARDS
 from services.auth import CurrentUser
 from services.balances import format_amount
 from services.crypto import KeyVault
-from services.demo import grant_new_client, post_demo_voucher, simulator_root
+from services.demo import DEMO_SYSTEMS, grant_new_client, post_demo_voucher, simulator_root
 from services.settings import Settings
-from services.web import wants_fragment
+from web.dependencies import wants_fragment
+
+
+async def simulated_integration(
+    db: NamedDependency[AsyncSession],
+    user: NamedDependency[CurrentUser],
+    integration_id: FromPath[int],
+) -> Integration:
+    """The user's integration, if its system's simulator runs here; 404 otherwise."""
+    integration = await owned_integration(db, user, integration_id)
+    if integration.system not in DEMO_SYSTEMS:
+        raise NotFoundException()
+    return integration
 
 
 @post(
     "/demo/integrasjoner/{integration_id:int}/ny-klient",
     status_code=200,
-    dependencies={"integration": Provide(owned_integration)},
+    dependencies={"integration": Provide(simulated_integration)},
     guards=ID_GUARDS,
 )
 async def grant_client(
@@ -34,8 +46,6 @@ async def grant_client(
     http: NamedDependency[httpx.AsyncClient],
     integration: NamedDependency[Integration],
 ) -> Template:
-    if not settings.demo:
-        raise NotFoundException()
     name = await grant_new_client(
         http, simulator_root(settings), vault.decrypt(integration.key_ciphertext)
     )
@@ -45,7 +55,7 @@ async def grant_client(
 @post(
     "/demo/integrasjoner/{integration_id:int}/klienter/{client_id:int}/bilag",
     status_code=200,
-    dependencies={"integration": Provide(owned_integration)},
+    dependencies={"integration": Provide(simulated_integration)},
     guards=ID_GUARDS,
 )
 async def book_voucher(
@@ -59,8 +69,6 @@ async def book_voucher(
 ) -> Template:
     """Demo: bokfør et bilag i Tripletex — the simulator books a voucher for the client, which
     the next sync brings into the saldobalanse."""
-    if not settings.demo:
-        raise NotFoundException()
     client = await owned_client(db, integration, client_id)
     voucher = await post_demo_voucher(http, simulator_root(settings), client.erp_id)
     notice = {"voucher": voucher, "kr": format_amount}
@@ -68,3 +76,6 @@ async def book_voucher(
         return Template("partials/demo_voucher_notice.html", context=notice)
     context = await page_context(db, settings, user, integration, client, demo_notice=True)
     return Template("pages/client.html", context={**context, **notice})
+
+
+DEMO_ROUTES = [grant_client, book_voucher]

@@ -20,7 +20,7 @@ from services.connectors.base import ConnectKind, Connector
 from services.connectors.registry import Connectors
 from services.crypto import KeyVault
 from services.demo import DEMO_KEYS
-from services.web import wants_fragment
+from web.dependencies import wants_fragment
 
 
 async def owned_integration(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from litestar import Controller, get, post
-from litestar.datastructures import State
 from litestar.di import NamedDependency
 from litestar.exceptions import NotFoundException
 from litestar.params import FromPath
@@ -20,7 +19,7 @@ from services.auth import CurrentUser
 from services.crypto import KeyVault
 from services.outbound_guard import OutboundPolicy
 from services.settings import Settings
-from services.web import context, wants_fragment
+from web.dependencies import Services, wants_fragment
 
 NO_STORE = {"Cache-Control": "no-store"}  # pages that show a secret
 
@@ -147,14 +146,12 @@ class SettingsController(Controller):
         db: NamedDependency[AsyncSession],
         user: NamedDependency[CurrentUser],
         vault: NamedDependency[KeyVault],
-        state: State,
+        services: NamedDependency[Services],
     ) -> Response:
         """Send testvarsel: queued and attempted at once, so the log shows the answer."""
         endpoint = await _owned_endpoint(db, user)
         delivery_id = await notifications.queue_test_event(db, endpoint)
-        ctx = context(state)
-        assert ctx.guarded is not None, "the guarded client is created at start-up"
-        worker = notifications.NotificationWorker(ctx.session_factory, vault, ctx.guarded)
+        worker = notifications.NotificationWorker(services.session_factory, vault, services.guarded)
         ok = await worker.deliver(delivery_id)
         notice = (
             "Testvarselet ble levert."

@@ -1,4 +1,5 @@
-"""Demo mode: the Tripletex simulator served beside the app, reached over real HTTP."""
+"""Demo mode: asking the Tripletex simulator (served beside the app, see web/plugins.py) to
+grant the key a client or book a voucher, over real HTTP."""
 
 from __future__ import annotations
 
@@ -7,13 +8,13 @@ from datetime import date
 from decimal import Decimal
 
 import httpx
-from litestar.types import ASGIApp, Receive, Scope, Send
 
 from services.connectors.tripletex import SYSTEM as TRIPLETEX
 from services.connectors.tripletex import TripletexSettings
 from services.settings import Settings
 
-SIMULATOR_PREFIX = "/tripletex"
+# The systems whose simulator runs beside the app in demo mode (web/plugins.py).
+DEMO_SYSTEMS = frozenset({TRIPLETEX})
 DEMO_KEYS = {
     "demo-regnskapskontor": "regnskapskontorets nøkkel med klienttilgang",
     "demo-eget-selskap": "nøkkel for regnskapskontorets eget selskap",
@@ -25,28 +26,6 @@ def simulator_root(settings: Settings) -> str:
     block = settings.system(TRIPLETEX)
     assert isinstance(block, TripletexSettings)
     return block.base_url.removesuffix("/v2")
-
-
-def with_simulator(app: ASGIApp) -> ASGIApp:
-    """Send /tripletex/... to the simulator and everything else (lifespan too) to the app."""
-    from services.security_headers import SecurityHeadersMiddleware
-    from simulators.tripletex import create_simulator_app, seed_demo
-
-    # On the app's port, so under the app's headers too (a JSON API: none of them hurts it).
-    simulator = SecurityHeadersMiddleware(
-        create_simulator_app(seed_demo(), prefix=SIMULATOR_PREFIX), hsts=False
-    )
-
-    async def dispatch(scope: Scope, receive: Receive, send: Send) -> None:
-        path: str = scope.get("path", "")
-        if scope["type"] == "http" and (
-            path == SIMULATOR_PREFIX or path.startswith(SIMULATOR_PREFIX + "/")
-        ):
-            await simulator(scope, receive, send)
-        else:
-            await app(scope, receive, send)
-
-    return dispatch
 
 
 async def grant_new_client(

@@ -9,15 +9,29 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from functools import cache
+from typing import Protocol
 
 import anyio
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, inspect, text
 
-from services.db import alembic_config
-from services.web import AppContext
+from services.db import SessionFactory, alembic_config
+from services.settings import Settings
+from services.sync.scheduler import SyncRunner
 
 log = logging.getLogger(__name__)
+
+
+class Checked(Protocol):
+    """What the checks look at: the app's shared services."""
+
+    @property
+    def settings(self) -> Settings: ...
+    @property
+    def session_factory(self) -> SessionFactory: ...
+    @property
+    def sync_runner(self) -> SyncRunner | None: ...
+
 
 OK = "ok"
 DISABLED = "disabled"  # switched off by configuration: not a reason to refuse traffic
@@ -26,14 +40,14 @@ VERSION_TABLE = "alembic_version"  # alembic's default; migrations/env.py keeps 
 CHECK_TIMEOUT = 2.0  # seconds; a probe that hangs is as bad as a failing one
 
 
-async def check_database(ctx: AppContext) -> str:
+async def check_database(ctx: Checked) -> str:
     async with ctx.session_factory() as session:
         connection = await session.connection()
         await connection.execute(text("SELECT 1"))
     return OK
 
 
-async def check_migrations(ctx: AppContext) -> str:
+async def check_migrations(ctx: Checked) -> str:
     async with ctx.session_factory() as session:
         connection = await session.connection()
         current = frozenset(await connection.run_sync(_current_heads))
@@ -62,7 +76,7 @@ def _script_revisions() -> tuple[frozenset[str], frozenset[str]]:
     return frozenset(script.get_heads()), frozenset(r.revision for r in script.walk_revisions())
 
 
-async def check_scheduler(ctx: AppContext) -> str:
+async def check_scheduler(ctx: Checked) -> str:
     if not ctx.settings.sync.enabled:
         return DISABLED
     runner = ctx.sync_runner
@@ -71,7 +85,7 @@ async def check_scheduler(ctx: AppContext) -> str:
     return OK
 
 
-Check = Callable[[AppContext], Awaitable[str]]
+Check = Callable[[Checked], Awaitable[str]]
 CHECKS: list[tuple[str, Check]] = [
     ("database", check_database),
     ("migrations", check_migrations),
@@ -79,7 +93,7 @@ CHECKS: list[tuple[str, Check]] = [
 ]
 
 
-async def run_checks(ctx: AppContext) -> dict[str, str]:
+async def run_checks(ctx: Checked) -> dict[str, str]:
     """Every check's answer by name; a check that raises or hangs fails, it never escapes."""
     results: dict[str, str] = {}
     for name, check in CHECKS:

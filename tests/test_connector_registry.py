@@ -266,3 +266,31 @@ async def test_a_new_system_goes_from_ny_integrasjon_to_the_api(
     # Its callbacks have no receiver: a path under its name answers 404 like any unknown hook.
     hook = await api.post("/webhooks/kassebok/anything", content=b"{}")
     assert hook.status_code == 404
+
+
+async def test_demo_buttons_only_for_the_systems_whose_simulator_runs(
+    settings: Settings, kassebok: KassebokSettings
+) -> None:
+    from app import create_app
+
+    demo = dataclasses.replace(settings, demo=True, systems=(*settings.systems, kassebok))
+    await add_user(settings, "regnskap@kontor-a.no", "Kontor A AS")
+    async with AsyncTestClient(create_app(demo)) as app:
+        await login(app, "regnskap@kontor-a.no")
+        kassebok_id = int(
+            (
+                await app.post(
+                    "/integrasjoner/ny",
+                    data={"system": "kassebok", "key": KEY, "_csrf_token": csrf(app)},
+                    follow_redirects=False,
+                )
+            )
+            .headers["location"]
+            .rsplit("/", 1)[1]
+        )
+        tripletex_id = await create_integration(app)
+        assert "Demo: gi tilgang" in (await app.get(f"/integrasjoner/{tripletex_id}")).text
+        page = (await app.get(f"/integrasjoner/{kassebok_id}")).text
+        assert "Fjellbakeriet AS" in page and "Demo:" not in page
+        grant = await app.post(f"/demo/integrasjoner/{kassebok_id}/ny-klient", headers=htmx(app))
+        assert grant.status_code == 404

@@ -259,6 +259,7 @@ def test_the_dockerfile_builds_a_small_non_root_image(dockerfile: Dockerfile) ->
         "services",
         "static",
         "templates",
+        "web",
     }
     assert "requirements-dev" not in " ".join(dockerfile.runs)
     assert dockerfile.volumes == ["/data"]

@@ -143,7 +143,7 @@ async def test_a_header_a_route_sets_on_purpose_is_kept(anonymous: AsyncTestClie
 
 
 async def test_the_demo_simulator_on_the_apps_port_carries_them_too(settings: Settings) -> None:
-    from services.demo import with_simulator
+    from web.plugins import with_simulator
 
     simulator_only = with_simulator(lambda *_: None)  # type: ignore[arg-type, return-value]
     transport = httpx.ASGITransport(app=simulator_only)  # type: ignore[arg-type]

@@ -6,10 +6,14 @@ from collections.abc import Callable
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+from jinja2 import pass_context
+from jinja2.runtime import Context
 from litestar.plugins.jinja import JinjaTemplateEngine
 
 from models import Integration
 from services.connectors.base import Connector
+from services.connectors.registry import Connectors
+from services.demo import DEMO_SYSTEMS
 from services.integrations import display_name
 from services.settings import Settings
 from services.sync.status import SHOW_AFTER_FAILURES
@@ -29,20 +33,27 @@ def org_number(value: str) -> str:
     return f"{value[:3]} {value[3:6]} {value[6:]}" if len(value) == 9 and value.isdigit() else value
 
 
-def configure(
-    settings: Settings, system_of: Callable[[str], Connector]
-) -> Callable[[JinjaTemplateEngine], None]:
-    """`system_of` finds the connector of an integration's system when a page is rendered:
-    its name, what it can do and its wording."""
+@pass_context
+def system_of(context: Context, system: str) -> Connector:
+    """The connector of a system, for its name, what it can do and its wording: from the
+    running app's services (Litestar puts the request in every template's context)."""
+    connectors: Connectors = context["request"].app.state.services.connectors
+    return connectors[system]
 
-    def integration_name(integration: Integration) -> str:
-        return display_name(integration, system_of(integration.system).display_name)
 
+@pass_context
+def integration_name(context: Context, integration: Integration) -> str:
+    return display_name(integration, system_of(context, integration.system).display_name)
+
+
+def configure(settings: Settings) -> Callable[[JinjaTemplateEngine], None]:
     def callback(engine: JinjaTemplateEngine) -> None:
         env = engine.engine
         env.globals.update(
             system_of=system_of,
             demo=settings.demo,
+            # Demo buttons only for integrations whose system's simulator runs here.
+            demo_systems=DEMO_SYSTEMS if settings.demo else frozenset(),
             htmx_file=HTMX_FILE,
             show_after_failures=SHOW_AFTER_FAILURES,
             # How changes reach us: webhooks when the system can reach this app, else polling.
