@@ -12,7 +12,7 @@ from routes.auth import client_address
 from routes.forms import Form, field
 from services.auth import CurrentUser, PasswordChangeError, change_password
 from services.passwords import MAX_LENGTH, MIN_LENGTH
-from services.session_store import rotate_session_id
+from web.sessions import rotate_session_id
 
 
 class AccountController(Controller):

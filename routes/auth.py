@@ -7,7 +7,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from routes.forms import Form, field
 from services.auth import LoginLocked, log_in
 from services.passwords import MAX_LENGTH
-from services.session_store import rotate_session_id
+from web.sessions import rotate_session_id
 
 
 class AuthController(Controller):

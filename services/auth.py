@@ -24,7 +24,7 @@ from models import Office, User
 from models.base import utcnow
 from services import login_throttle
 from services.passwords import password_problem
-from services.session_store import end_sessions_of
+from services.sessions import end_sessions_of
 
 log = logging.getLogger("erp.auth")
 

@@ -1,4 +1,4 @@
-"""Prometheus counters, one registry per app, and the ASGI middleware that counts our requests.
+"""Prometheus counters, one registry per app (web/middleware.py counts our HTTP requests).
 
 A registry per app rather than prometheus_client's global one: tests build many apps in one
 process, and the global registry refuses a second counter of the same name.
@@ -7,7 +7,6 @@ Nothing here may carry a secret or a customer's data: /metrics is unauthenticate
 
 from __future__ import annotations
 
-from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from prometheus_client import CollectorRegistry, Counter
 from prometheus_client.exposition import choose_encoder
 
@@ -60,32 +59,3 @@ class Metrics:
         """The exposition body and its content type, in the format the scraper asks for."""
         encoder, content_type = choose_encoder(accept)
         return encoder(self.registry), content_type
-
-
-class HttpMetricsMiddleware:
-    """Counts every HTTP response by method, route template and status."""
-
-    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
-        self.app = app
-        self.metrics = metrics
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        status: int | None = None
-
-        async def counting_send(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, counting_send)
-        finally:
-            # Litestar's router puts the matched template (e.g. "/integrasjoner/{integration_id}")
-            # in the scope; raw paths would make one time series per id.
-            route = scope.get("path_template") or UNMATCHED_ROUTE  # type: ignore[typeddict-item]
-            method = scope["method"] if scope["method"] in KNOWN_METHODS else "other"
-            self.metrics.count_http_request(method, route, status or 500)

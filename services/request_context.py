@@ -1,54 +1,12 @@
-"""Request ids: one per HTTP request, in every log line it causes and in its response.
-
-A caller's (or proxy's) `X-Request-ID` is kept when it is a sane token, so one id can follow a
-request through several systems; otherwise we make one.
-"""
+"""The request id of the HTTP request being handled, for every log line it causes (set by
+web/middleware.py's RequestIdMiddleware)."""
 
 from __future__ import annotations
 
-import re
 from contextvars import ContextVar
-from uuid import uuid4
-
-from litestar.types import ASGIApp, Message, Receive, Scope, Send
-
-HEADER = b"x-request-id"
-# Short and plain, so a caller cannot put newlines, markup or a novel into our logs.
-_SANE = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
 request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
 
 
 def current_request_id() -> str | None:
     return request_id_var.get()
-
-
-def incoming_request_id(scope: Scope) -> str | None:
-    for name, value in scope["headers"]:
-        if name == HEADER:
-            candidate = value.decode("latin-1")
-            return candidate if _SANE.fullmatch(candidate) else None
-    return None
-
-
-class RequestIdMiddleware:
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        request_id = incoming_request_id(scope) or uuid4().hex
-
-        async def send_with_id(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != HEADER]
-                message["headers"] = [*headers, (HEADER, request_id.encode())]
-            await send(message)
-
-        token = request_id_var.set(request_id)
-        try:
-            await self.app(scope, receive, send_with_id)
-        finally:
-            request_id_var.reset(token)

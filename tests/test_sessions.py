@@ -20,10 +20,10 @@ from services.connectors.tripletex import TripletexClient, TripletexConnector
 from services.crypto import KeyVault
 from services.db import create_engine, create_session_factory, open_session
 from services.outbound import outbound
-from services.session_store import DatabaseStore
 from services.settings import Settings
 from services.sync.nightly import run_nightly
 from tests.conftest import PASSWORD, add_user, login, query
+from web.sessions import DatabaseStore
 
 pytestmark = pytest.mark.anyio
 

@@ -31,17 +31,17 @@ from services.change_events.callbacks import CallbackInbox
 from services.connectors.registry import Connectors
 from services.crypto import KeyVault
 from services.db import SessionFactory, open_session
-from services.metrics import HttpMetricsMiddleware, Metrics
+from services.metrics import Metrics
 from services.notifications import running_notifications
 from services.outbound import outbound
 from services.outbound_guard import OutboundPolicy
-from services.request_context import RequestIdMiddleware
-from services.session_store import DatabaseStore, SessionConfig
 from services.settings import Settings
 from services.sync.scheduler import running_sync
 from web import templating
 from web.dependencies import DEPENDENCIES, LoginRequired, Services, wants_fragment
+from web.middleware import HttpMetricsMiddleware, RequestIdMiddleware
 from web.security_headers import SecurityHeadersMiddleware
+from web.sessions import DatabaseStore, SessionConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 SIMULATOR_PREFIX = "/tripletex"

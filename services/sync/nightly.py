@@ -18,7 +18,7 @@ from services.connectors.base import ConnectKind
 from services.connectors.registry import Connectors
 from services.crypto import KeyVault
 from services.db import SessionFactory
-from services.session_store import delete_expired_sessions
+from services.sessions import delete_expired_sessions
 from services.sync import periods
 from services.sync.pending import note_months
 

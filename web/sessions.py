@@ -30,6 +30,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from models import WebSession
 from models.base import utcnow
 from services.db import SessionFactory, upsert
+from services.sessions import delete_expired_sessions
 
 RENEW_SLACK = timedelta(minutes=5)
 DEFAULT_LIFETIME = timedelta(hours=12)
@@ -171,16 +172,6 @@ def _user_id(data: bytes) -> int | None:
     except (ValueError, AttributeError):
         return None
     return user_id if isinstance(user_id, int) else None
-
-
-async def delete_expired_sessions(db: AsyncSession) -> None:
-    """Rows past their expiry, which stores the end of the absolute lifetime too."""
-    await db.exec(delete(WebSession).where(col(WebSession.expires_at) <= utcnow()))
-
-
-async def end_sessions_of(db: AsyncSession, user_id: int) -> None:
-    """Every session of this user, on every device (the caller commits)."""
-    await db.exec(delete(WebSession).where(col(WebSession.user_id) == user_id))
 
 
 ROTATE = "rotate_session_id"
