@@ -3,7 +3,7 @@
 python app.py run [--demo]      serve (demo: SQLite + the Tripletex simulator in-process)
 python app.py migrate           apply database migrations
 python app.py create-user       add a user (prompts for the password)
-python app.py rotate-keys       re-encrypt stored Tripletex keys under the newest key
+python app.py rotate-keys       re-encrypt the stored system keys under the newest key
 python app.py backup DEST       copy the SQLite database to DEST while the app runs
 python app.py restore SRC       replace the SQLite database with the backup SRC (app stopped)
 """
@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     user.add_argument("--email", required=True)
     user.add_argument("--office", required=True, help="office name (created if new)")
     rotate = commands.add_parser(
-        "rotate-keys", help="re-encrypt the stored Tripletex keys under the newest ENCRYPTION_KEY"
+        "rotate-keys", help="re-encrypt the stored system keys under the newest ENCRYPTION_KEY"
     )
     rotate.add_argument("--batch-size", type=int, default=100, help="keys per transaction")
     for name, path, what in (
@@ -193,7 +193,7 @@ async def _rotate_keys(settings: Settings, batch_size: int) -> int:
         return 1
     finally:
         await engine.dispose()
-    print(f"Re-encrypted {count} stored Tripletex keys under the newest ENCRYPTION_KEY.")
+    print(f"Re-encrypted {count} stored system keys under the newest ENCRYPTION_KEY.")
     return 0
 
 

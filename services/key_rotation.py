@@ -1,4 +1,4 @@
-"""Re-encrypting the stored Tripletex keys under the newest ENCRYPTION_KEY (`app.py rotate-keys`).
+"""Re-encrypting the stored system keys under the newest ENCRYPTION_KEY (`app.py rotate-keys`).
 
 Zero downtime: deploy with ENCRYPTION_KEY="new,old", run this, deploy with ENCRYPTION_KEY="new".
 
@@ -44,7 +44,7 @@ class KeyRotationError(RuntimeError):
         else:
             done = "Nothing was changed."
         super().__init__(
-            f"The stored Tripletex key of {which} {ids} cannot be decrypted with any key in "
+            f"The stored system key of {which} {ids} cannot be decrypted with any key in "
             f"ENCRYPTION_KEY. {done} Add the key it was encrypted with to ENCRYPTION_KEY "
             "(comma-separated, newest first) and run rotate-keys again."
         )

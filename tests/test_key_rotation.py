@@ -226,7 +226,7 @@ async def test_the_command_line_rotates_and_refuses_to_guess(
     # Step (b): both keys, newest first.
     code, out, err = await run_cli(settings, f"{new},{old}", "--batch-size", "2")
     assert code == 0, (out, err)
-    assert "Re-encrypted 3 stored Tripletex keys" in out
+    assert "Re-encrypted 3 stored system keys" in out
     printed += out + err
     for secret in (*KEYS, old, new, *before.values()):
         assert secret not in printed
