@@ -294,3 +294,18 @@ async def test_demo_buttons_only_for_the_systems_whose_simulator_runs(
         assert "Fjellbakeriet AS" in page and "Demo:" not in page
         grant = await app.post(f"/demo/integrasjoner/{kassebok_id}/ny-klient", headers=htmx(app))
         assert grant.status_code == 404
+
+
+def test_connectors_import_no_tables() -> None:
+    """A connector speaks its system's API; the tables are the product's business."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys, services.connectors.registry; "
+        "print(sorted(m for m in sys.modules if m == 'models' or m.startswith('models.')))"
+    )
+    found = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    assert found == "[]"
