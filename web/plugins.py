@@ -4,7 +4,6 @@ worker, handed out as one frozen Services), and the demo (registered only in dem
 
 from __future__ import annotations
 
-import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -46,7 +45,6 @@ from web.sessions import DatabaseStore, SessionConfig
 ROOT = Path(__file__).resolve().parent.parent
 SIMULATOR_PREFIX = "/tripletex"
 DEMO_USER = ("demo@example.no", "demo", "Regnskapshuset Demo AS")
-log = logging.getLogger("erp")
 
 
 @dataclass(frozen=True)
