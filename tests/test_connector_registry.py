@@ -242,6 +242,11 @@ async def test_a_new_system_goes_from_ny_integrasjon_to_the_api(
     assert "accounts 11" in kassebok.requests and "accounts 12" in kassebok.requests
 
     token = await create_token(app)
+    listed = (await api.get("/api/v1/clients", headers=bearer(token))).json()["data"]
+    assert {c["name"]: c["system"] for c in listed if c["integration_id"] == integration_id} == {
+        "Fjellbakeriet AS": "kassebok",
+        "Sjøbua AS": "kassebok",
+    }
     today = date.today()
     for month in (date(today.year - 1, 1, 1), date(today.year, today.month, 1)):
         response = await api.get(
