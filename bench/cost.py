@@ -7,8 +7,8 @@ judged before and after on any machine of the kind:
 
 - `client`: our Tripletex client fetching balance sheets from the simulator (in a process
   of its own, not counted; no added latency), 8 in flight, as the sync fetches them:
-  instructions per request in our process, aiohttp and our JSON and Decimal parsing
-  included.
+  instructions per request in our process, httpx's request and response, the aiohttp
+  pool under them and our JSON and Decimal parsing included.
 - `simulator`: the simulator answering one balance sheet (`account(number),balanceIn,
   balanceChange` for a month of a client with two years of books), in-process, HTTP not
   included: what every fetch costs the other process sharing the cores.

@@ -234,7 +234,7 @@ async def prepare(
     url: str,
     clients: int,
     sim: Child,
-    session: aiohttp.ClientSession,
+    session: httpx.AsyncBaseTransport,
     requests: Requests,
 ) -> Bed:
     database = create_engine(url)

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-    import aiohttp
+    import httpx
 
     from services.metrics import Metrics
 
@@ -248,7 +248,7 @@ class SystemSettings(Protocol):
 
     system: str
 
-    def connector(self, http: aiohttp.ClientSession, metrics: Metrics) -> Connector: ...
+    def connector(self, http: httpx.AsyncBaseTransport, metrics: Metrics) -> Connector: ...
 
 
 class SystemSettingsFactory(Protocol):

@@ -1,8 +1,9 @@
-"""Tripletex API v2 client on aiohttp, and the Tripletex connector built on it.
+"""Tripletex API v2 client, and the Tripletex connector built on it.
 
-aiohttp rather than httpx here: a full sync of many clients keeps tens of requests in
-flight, and httpx's request and URL models cost more CPU per request than the rest of the
-sync does (bench/README.md).
+The client is `services.connectors.http.ApiClient` with Tripletex's pieces: its session
+token as Basic auth, the rate-limit reset header it sends with a 429, and what its error
+bodies say. It sends through the httpx transport it is given: `services.outbound`'s
+aiohttp pool in the app, `httpx.MockTransport` in unit tests.
 
 Errors are those of `services.connectors.base` (KeyRejected, AccessDenied, RateLimited,
 ErpUnavailable), carrying the HTTP status and Tripletex's `x-tlx-request-id`.
@@ -16,19 +17,16 @@ import hashlib
 import hmac
 import json
 import logging
-import random
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any, TypeVar
 from urllib.parse import urlencode
 
-import aiohttp
-from multidict import CIMultiDictProxy
+import httpx
 
 from services.connectors.base import (
-    AccessDenied,
     Balances,
     CallbackRejected,
     Capabilities,
@@ -40,16 +38,14 @@ from services.connectors.base import (
     KeyInfo,
     KeyKind,
     KeyRejected,
-    RateLimited,
     RemoteAccount,
     RemoteClient,
     RemoteSubscription,
     Wording,
-    request_stats,
 )
+from services.connectors.http import ApiClient, ErrorMap, RetryPolicy, count_attempts
 from services.connectors.pacing import RateBudget
 from services.metrics import Metrics
-from services.outbound import env_proxy
 from services.settings import SettingsError
 
 log = logging.getLogger(__name__)
@@ -59,7 +55,6 @@ DEMO_CONSUMER_TOKEN = "demo-consumer-token"
 
 OWN_COMPANY = 0  # Basic-auth username meaning "the key's own company"
 SESSION_DAYS = 3  # session tokens live this long; renewed a day before they expire
-RETRY_STATUSES = {429, 500, 502, 503, 504}
 MAX_RATE_LIMIT_WAIT = 60.0
 MAX_ERP_ID = 2**63 - 1  # Tripletex's ids are int64, stored as BIGINT
 # What a signed but malformed callback body raises. OverflowError: int() of `Infinity`, which
@@ -76,6 +71,14 @@ EVENTS = (
 )
 
 
+def _error_detail(content: bytes) -> str:
+    body = json.loads(content)
+    return body.get("message") or body.get("developerMessage") or ""
+
+
+ERRORS = ErrorMap("Tripletex", request_id_header="x-tlx-request-id", detail=_error_detail)
+
+
 @dataclass(frozen=True)
 class SessionToken:
     token: str
@@ -87,24 +90,23 @@ class SessionToken:
         return today < self.expires
 
 
-@dataclass(frozen=True)
-class Answer:
-    """What Tripletex answered to one request, its body read whole."""
+class SessionAuth(httpx.Auth):
+    """Tripletex's Basic auth: the company acted for as user name, the session token as
+    password."""
 
-    status: int
-    headers: CIMultiDictProxy[str]
-    content: bytes
-    path: str
+    def __init__(self, company_id: int, session: SessionToken) -> None:
+        credentials = base64.b64encode(f"{company_id}:{session.token}".encode()).decode()
+        self._header = "Basic " + credentials
 
-    @property
-    def ok(self) -> bool:
-        return 200 <= self.status < 300 or self.status == 304
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        request.headers["Authorization"] = self._header
+        yield request
 
 
 class TripletexClient:
     def __init__(
         self,
-        http: aiohttp.ClientSession,
+        http: httpx.AsyncBaseTransport,
         *,
         base_url: str,
         consumer_token: str,
@@ -113,17 +115,26 @@ class TripletexClient:
         today: Callable[[], date] = date.today,
         metrics: Metrics | None = None,
     ) -> None:
-        self._http = http
-        self._base_url = base_url.rstrip("/")
-        self._proxy = env_proxy(self._base_url)
+        self._api = ApiClient(
+            http,
+            base_url=base_url,
+            system=SYSTEM,
+            errors=ERRORS,
+            retry=RetryPolicy(
+                max_retries=max_retries,
+                backoff=backoff,
+                # Tripletex answers 429 until the period resets; waiting less is wasted calls.
+                wait_header="X-Rate-Limit-Reset",
+                max_wait=MAX_RATE_LIMIT_WAIT,
+            ),
+            hooks=[count_attempts(SYSTEM, metrics)],
+            log=log,
+        )
         self._consumer_token = consumer_token
-        self._max_retries = max_retries
-        self._backoff = backoff
         self._today = today
         self._sessions: dict[str, SessionToken] = {}
         self._budgets: dict[str, RateBudget] = {}  # per key; outlives its session tokens
         self._creating: dict[str, asyncio.Lock] = {}
-        self._metrics = metrics
         # ETags of conditional GETs, per company and URL. Only tags, not bodies: a 304 means
         # "what you stored last time is still right", which is all an incremental sync needs.
         self._etags: dict[tuple[int, str], str] = {}
@@ -153,10 +164,10 @@ class TripletexClient:
 
     async def create_session(self, employee_token: str) -> SessionToken:
         expires = self._today() + timedelta(days=SESSION_DAYS)
-        answer = await self._request(
+        answer = await self._api.request(
             "PUT",
             "/token/session/:create",
-            {
+            params={
                 "consumerToken": self._consumer_token,
                 "employeeToken": employee_token,
                 "expirationDate": expires.isoformat(),
@@ -175,14 +186,19 @@ class TripletexClient:
         conditional: bool = False,
     ) -> dict[str, Any] | None:
         """The response body; None when `conditional` and Tripletex says it is unchanged."""
-        headers = {"Authorization": _basic_auth(company_id, session.token)}
+        auth = SessionAuth(company_id, session)
         if not conditional:
-            return _json(await self._request("GET", path, params, headers, budget=session.budget))
+            return _json(
+                await self._api.request(
+                    "GET", path, params=params, auth=auth, budget=session.budget
+                )
+            )
         cache_key = (company_id, f"{path}?{urlencode(sorted((params or {}).items()))}")
-        if tag := self._etags.get(cache_key):
-            headers["If-None-Match"] = tag
-        answer = await self._request("GET", path, params, headers, budget=session.budget)
-        if answer.status == 304:
+        headers = {"If-None-Match": tag} if (tag := self._etags.get(cache_key)) else None
+        answer = await self._api.request(
+            "GET", path, params=params, headers=headers, auth=auth, budget=session.budget
+        )
+        if answer.status_code == 304:
             return None
         body = _json(answer)
         # Tripletex's checksum feature: the list's versionDigest goes back in If-None-Match
@@ -201,8 +217,9 @@ class TripletexClient:
         body: dict[str, Any] | None = None,
     ) -> dict[str, Any] | None:
         """A write (POST, PUT, DELETE); the response body, None when there is none."""
-        headers = {"Authorization": _basic_auth(company_id, session.token)}
-        answer = await self._request(method, path, None, headers, body, budget=session.budget)
+        answer = await self._api.request(
+            method, path, json=body, auth=SessionAuth(company_id, session), budget=session.budget
+        )
         return _json(answer) if answer.content else None
 
     def forget_etags(self, company_id: int) -> None:
@@ -235,120 +252,10 @@ class TripletexClient:
             if not values or start >= page.get("fullResultSize", start):
                 return
 
-    async def _request(
-        self,
-        method: str,
-        path: str,
-        params: dict[str, Any] | None = None,
-        headers: dict[str, str] | None = None,
-        json_body: dict[str, Any] | None = None,
-        *,
-        budget: RateBudget | None = None,
-    ) -> Answer:
-        """Send with retries; the answer when it is a success or 304, else an ErpError."""
-        url = self._base_url + path
-        attempt = 0
-        while True:
-            if budget is not None:
-                await budget.wait_turn()
-            try:
-                async with self._http.request(
-                    method,
-                    url,
-                    params=params,
-                    headers=headers,
-                    json=json_body,
-                    proxy=self._proxy,
-                ) as response:
-                    answer = Answer(response.status, response.headers, await response.read(), path)
-                    # Whole URLs, query included: the log redacts the secrets in them.
-                    log.debug("Tripletex: %s %s %s", method, response.url, answer.status)
-            except (aiohttp.ClientError, TimeoutError) as exc:
-                self._count(method, "error", retry=attempt > 0)
-                if attempt >= self._max_retries:
-                    raise ErpUnavailable(f"Tripletex unreachable: {type(exc).__name__}") from exc
-                await self._sleep_backoff(attempt)
-                attempt += 1
-                continue
-            self._count(method, answer.status, retry=attempt > 0)
-            if budget is not None:
-                budget.observe(answer.headers)
-            if answer.status in RETRY_STATUSES and attempt < self._max_retries:
-                await self._wait_before_retry(answer, attempt, budget)
-                attempt += 1
-                continue
-            if answer.ok:
-                return answer
-            raise _error_for(answer)
 
-    def _count(self, method: str, status: int | str, *, retry: bool = False) -> None:
-        # Every attempt counts, retries included: that is what Tripletex's rate limit sees.
-        if self._metrics is not None:
-            self._metrics.count_system_request(SYSTEM, method, status)
-        if (stats := request_stats.get()) is not None:
-            stats.requests += 1
-            stats.retries += int(retry)
-
-    async def _sleep_backoff(self, attempt: int) -> None:
-        await asyncio.sleep(self._backoff * 2**attempt * (0.5 + random.random()))
-
-    async def _wait_before_retry(
-        self, answer: Answer, attempt: int, budget: RateBudget | None
-    ) -> None:
-        if answer.status == 429:
-            # Tripletex answers 429 until the period resets; waiting less is wasted calls.
-            reset = _float_header(answer, "X-Rate-Limit-Reset")
-            if reset is not None:
-                wait = min(reset, MAX_RATE_LIMIT_WAIT)
-                if budget is not None:
-                    budget.hold(wait)  # every request with this key waits, not just this one
-                else:
-                    await asyncio.sleep(wait)
-                return
-        await self._sleep_backoff(attempt)
-
-
-def _basic_auth(company_id: int, token: str) -> str:
-    # Tripletex's Basic auth: the company acted for as user name, the session token as
-    # password.
-    return "Basic " + base64.b64encode(f"{company_id}:{token}".encode()).decode()
-
-
-def _json(answer: Answer) -> Any:
+def _json(answer: httpx.Response) -> Any:
     # Amounts are decimal kroner: parse them as Decimal, never through float.
     return json.loads(answer.content, parse_float=Decimal)
-
-
-def _float_header(answer: Answer, name: str) -> float | None:
-    try:
-        return float(answer.headers[name])
-    except (KeyError, ValueError):
-        return None
-
-
-def _error_for(answer: Answer) -> ErpError:
-    request_id = answer.headers.get("x-tlx-request-id")
-    try:
-        body = json.loads(answer.content)
-        detail = body.get("message") or body.get("developerMessage") or ""
-    except (ValueError, AttributeError):
-        detail = answer.content[:200].decode(errors="replace")
-    message = f"Tripletex {answer.status}: {detail}".strip()
-    log.warning(
-        "tripletex error status=%s request_id=%s path=%s", answer.status, request_id, answer.path
-    )
-    kind: type[ErpError]
-    if answer.status == 401:
-        kind = KeyRejected
-    elif answer.status == 403:
-        kind = AccessDenied
-    elif answer.status == 429:
-        kind = RateLimited
-    elif answer.status >= 500:
-        kind = ErpUnavailable
-    else:
-        kind = ErpError
-    return kind(message, status=answer.status, request_id=request_id)
 
 
 class TripletexConnector:
@@ -659,7 +566,7 @@ class TripletexSettings:
             raise SettingsError("TRIPLETEX_BASE_URL must start with http:// or https://")
         return cls(base_url=base_url.rstrip("/"), consumer_token=consumer)
 
-    def connector(self, http: aiohttp.ClientSession, metrics: Metrics) -> TripletexConnector:
+    def connector(self, http: httpx.AsyncBaseTransport, metrics: Metrics) -> TripletexConnector:
         return TripletexConnector(
             TripletexClient(
                 http,
