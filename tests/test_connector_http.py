@@ -319,3 +319,29 @@ async def test_count_attempts_without_metrics_still_counts_the_sync_run() -> Non
         request_stats.reset(reset)
 
     assert (stats.requests, stats.retries) == (2, 1)
+
+
+async def test_urls_are_built_from_the_parsed_base_as_httpx_would_parse_them() -> None:
+    """ApiClient sets httpx.URL's parsed parts itself (a full parse per request costs a fifth
+    of its CPU): what it builds must equal what httpx makes of the same string."""
+    recorder = Recorder(ok({}), ok({}))
+    api = ApiClient(
+        recorder.transport,
+        base_url="https://api.example.test:8443/v2/",
+        system="example",
+        errors=ErrorMap("Example"),
+        retry=RetryPolicy(max_retries=0),
+        log=logging.getLogger("tests.example"),
+    )
+    await api.request("GET", "/ledger/account", params={"fields": "id,name(*)", "from": 0})
+    await api.request("GET", "/token/session/>whoAmI")
+
+    expected = [
+        "https://api.example.test:8443/v2/ledger/account?fields=id%2Cname%28%2A%29&from=0",
+        "https://api.example.test:8443/v2/token/session/%3EwhoAmI",
+    ]
+    built = [r.url for r in recorder.requests]
+    assert [str(url) for url in built] == [str(httpx.URL(e)) for e in expected]
+    assert built == [httpx.URL(e) for e in expected]
+    assert built[0].params["fields"] == "id,name(*)" and built[0].port == 8443
+    assert built[1].path == "/v2/token/session/>whoAmI"
