@@ -26,6 +26,8 @@ COPY migrations/ migrations/
 COPY models/ models/
 COPY routes/ routes/
 COPY services/ services/
+# The demo (DEMO=true) serves the Tripletex simulator beside the app.
+COPY simulators/ simulators/
 COPY static/ static/
 COPY templates/ templates/
 COPY web/ web/

@@ -19,8 +19,9 @@ STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 
 
 def all_routes() -> list[ControllerRouterHandler]:
-    """Every route of the product, in one list (the demo's are the demo plugin's). Fresh
-    objects per app: tests build many apps in one process."""
+    """Every route of the product, in one list (the demo's are the demo plugin's). A new
+    list per app, with the routers that must not be shared (the API's, the static files'):
+    tests build many apps in one process."""
     return [
         AuthController,
         AccountController,

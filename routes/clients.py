@@ -123,7 +123,7 @@ class ClientController(Controller):
         """Oppdater klientliste."""
         try:
             result = await integration_service.refresh_clients(
-                db, vault, connectors[integration.system], integration
+                db, vault, integration_service.connector_of(connectors, integration), integration
             )
         except integration_service.InputError as exc:
             return await _after_action(request, db, integration, data, error=exc.message)

@@ -16,7 +16,7 @@ from services import clients as client_service
 from services import integrations as integration_service
 from services.auth import CurrentUser
 from services.change_events.subscriptions import subscriptions_of_integration, unsubscribe_all
-from services.connectors.base import ConnectKind, Connector
+from services.connectors.base import ConnectKind, Connector, SystemDescription
 from services.connectors.registry import Connectors
 from services.crypto import KeyVault
 from services.demo import DEMO_KEYS
@@ -130,7 +130,7 @@ class IntegrationController(Controller):
             await integration_service.change_system(
                 db,
                 vault,
-                connectors[integration.system],
+                integration_service.connector_of(connectors, integration),
                 integration,
                 raw_key=field(data, "key"),
                 raw_description=description,
@@ -177,10 +177,9 @@ class IntegrationController(Controller):
         key = vault.decrypt(integration.key_ciphertext)
         await integration_service.delete_integration(db, integration)
         response = redirect(request, "/integrasjoner")
-        if subscriptions:
-            response.background = BackgroundTask(
-                unsubscribe_all, connectors[integration.system], key, subscriptions
-            )
+        connector = connectors.get(integration.system)
+        if subscriptions and connector is not None:  # none here: its callbacks get 404s
+            response.background = BackgroundTask(unsubscribe_all, connector, key, subscriptions)
         return response
 
 
@@ -205,8 +204,10 @@ def _form_page(
     status_code: int = 200,
 ) -> Template:
     key_systems = connectors.connectable_by(ConnectKind.KEY)
-    chosen = integration.system if integration else values.get("system")
-    selected = connectors.get(chosen or "") or key_systems[0]
+    if integration is not None:
+        selected: SystemDescription | None = connectors.describe(integration.system)
+    else:
+        selected = connectors.get(values.get("system", "")) or next(iter(key_systems), None)
     return Template(
         template,
         context={

@@ -19,6 +19,7 @@ from services.connectors.base import (
     RateLimited,
     RemoteClient,
 )
+from services.connectors.registry import NOT_HERE, Connectors
 from services.crypto import KeyVault, last4
 from services.personal_data import contains_email, contains_national_id
 
@@ -46,6 +47,14 @@ def display_name(integration: Integration, system_name: str) -> str:
     """What the accountant calls an integration: "<system> - <description or company>"."""
     label = integration.description or integration.erp_company_name
     return f"{system_name} - {label}" if label else system_name
+
+
+def connector_of(connectors: Connectors, integration: Integration) -> Connector:
+    """The integration's connector; none in this installation is the accountant's to hear."""
+    connector = connectors.get(integration.system)
+    if connector is None:
+        raise InputError("key", NOT_HERE)
+    return connector
 
 
 def clean_key(raw: str) -> str:

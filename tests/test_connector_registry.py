@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 from collections.abc import AsyncIterator, Mapping
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 
 import aiohttp
@@ -314,3 +314,59 @@ def test_connectors_import_no_tables() -> None:
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True
     ).stdout.strip()
     assert found == "[]"
+
+
+async def test_an_integration_of_a_system_this_installation_lacks_is_shown_not_synced(
+    settings: Settings, kassebok: KassebokSettings
+) -> None:
+    """Kassebok taken out of SYSTEMS again (or a row from a newer release): its integration
+    is listed by its stored name, its clients are not claimed, and it can be deleted."""
+    from sqlalchemy import text
+
+    from app import create_app
+    from services.db import create_engine, create_session_factory
+    from services.sync import leases
+
+    await add_user(settings, "regnskap@kontor-a.no", "Kontor A AS")
+    both = dataclasses.replace(settings, systems=(*settings.systems, kassebok))
+    async with AsyncTestClient(create_app(both)) as with_it:
+        await login(with_it, "regnskap@kontor-a.no")
+        created = await with_it.post(
+            "/integrasjoner/ny",
+            data={"system": "kassebok", "key": KEY, "_csrf_token": csrf(with_it)},
+            follow_redirects=False,
+        )
+        integration_id = int(created.headers["location"].rsplit("/", 1)[1])
+        await with_it.post(f"/integrasjoner/{integration_id}/aktiver-alle", headers=htmx(with_it))
+
+    engine = create_engine(settings.database_url)
+    factory = create_session_factory(engine)
+    async with factory() as db:
+        await db.exec(text("update client set full_sync = true"))  # type: ignore[call-overload]
+        await db.commit()
+        lease = timedelta(minutes=5)
+        assert await leases.claim_due(db, "a", lease, limit=10, systems=["tripletex"]) == []
+        # The control: with a connector for it, its two clients are due.
+        both_systems = ["tripletex", "kassebok"]
+        assert len(await leases.claim_due(db, "b", lease, limit=10, systems=both_systems)) == 2
+    await engine.dispose()
+
+    async with AsyncTestClient(create_app(settings)) as without:  # Tripletex only
+        await login(without, "regnskap@kontor-a.no")
+        listing = await without.get("/integrasjoner")
+        assert listing.status_code == 200 and "kassebok - Kassebok Regnskap AS" in listing.text
+        page = await without.get(f"/integrasjoner/{integration_id}")
+        assert page.status_code == 200 and "Fjellbakeriet AS" in page.text
+        refresh = await without.post(
+            f"/integrasjoner/{integration_id}/oppdater", headers=htmx(without)
+        )
+        assert refresh.status_code == 200
+        assert "Systemet er ikke tilgjengelig i denne installasjonen" in refresh.text
+        assert (await without.get(f"/integrasjoner/{integration_id}/slett")).status_code == 200
+        deleted = await without.post(
+            f"/integrasjoner/{integration_id}/slett",
+            data={"_csrf_token": csrf(without)},
+            follow_redirects=False,
+        )
+        assert deleted.status_code == 303
+    assert await query(settings, "select count(*) from integration") == [(0,)]

@@ -257,6 +257,7 @@ def test_the_dockerfile_builds_a_small_non_root_image(dockerfile: Dockerfile) ->
         "models",
         "routes",
         "services",
+        "simulators",
         "static",
         "templates",
         "web",

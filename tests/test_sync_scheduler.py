@@ -88,8 +88,12 @@ async def test_a_runner_takes_only_what_it_has_room_for_most_overdue_first(
                 .values(sync_due_at=now - timedelta(minutes=age + 1))
             )
         await db.commit()
-        first = await leases.claim_due(db, "a", timedelta(minutes=5), limit=2)
-        second = await leases.claim_due(db, "b", timedelta(minutes=5), limit=len(ids))
+        first = await leases.claim_due(
+            db, "a", timedelta(minutes=5), limit=2, systems=["tripletex"]
+        )
+        second = await leases.claim_due(
+            db, "b", timedelta(minutes=5), limit=len(ids), systems=["tripletex"]
+        )
     await engine.dispose()
     assert sorted(client_id for client_id, _ in first) == ids[-2:]  # the two most overdue
     assert sorted(client_id for client_id, _ in second) == ids[:-2]  # the rest, none twice

@@ -11,7 +11,7 @@ from jinja2.runtime import Context
 from litestar.plugins.jinja import JinjaTemplateEngine
 
 from models import Integration
-from services.connectors.base import Connector
+from services.connectors.base import SystemDescription
 from services.connectors.registry import Connectors
 from services.demo import DEMO_SYSTEMS
 from services.integrations import display_name
@@ -34,11 +34,11 @@ def org_number(value: str) -> str:
 
 
 @pass_context
-def system_of(context: Context, system: str) -> Connector:
-    """The connector of a system, for its name, what it can do and its wording: from the
-    running app's services (Litestar puts the request in every template's context)."""
+def system_of(context: Context, system: str) -> SystemDescription:
+    """A system's name, what it can do and its wording: from the running app's connectors
+    (Litestar puts the request in every template's context)."""
     connectors: Connectors = context["request"].app.state.services.connectors
-    return connectors[system]
+    return connectors.describe(system)
 
 
 @pass_context

@@ -174,6 +174,16 @@ class CallbackRejected(Exception):
     """A callback that is not what the ERP would send (bad signature, malformed body)."""
 
 
+class SystemDescription(Protocol):
+    """What pages show of a system: a connector, or a stand-in for a system this
+    installation has no connector for."""
+
+    system: str
+    display_name: str
+    capabilities: Capabilities
+    wording: Wording
+
+
 @runtime_checkable
 class Connector(Protocol):
     system: str  # the registry's key, stored as `Integration.system`

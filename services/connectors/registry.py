@@ -1,15 +1,23 @@
 """The systems this product speaks, and the connector of each, by `Integration.system`.
 
-Adding a system: its connector module with a settings block (below), its simulator, and one
-line in SYSTEMS. Nothing outside the connector names a system: everything looks the
-connector up here by the integration's system.
+Adding a system: its connector module with a settings block (services/connectors/base.py),
+its simulator, and one line in SYSTEMS. Outside the connectors, the product looks a
+connector up here by the integration's system and names none (the demo names the systems
+whose simulator it runs: services/demo.py).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
 
-from services.connectors.base import ConnectKind, Connector, SystemSettingsFactory
+from services.connectors.base import (
+    Capabilities,
+    ConnectKind,
+    Connector,
+    SystemDescription,
+    SystemSettingsFactory,
+    Wording,
+)
 from services.connectors.tripletex import TripletexSettings
 
 # The registration: one line per system, in the order the UI offers them.
@@ -20,6 +28,22 @@ PLANNED: tuple[tuple[str, str], ...] = (("fiken", "Fiken"), ("poweroffice", "Pow
 
 class UnknownSystem(KeyError):
     """An integration of a system this process has no connector for."""
+
+
+NOT_HERE = "Systemet er ikke tilgjengelig i denne installasjonen. Kontakt driftsansvarlig."
+
+
+class UnavailableSystem:
+    """How pages show an integration of a system this installation has no connector for
+    (taken out of SYSTEMS, or written by a newer release): by its stored name, with nothing
+    to offer but deleting it."""
+
+    capabilities = Capabilities(connect=ConnectKind.KEY, webhooks=False)
+    wording = Wording(no_api_access=NOT_HERE, access_lost=NOT_HERE, no_clients=NOT_HERE)
+
+    def __init__(self, system: str) -> None:
+        self.system = system
+        self.display_name = system
 
 
 class Connectors(Mapping[str, Connector]):
@@ -43,6 +67,10 @@ class Connectors(Mapping[str, Connector]):
 
     def __len__(self) -> int:
         return len(self._by_system)
+
+    def describe(self, system: str) -> SystemDescription:
+        """The system for pages: its connector, or a stand-in if there is none here."""
+        return self._by_system.get(system) or UnavailableSystem(system)
 
     def connectable_by(self, kind: ConnectKind) -> list[Connector]:
         """The systems connected this way, in registration order (what Ny integrasjon offers)."""

@@ -145,6 +145,7 @@ class SyncEngine:
         self.session_factory = session_factory
         self._vault = vault
         self._connectors = connectors
+        self.systems = tuple(connectors)  # the systems whose clients this engine syncs
         self.settings = settings or SyncSettings()
         self._today = today
         # The scheduler sets its own limits (SyncRunner); this is for syncs started directly.

@@ -8,6 +8,7 @@ process that dies leaves its lease to expire; the client is then claimed again.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from sqlalchemy import ColumnElement, and_, bindparam, exists, or_, update
@@ -23,12 +24,17 @@ CLIENTS = Client.__table__  # type: ignore[attr-defined]
 NOW = bindparam("now", type_=CLIENTS.c.lease_expires_at.type)
 
 
-def _due(now: ColumnElement) -> list[ColumnElement[bool]]:
+def _due(now: ColumnElement, *, of_systems: bool = False) -> list[ColumnElement[bool]]:
     """Free, with a working key, and either active and due (by schedule or with work noted)
-    or inactive but still subscribed to changes at the ERP (to unsubscribe)."""
+    or inactive but still subscribed to changes at the ERP (to unsubscribe). `of_systems`:
+    only integrations of the systems this process has connectors for (the `systems`
+    parameter); another system's clients would be claimed, skipped and due again at once."""
     pending = exists().where(col(PendingPeriod.client_id) == CLIENTS.c.id)
     subscribed = exists().where(col(WebhookSubscription.client_id) == CLIENTS.c.id)
     working_keys = select(Integration.id).where(col(Integration.key_status) == "ok")
+    if of_systems:
+        systems = bindparam("systems", expanding=True)
+        working_keys = working_keys.where(col(Integration.system).in_(systems))
     c = CLIENTS.c
     to_sync = and_(
         c.active,
@@ -48,11 +54,11 @@ CLAIM_DUE = (
     .where(
         CLIENTS.c.id.in_(
             select(CLIENTS.c.id)
-            .where(*_due(NOW))
+            .where(*_due(NOW, of_systems=True))
             .order_by(CLIENTS.c.sync_due_at.is_(None).desc(), CLIENTS.c.sync_due_at)
             .limit(bindparam("limit"))
         ),
-        *_due(NOW),
+        *_due(NOW, of_systems=True),
     )
     .values(lease_owner=bindparam("owner"), lease_expires_at=bindparam("expires_at"))
     .returning(CLIENTS.c.id, CLIENTS.c.integration_id)
@@ -77,11 +83,18 @@ RELEASE = (
 
 
 async def claim_due(
-    db: AsyncSession, owner: str, lease: timedelta, limit: int
+    db: AsyncSession, owner: str, lease: timedelta, limit: int, systems: Sequence[str]
 ) -> list[tuple[int, int]]:
-    """Take up to `limit` due clients, most overdue first: (client id, integration id)."""
+    """Take up to `limit` due clients of `systems`, most overdue first: (client id,
+    integration id)."""
     now = utcnow()
-    params = {"now": now, "limit": limit, "owner": owner, "expires_at": now + lease}
+    params = {
+        "now": now,
+        "limit": limit,
+        "owner": owner,
+        "expires_at": now + lease,
+        "systems": list(systems),
+    }
     rows = (await db.exec(CLAIM_DUE, params=params)).all()  # type: ignore[call-overload]
     await db.commit()
     return [(client_id, integration_id) for client_id, integration_id in rows]

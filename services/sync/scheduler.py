@@ -83,7 +83,9 @@ class SyncRunner:
         if free <= 0 or self._stopped:
             return 0
         async with self._factory() as db:
-            claimed = await leases.claim_due(db, self.owner, self.settings.lease, limit=free)
+            claimed = await leases.claim_due(
+                db, self.owner, self.settings.lease, limit=free, systems=self._engine.systems
+            )
         for client_id, integration_id in claimed:
             # A sync releases its lease in its last commit, so the next one of that client
             # may start while the previous task is still finishing: tasks, not clients.
