@@ -66,7 +66,7 @@ async def client_requests(count: int) -> None:
     try:
         async with outbound(30.0) as out:
             base_url = f"{sim.url}/v2"
-            client = TripletexClient(out.session, base_url=base_url, consumer_token=CONSUMER_TOKEN)
+            client = TripletexClient(out.erp, base_url=base_url, consumer_token=CONSUMER_TOKEN)
             connector = TripletexConnector(client)
             key = key_for(20)
             info = await connector.inspect_key(key)

@@ -318,7 +318,7 @@ async def bench_size(kind: str, clients: int, sim: Child) -> None:
             outbound(30.0, max_connections=200, trace_configs=[requests.trace()]) as out,
         ):
             setup_started = time.monotonic()
-            bed = await prepare(kind, url, clients, sim, out.session, requests)
+            bed = await prepare(kind, url, clients, sim, out.erp, requests)
             setup = time.monotonic() - setup_started
             load = load_average()
             full = await measure(bed, c, TICK, "full")

@@ -82,7 +82,7 @@ async def prepare(url: str, sim: Child, encryption_key: str, folder: Path) -> tu
     vault = KeyVault((encryption_key,))
     async with outbound(30) as out:
         connector = TripletexConnector(
-            TripletexClient(out.session, base_url=f"{sim.url}/v2", consumer_token=CONSUMER_TOKEN)
+            TripletexClient(out.erp, base_url=f"{sim.url}/v2", consumer_token=CONSUMER_TOKEN)
         )
         async with open_session(factory) as db:
             user = await create_user(

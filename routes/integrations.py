@@ -16,7 +16,7 @@ from services import clients as client_service
 from services import integrations as integration_service
 from services.auth import CurrentUser
 from services.change_events.subscriptions import subscriptions_of_integration, unsubscribe_all
-from services.connectors.base import ConnectKind, Connector, SystemDescription
+from services.connectors.base import ConnectKind, SystemDescription
 from services.connectors.registry import Connectors
 from services.crypto import KeyVault
 from services.demo import DEMO_KEYS
@@ -82,7 +82,7 @@ class IntegrationController(Controller):
             integration = await integration_service.create_integration(
                 db,
                 vault,
-                _key_system(connectors, values["system"]),
+                integration_service.chosen_key_system(connectors, values["system"]),
                 office_id=user.office_id,
                 raw_key=field(data, "key"),
                 raw_description=description,
@@ -181,16 +181,6 @@ class IntegrationController(Controller):
         if subscriptions and connector is not None:  # none here: its callbacks get 404s
             response.background = BackgroundTask(unsubscribe_all, connector, key, subscriptions)
         return response
-
-
-def _key_system(connectors: Connectors, system: str) -> Connector:
-    """The system chosen in Ny integrasjon, if it is one connected with a key; none chosen:
-    the first, which the form shows chosen."""
-    key_systems = connectors.connectable_by(ConnectKind.KEY)
-    connector = connectors.get(system) if system else next(iter(key_systems), None)
-    if connector is None or connector.capabilities.connect is not ConnectKind.KEY:
-        raise integration_service.InputError("system", "Velg et regnskapssystem fra listen.")
-    return connector
 
 
 def _form_page(

@@ -11,6 +11,7 @@ from models import Client, Integration
 from models.base import utcnow
 from services import clients as client_service
 from services.connectors.base import (
+    ConnectKind,
     Connector,
     ErpError,
     ErpUnavailable,
@@ -54,6 +55,18 @@ def connector_of(connectors: Connectors, integration: Integration) -> Connector:
     connector = connectors.get(integration.system)
     if connector is None:
         raise InputError("key", NOT_HERE)
+    return connector
+
+
+def chosen_key_system(connectors: Connectors, system: str) -> Connector:
+    """The system chosen in Ny integrasjon, if it is one connected with a key; none chosen:
+    the first, which the form shows chosen."""
+    if not system:
+        connector = next(iter(connectors.connectable_by(ConnectKind.KEY)), None)
+    else:
+        connector = connectors.get(system)
+    if connector is None or connector.capabilities.connect is not ConnectKind.KEY:
+        raise InputError("system", "Velg et regnskapssystem fra listen.")
     return connector
 
 

@@ -78,7 +78,7 @@ class AiohttpPool(httpx.AsyncBaseTransport):
 
 @dataclass(frozen=True)
 class Outbound:
-    session: AiohttpPool  # the ERPs' APIs: every connector's client sends through it
+    erp: AiohttpPool  # the ERPs' APIs: every connector's client sends through it
     guarded: GuardedClient  # every URL a user gave us: notification deliveries
     http: httpx.AsyncClient  # URLs the operator configured: the demo's calls to the simulator
 

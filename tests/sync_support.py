@@ -32,7 +32,7 @@ async def sync_engine(
     engine = create_engine(settings.database_url)
     async with outbound(http_timeout) as out:
         client = TripletexClient(
-            out.session,
+            out.erp,
             base_url=settings.system("tripletex").base_url,
             consumer_token=settings.system("tripletex").consumer_token,
             **tripletex,  # type: ignore[arg-type]

@@ -27,7 +27,7 @@ async def main(database_url: str, base_url: str, client_id: int, lease_seconds: 
         assert await leases.claim(db, client_id, f"worker:{os.getpid()}", lease)
     async with outbound(10) as out:
         connector = TripletexConnector(
-            TripletexClient(out.session, base_url=base_url, consumer_token="demo-consumer-token")
+            TripletexClient(out.erp, base_url=base_url, consumer_token="demo-consumer-token")
         )
         engine = SyncEngine(
             factory,

@@ -55,7 +55,7 @@ async def proxy() -> AsyncIterator[tuple[str, list[web.Request]]]:
 
 async def create_session() -> str:
     async with outbound(5) as out:
-        client = TripletexClient(out.session, base_url=TRIPLETEX, consumer_token="consumer")
+        client = TripletexClient(out.erp, base_url=TRIPLETEX, consumer_token="consumer")
         return (await client.create_session("employee-token")).token
 
 

@@ -137,7 +137,7 @@ async def test_the_nightly_job_deletes_expired_sessions(settings: Settings) -> N
     async with outbound(5) as out:
         connector = TripletexConnector(
             TripletexClient(
-                out.session,
+                out.erp,
                 base_url=settings.system("tripletex").base_url,
                 consumer_token=settings.system("tripletex").consumer_token,
             )

@@ -136,7 +136,7 @@ async def test_a_stopped_scheduler_leaves_no_tick_running(
     async with rows_locked(settings.database_url, lock) as release, outbound() as out:
         connector = TripletexConnector(
             TripletexClient(
-                out.session,
+                out.erp,
                 base_url=settings.system("tripletex").base_url,
                 consumer_token=settings.system("tripletex").consumer_token,
             )

@@ -52,7 +52,7 @@ async def parts(
     async with outbound(5) as out:
         connector = TripletexConnector(
             TripletexClient(
-                out.session,
+                out.erp,
                 base_url=settings.system("tripletex").base_url,
                 consumer_token=settings.system("tripletex").consumer_token,
                 backoff=0.01,

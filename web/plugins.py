@@ -74,7 +74,7 @@ class SyncPlugin(InitPlugin):
         try:
             async with outbound(policy=OutboundPolicy.from_settings(settings)) as out:
                 connectors = Connectors(
-                    system.connector(out.session, base.metrics) for system in settings.systems
+                    system.connector(out.erp, base.metrics) for system in settings.systems
                 )
                 inbox = CallbackInbox(
                     base.session_factory, base.vault, connectors, years=settings.sync.years
