@@ -15,6 +15,7 @@ from models.notifications import (
     NotificationEndpoint,
 )
 from models.office import Office, User
+from models.saft import FindingKind, ImportStatus, SaftFinding, SaftImport
 from models.web_session import WebSession
 
 __all__ = [
@@ -24,6 +25,8 @@ __all__ = [
     "Client",
     "DataChange",
     "DeliveryStatus",
+    "FindingKind",
+    "ImportStatus",
     "Integration",
     "LiveMode",
     "LoginThrottle",
@@ -33,6 +36,8 @@ __all__ = [
     "NotificationEndpoint",
     "Office",
     "PendingPeriod",
+    "SaftFinding",
+    "SaftImport",
     "SyncRun",
     "User",
     "VoucherMonth",

@@ -27,6 +27,8 @@ class Account(SQLModel, table=True):
     vat_code: str | None = Field(default=None, max_length=20)
     saft_code: str | None = Field(default=None, max_length=20)
     grouping_code: str | None = Field(default=None, max_length=40)
+    # SAF-T 1.30's GroupingCategory (with GroupingCode): how the account is reported.
+    grouping_category: str | None = Field(default=None, max_length=40)
     # Set when the ERP no longer has the account and SLETT KONTOER is off: kept, flagged.
     removed_at: datetime | None = None
     updated_at: datetime = Field(default_factory=utcnow)

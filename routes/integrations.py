@@ -174,7 +174,7 @@ class IntegrationController(Controller):
     ) -> Response:
         # Noted while the key is still known, removed at the ERP after the answer.
         subscriptions = await subscriptions_of_integration(db, integration)
-        key = vault.decrypt(integration.key_ciphertext)
+        key = vault.decrypt(integration.key_ciphertext) if subscriptions else ""
         await integration_service.delete_integration(db, integration)
         response = redirect(request, "/integrasjoner")
         connector = connectors.get(integration.system)

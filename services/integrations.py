@@ -14,6 +14,7 @@ from services.connectors.base import (
     ConnectKind,
     Connector,
     ErpError,
+    FileSystem,
     ErpUnavailable,
     KeyInfo,
     KeyRejected,
@@ -26,6 +27,8 @@ from services.personal_data import contains_email, contains_national_id
 
 MAX_DESCRIPTION = 200
 MAX_KEY = 2000
+# Integration.key_kind of an integration without a key (its data arrives as files).
+FILE_KEY_KIND = "none"
 
 
 class InputError(ValueError):
@@ -56,6 +59,11 @@ def connector_of(connectors: Connectors, integration: Integration) -> Connector:
     if connector is None:
         raise InputError("key", NOT_HERE)
     return connector
+
+
+def chosen_file_system(connectors: Connectors, system: str) -> FileSystem | None:
+    """The system chosen in Ny integrasjon if its data arrives as files."""
+    return connectors.file_system(system)
 
 
 def chosen_key_system(connectors: Connectors, system: str) -> Connector:
@@ -155,6 +163,34 @@ async def create_integration(
     await _merge_clients(db, integration, info.clients, mark_new=False)
     await db.commit()
     return integration
+
+
+async def create_file_integration(
+    db: AsyncSession, system: FileSystem, *, office_id: int, raw_description: str
+) -> Integration:
+    """An integration that takes files: no key; its clients come with the files."""
+    integration = Integration(
+        office_id=office_id,
+        system=system.system,
+        description=check_description(raw_description),
+        key_ciphertext="",
+        key_last4="",
+        key_kind=FILE_KEY_KIND,
+        erp_company_id=0,
+        erp_company_name="",
+    )
+    db.add(integration)
+    await db.commit()
+    return integration
+
+
+async def change_description(
+    db: AsyncSession, integration: Integration, *, raw_description: str
+) -> None:
+    """Endre system for an integration without a key: only its description changes."""
+    integration.description = check_description(raw_description)
+    integration.updated_at = utcnow()
+    await db.commit()
 
 
 async def change_system(

@@ -21,6 +21,7 @@ import uvicorn
 from cryptography.fernet import Fernet
 from litestar.testing import AsyncTestClient
 
+from services.connectors.saft import SaftSettings
 from services.connectors.tripletex import TripletexSettings
 from services.db import create_engine, create_session_factory, migrate, open_session
 from services.logging_setup import install_log_context
@@ -204,7 +205,10 @@ def settings(tmp_path: Path, database_url: str, simulator: Simulator) -> Setting
         database_url=database_url,
         secret_key="test-secret-key-that-is-long-enough-123456",
         encryption_keys=(Fernet.generate_key().decode(),),
-        systems=(TripletexSettings(simulator.base_url, "demo-consumer-token"),),
+        systems=(
+            TripletexSettings(simulator.base_url, "demo-consumer-token"),
+            SaftSettings(max_upload_bytes=50 * 1024 * 1024, upload_dir=tmp_path / "uploads"),
+        ),
         # Tests drive the sync engine themselves; no background ticks racing their asserts.
         sync=SyncConfig(enabled=False),
         # Their webhook receivers listen on loopback, over plain http.

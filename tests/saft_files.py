@@ -129,7 +129,7 @@ def write_saft(
     version: str = "1.30",
     breakage: Break | None = None,
     lines_per_movement: int = 1,
-    registration_number: str = "999888777",
+    registration_number: str = "987654325",
     company_name: str = "Testfirma AS",
 ) -> Written:
     year = books.year

@@ -51,7 +51,7 @@ def test_every_month_of_every_account_is_what_the_lines_say(tmp_path: Path, vers
 
     assert saft.audit_file_version == version
     assert saft.schema_version == ("1.30" if version == "1.30" else "1.10")
-    assert saft.registration_number == "999888777"
+    assert saft.registration_number == "987654325"
     assert saft.company_name == "Testfirma AS"
     assert (saft.period.start_year, saft.period.start_period) == (2024, 1)
     assert (saft.period.end_year, saft.period.end_period) == (2024, 12)

@@ -134,6 +134,7 @@ class RemoteAccount:
     vat_code: str | None = None
     saft_code: str | None = None
     grouping_code: str | None = None
+    grouping_category: str | None = None
 
 
 @dataclass(frozen=True)
@@ -252,13 +253,26 @@ class Connector(Protocol):
         ...
 
 
+@runtime_checkable
+class FileSystem(Protocol):
+    """A system whose data arrives as files (ConnectKind.FILE): nothing is fetched."""
+
+    system: str
+    display_name: str
+    capabilities: Capabilities
+    wording: Wording
+    max_upload_bytes: int
+
+
 class SystemSettings(Protocol):
     """A system's settings block: read from the environment at start (a bad variable raises
     SettingsError naming it), and the maker of the system's connector."""
 
     system: str
 
-    def connector(self, http: httpx.AsyncBaseTransport, metrics: Metrics) -> Connector: ...
+    def connector(
+        self, http: httpx.AsyncBaseTransport, metrics: Metrics
+    ) -> Connector | FileSystem: ...
 
 
 class SystemSettingsFactory(Protocol):

@@ -14,14 +14,16 @@ from services.connectors.base import (
     Capabilities,
     ConnectKind,
     Connector,
+    FileSystem,
     SystemDescription,
     SystemSettingsFactory,
     Wording,
 )
+from services.connectors.saft import SaftSettings
 from services.connectors.tripletex import TripletexSettings
 
 # The registration: one line per system, in the order the UI offers them.
-SYSTEMS: tuple[SystemSettingsFactory, ...] = (TripletexSettings,)
+SYSTEMS: tuple[SystemSettingsFactory, ...] = (TripletexSettings, SaftSettings)
 # Shown in Ny integrasjon as coming, until registered above.
 PLANNED: tuple[tuple[str, str], ...] = (("fiken", "Fiken"), ("poweroffice", "PowerOffice Go"))
 
@@ -47,14 +49,20 @@ class UnavailableSystem:
 
 
 class Connectors(Mapping[str, Connector]):
-    """The connectors of this process, by system; iterates in registration order."""
+    """The connectors of this process, by system; iterates in registration order. As a
+    mapping it holds the systems data is fetched from (what syncs run against); systems
+    whose data arrives as files are beside it (`file_system`)."""
 
-    def __init__(self, connectors: Iterable[Connector]) -> None:
+    def __init__(self, connectors: Iterable[Connector | FileSystem]) -> None:
         self._by_system: dict[str, Connector] = {}
+        self._files: dict[str, FileSystem] = {}
         for connector in connectors:
-            if connector.system in self._by_system:
+            if connector.system in self._by_system or connector.system in self._files:
                 raise ValueError(f"two connectors for the system {connector.system!r}")
-            self._by_system[connector.system] = connector
+            if isinstance(connector, Connector):
+                self._by_system[connector.system] = connector
+            else:
+                self._files[connector.system] = connector
 
     def __getitem__(self, system: str) -> Connector:
         try:
@@ -70,11 +78,18 @@ class Connectors(Mapping[str, Connector]):
 
     def describe(self, system: str) -> SystemDescription:
         """The system for pages: its connector, or a stand-in if there is none here."""
-        return self._by_system.get(system) or UnavailableSystem(system)
+        return self._by_system.get(system) or self._files.get(system) or UnavailableSystem(system)
 
     def connectable_by(self, kind: ConnectKind) -> list[Connector]:
         """The systems connected this way, in registration order (what Ny integrasjon offers)."""
         return [c for c in self._by_system.values() if c.capabilities.connect is kind]
+
+    def file_system(self, system: str) -> FileSystem | None:
+        """The system by that name if its data arrives as files."""
+        return self._files.get(system)
+
+    def file_systems(self) -> list[FileSystem]:
+        return list(self._files.values())
 
     def planned(self) -> list[tuple[str, str]]:
         """Systems not spoken yet, as (system, name)."""

@@ -42,7 +42,7 @@ from __future__ import annotations
 import copy
 import itertools
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
@@ -241,14 +241,30 @@ class SaftFile:
         return self.movements.get(account_id, {}).get((year, period), ZERO)
 
 
-def read_saft(path: Path) -> SaftFile:
-    """Read and check a SAF-T Financial file; raise `SaftRefused` if it is not accepted."""
+def read_saft(path: Path, progress: Callable[[int], None] | None = None) -> SaftFile:
+    """Read and check a SAF-T Financial file; raise `SaftRefused` if it is not accepted.
+    `progress`, if given, is called with the bytes read so far as reading goes on."""
     version = _sniff_version(path)
     schema_version = SCHEMA_FOR_VERSION[version]
     reader = _Reader(version, schema_version, _schema(schema_version))
     with path.open("rb") as stream:
-        reader.run(stream)
+        reader.run(stream if progress is None else _Reporting(stream, progress))
     return reader.result()
+
+
+class _Reporting:
+    """A stream that tells how far it has been read (lxml reads through `read`)."""
+
+    def __init__(self, stream: BinaryIO, report: Callable[[int], None]) -> None:
+        self._stream = stream
+        self._report = report
+        self._done = 0
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._stream.read(size)
+        self._done += len(data)
+        self._report(self._done)
+        return data
 
 
 @cache
@@ -410,7 +426,7 @@ class _Reader:
         # the one element the schema requires (minOccurs=1) in the next window's copy.
         self.kept: dict[etree._Element, etree._Element] = {}
 
-    def run(self, stream: BinaryIO) -> None:
+    def run(self, stream: BinaryIO | _Reporting) -> None:
         tags = [_ROOT, _HEADER, *_RECORD_PARENTS]
         last: etree._Element | None = None
         try:

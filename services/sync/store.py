@@ -31,6 +31,7 @@ ACCOUNT_FIELDS = (
     "vat_code",
     "saft_code",
     "grouping_code",
+    "grouping_category",
 )
 # Statements on the tables, not the models: the ORM's bulk and synchronize-session
 # machinery costs more than these plain writes, and no session here holds these objects.
@@ -94,12 +95,19 @@ class Batch:
 
 
 async def store(
-    db: AsyncSession, client_id: int, batch: Batch, *, mirror_deletions: bool = False
+    db: AsyncSession,
+    client_id: int,
+    batch: Batch,
+    *,
+    mirror_deletions: bool = False,
+    whole_chart: bool = True,
 ) -> None:
-    """Store a batch in the caller's transaction and log what changed, in one insert."""
+    """Store a batch in the caller's transaction and log what changed, in one insert.
+    With `whole_chart` off, the batch's accounts are added or updated and no other account
+    is touched (an older file's chart says nothing about accounts made since)."""
     changes: list[Change] = []
     if batch.accounts is not None and await _store_accounts(
-        db, client_id, batch.accounts, mirror_deletions=mirror_deletions
+        db, client_id, batch.accounts, mirror_deletions=mirror_deletions, whole=whole_chart
     ):
         changes.append((ChangeKind.ACCOUNTS, None, None))
     changes += await _store_balances(db, client_id, batch.months, batch.openings)
@@ -107,7 +115,12 @@ async def store(
 
 
 async def _store_accounts(
-    db: AsyncSession, client_id: int, remote: list[RemoteAccount], *, mirror_deletions: bool
+    db: AsyncSession,
+    client_id: int,
+    remote: list[RemoteAccount],
+    *,
+    mirror_deletions: bool,
+    whole: bool = True,
 ) -> int:
     """Bring the chart of accounts in line with a complete fetch. Accounts gone from the
     ERP are deleted (SLETT KONTOER on) or kept and flagged removed. Returns changes made.
@@ -123,7 +136,11 @@ async def _store_accounts(
             added.append({"client_id": client_id, "erp_id": item.erp_id, **values})
         elif row.removed_at is not None or any(getattr(row, k) != v for k, v in values.items()):
             changed.append({"account_id": row.id, **values})
-    gone = [row.id for row in existing.values() if mirror_deletions or row.removed_at is None]
+    gone = [
+        row.id
+        for row in existing.values()
+        if whole and (mirror_deletions or row.removed_at is None)
+    ]
     now = utcnow()
     if added:
         await db.exec(ADD_ACCOUNTS, params=[{**row, "now": now} for row in added])  # type: ignore[call-overload]
