@@ -12,6 +12,7 @@ from routes.clients import ClientController
 from routes.guide import system_guide
 from routes.health import HEALTH_ROUTES
 from routes.integrations import IntegrationController
+from routes.saft import SaftImportController
 from routes.settings import SettingsController
 
 STATIC_PREFIX = "/static"
@@ -28,6 +29,7 @@ def all_routes() -> list[ControllerRouterHandler]:
         IntegrationController,
         ClientController,
         ClientPageController,
+        SaftImportController,
         SettingsController,
         system_guide,
         *HEALTH_ROUTES,

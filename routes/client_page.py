@@ -19,7 +19,9 @@ from routes.integrations import owned_integration
 from routes.params import ID_GUARDS
 from services import balances
 from services import clients as client_service
+from services import integrations as integration_service
 from services.auth import CurrentUser
+from services.saft import history as saft_history
 from services.settings import Settings
 from web.templating import OSLO
 
@@ -71,7 +73,8 @@ class ClientPageController(Controller):
         til: FromQuery[str | None] = None,
     ) -> Template:
         client = await owned_client(db, integration, client_id)
-        balance = await balance_context(db, settings, client, aar, fra, til)
+        imported = integration_service.takes_files(integration)
+        balance = await balance_context(db, settings, client, aar, fra, til, imported=imported)
         status = 400 if balance["period_error"] else 200
         if request.htmx and request.htmx.target == TABLE_ID:
             # The period form swaps only the table. A refused period answers 422, as the
@@ -81,7 +84,9 @@ class ClientPageController(Controller):
                 context=balance,
                 status_code=422 if status == 400 else 200,
             )
-        context = await page_context(db, settings, user, integration, client, balance)
+        context = await page_context(
+            db, settings, user, integration, client, balance, imported=imported
+        )
         return Template("pages/client.html", context=context, status_code=status)
 
 
@@ -101,14 +106,19 @@ async def page_context(
     integration: Integration,
     client: Client,
     balance: dict[str, object] | None = None,
+    *,
+    imported: bool = False,
     **extra: object,
 ) -> dict[str, object]:
-    """Everything pages/client.html shows; `balance` None: the default period."""
+    """Everything pages/client.html shows; `balance` None: the default period. `imported`:
+    the client's data arrives as files, whose imports and findings show instead of syncs."""
     assert client.id is not None
     if balance is None:
         balance = await balance_context(db, settings, client, None, None, None)
     accounts = await balances.chart_of_accounts(db, client.id)
-    runs = await balances.sync_history(db, client.id, HISTORY_LENGTH)
+    runs = [] if imported else await balances.sync_history(db, client.id, HISTORY_LENGTH)
+    imports = await saft_history.imports_of_client(db, client.id) if imported else []
+    latest = await saft_history.latest_stored(db, client.id) if imported else None
     return {
         **balance,
         "user": user,
@@ -117,6 +127,10 @@ async def page_context(
         "history": [HistoryRow.of(run) for run in runs],
         "history_length": HISTORY_LENGTH,
         "demo_notice": None,
+        "imported": imported,
+        "imports": imports,
+        "latest_import": latest,
+        "findings": await saft_history.findings_of(db, latest.id or 0) if latest else [],
         **extra,
     }
 
@@ -128,6 +142,8 @@ async def balance_context(
     year: str | None,
     first_month: str | None,
     last_month: str | None,
+    *,
+    imported: bool = False,
 ) -> dict[str, object]:
     """The saldobalanse section: the form's choices, the table or what is wrong."""
     assert client.id is not None
@@ -142,7 +158,10 @@ async def balance_context(
     }
     if client.synced_at is None:
         return {**context, "years": [], "period": None}  # the empty state: nothing synced yet
-    offer = balances.offer(client.synced_at, settings.sync.years)
+    if imported:
+        offer = await saft_history.offer(db, client.id)
+    else:
+        offer = balances.offer(client.synced_at, settings.sync.years)
     years, default = offer.years, offer.default
     try:
         period = balances.parse_period(year, first_month, last_month, years=years, default=default)
@@ -179,6 +198,7 @@ class AccountRow:
     is_bank_account: bool
     is_inactive: bool
     removed: bool
+    grouping: str  # SAF-T 1.30's GroupingCategory and GroupingCode
 
     @classmethod
     def of(cls, account: Account) -> AccountRow:
@@ -190,6 +210,7 @@ class AccountRow:
             is_bank_account=account.is_bank_account,
             is_inactive=account.is_inactive,
             removed=account.removed_at is not None,
+            grouping=" ".join(filter(None, (account.grouping_category, account.grouping_code))),
         )
 
 

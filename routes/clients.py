@@ -15,12 +15,15 @@ from routes.params import ID_GUARDS, Offset
 from services import clients as client_service
 from services import integrations as integration_service
 from services.auth import CurrentUser
-from services.clients import ClientQuery, Switch
+from services.clients import ClientPage, ClientQuery, Switch
 from services.connectors.registry import Connectors
 from services.crypto import KeyVault
+from services.saft import history as saft_history
 from web.dependencies import wants_fragment
 
 SWITCHES = {s.value for s in Switch}
+# Switches of a system data is fetched from; an integration that takes files has none.
+FETCH_ONLY = {Switch.ACTIVE.value, Switch.FULL_SYNC.value}
 # The templates that show the Aktive/Inaktive counts.
 WITH_COUNTS = {"pages/integration.html", "partials/client_section.html"}
 
@@ -92,6 +95,8 @@ class ClientController(Controller):
         client = await client_service.get_client(db, integration.id, client_id)
         if client is None or switch not in SWITCHES:
             raise NotFoundException()
+        if switch in FETCH_ONLY and integration_service.takes_files(integration):
+            raise NotFoundException()  # a file is not fetched: nothing to activate or re-sync
         on = field(data, "on") == "true"
         if on and switch == Switch.ACTIVE and client.access_lost:
             on = False  # a client the key no longer reaches cannot be activated
@@ -203,4 +208,14 @@ async def _render(
     }
     if template in WITH_COUNTS:  # not for every search keystroke or scrolled page
         context["counts"] = await client_service.counts(db, integration.id)
+    if integration_service.takes_files(integration):
+        page: ClientPage = context["page"]  # type: ignore[assignment]
+        ids = [c.id for c in page.clients if c.id is not None]
+        context["latest_imports"] = await saft_history.latest_imports(db, ids)
+        if template in WITH_COUNTS:
+            imports = await saft_history.imports_of_integration(db, integration.id)
+            context["imports"] = imports
+            context["import_findings"] = await saft_history.finding_counts(
+                db, [i.id for i in imports if i.id is not None]
+            )
     return Template(template, context=context)

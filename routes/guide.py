@@ -14,8 +14,8 @@ GUIDES = Path(__file__).resolve().parent.parent / "templates" / "guide"
 @get("/guide/{system:str}")
 async def system_guide(system: FromPath[str], connectors: NamedDependency[Connectors]) -> Template:
     """Last ned guide for <system>: a system's setup guide as a readable, printable page."""
-    connector = connectors.get(system)
-    if connector is None or connector.wording.guide_path != f"/guide/{system}":
+    connector = connectors.describe(system)
+    if connector.wording.guide_path != f"/guide/{system}":
         raise NotFoundException()
     text = (GUIDES / f"{system}.txt").read_text()
     paragraphs = [p.strip() for p in text.split("\n\n") if p.strip()]

@@ -78,15 +78,21 @@ class IntegrationController(Controller):
     ) -> Response:
         description = field(data, "description")
         values = {"description": description, "system": field(data, "system")}
+        file_system = integration_service.chosen_file_system(connectors, values["system"])
         try:
-            integration = await integration_service.create_integration(
-                db,
-                vault,
-                integration_service.chosen_key_system(connectors, values["system"]),
-                office_id=user.office_id,
-                raw_key=field(data, "key"),
-                raw_description=description,
-            )
+            if file_system is not None:
+                integration = await integration_service.create_file_integration(
+                    db, file_system, office_id=user.office_id, raw_description=description
+                )
+            else:
+                integration = await integration_service.create_integration(
+                    db,
+                    vault,
+                    integration_service.chosen_key_system(connectors, values["system"]),
+                    office_id=user.office_id,
+                    raw_key=field(data, "key"),
+                    raw_description=description,
+                )
         except integration_service.InputError as exc:
             return _form_response(
                 request,
@@ -127,14 +133,19 @@ class IntegrationController(Controller):
     ) -> Response:
         description = field(data, "description")
         try:
-            await integration_service.change_system(
-                db,
-                vault,
-                integration_service.connector_of(connectors, integration),
-                integration,
-                raw_key=field(data, "key"),
-                raw_description=description,
-            )
+            if integration_service.takes_files(integration):
+                await integration_service.change_description(
+                    db, integration, raw_description=description
+                )
+            else:
+                await integration_service.change_system(
+                    db,
+                    vault,
+                    integration_service.connector_of(connectors, integration),
+                    integration,
+                    raw_key=field(data, "key"),
+                    raw_description=description,
+                )
         except integration_service.InputError as exc:
             return _form_response(
                 request,
@@ -197,7 +208,12 @@ def _form_page(
     if integration is not None:
         selected: SystemDescription | None = connectors.describe(integration.system)
     else:
-        selected = connectors.get(values.get("system", "")) or next(iter(key_systems), None)
+        chosen = values.get("system", "")
+        selected = (
+            connectors.get(chosen)
+            or connectors.file_system(chosen)
+            or next(iter(key_systems), None)
+        )
     return Template(
         template,
         context={
@@ -208,6 +224,7 @@ def _form_page(
             "demo_keys": DEMO_KEYS,
             "key_systems": key_systems,
             "planned_systems": connectors.planned(),
+            "file_systems": connectors.file_systems(),
             "selected": selected,
         },
         status_code=status_code,

@@ -139,6 +139,23 @@ def offer(synced_at: datetime | None, years: int) -> Offer:
     return Offer(periods.kept_years(day, years), Period(day.year, day.month, day.month))
 
 
+async def imported_offer(db: AsyncSession, client_id: int, latest: Period | None) -> Offer:
+    """The saldobalanse of a client whose data arrives as files: every year its files
+    brought, whatever its age (the sync window does not apply to imported files), and the
+    latest file's last month as the default."""
+    years_with_data = select(YearOpening.year).where(col(YearOpening.client_id) == client_id)
+    years_with_data = years_with_data.union(
+        select(MonthMovement.year).where(col(MonthMovement.client_id) == client_id)
+    )
+    rows = (await db.exec(years_with_data)).all()  # type: ignore[call-overload]
+    years = sorted(year for (year,) in rows)
+    today = periods.current_date()
+    default = latest or Period(today.year, today.month, today.month)
+    if default.year not in years:
+        years = sorted({*years, default.year})
+    return Offer(years, default)
+
+
 def parse_period(
     year: str | None,
     first_month: str | None,
@@ -165,8 +182,13 @@ def parse_period(
     if first > last:
         raise PeriodError("Fra måned kan ikke være etter Til måned. Velg måneder i samme år.")
     if parsed_year not in years:
-        span = f"{min(years)}–{max(years)}" if len(years) > 1 else str(years[0])
-        raise PeriodError(f"Saldobalansen finnes bare for {span}, årene som synkroniseres.")
+        contiguous = len(years) == max(years) - min(years) + 1
+        span = (
+            f"{min(years)}–{max(years)}"
+            if len(years) > 1 and contiguous
+            else ", ".join(map(str, years))
+        )
+        raise PeriodError(f"Saldobalansen finnes bare for {span}, årene som er hentet.")
     return Period(parsed_year, first, last)
 
 

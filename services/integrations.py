@@ -14,8 +14,8 @@ from services.connectors.base import (
     ConnectKind,
     Connector,
     ErpError,
-    FileSystem,
     ErpUnavailable,
+    FileSystem,
     KeyInfo,
     KeyRejected,
     RateLimited,
@@ -51,6 +51,11 @@ def display_name(integration: Integration, system_name: str) -> str:
     """What the accountant calls an integration: "<system> - <description or company>"."""
     label = integration.description or integration.erp_company_name
     return f"{system_name} - {label}" if label else system_name
+
+
+def takes_files(integration: Integration) -> bool:
+    """An integration whose data arrives as files (created without a key)."""
+    return integration.key_kind == FILE_KEY_KIND
 
 
 def connector_of(connectors: Connectors, integration: Integration) -> Connector:

@@ -19,6 +19,7 @@ from services.crypto import KeyVault
 from services.db import SessionFactory
 from services.metrics import Metrics
 from services.outbound_guard import GuardedClient
+from services.saft.uploads import ImportRunner
 from services.settings import Settings
 from services.sync.scheduler import SyncRunner
 
@@ -40,6 +41,7 @@ class Services:
     connectors: Connectors  # by system
     callback_inbox: CallbackInbox
     sync_runner: SyncRunner | None  # None: the scheduler is off here (SYNC_ENABLED=false)
+    saft_imports: ImportRunner  # the SAF-T imports running in this process
 
 
 def provide_services(state: State) -> Services:
@@ -84,6 +86,10 @@ def provide_metrics(services: NamedDependency[Services]) -> Metrics:
     return services.metrics
 
 
+def provide_saft_imports(services: NamedDependency[Services]) -> ImportRunner:
+    return services.saft_imports
+
+
 DEPENDENCIES = {
     "services": Provide(provide_services, sync_to_thread=False),
     "db": Provide(provide_db),
@@ -94,6 +100,7 @@ DEPENDENCIES = {
     "http": Provide(provide_http, sync_to_thread=False),
     "guarded": Provide(provide_guarded, sync_to_thread=False),
     "metrics": Provide(provide_metrics, sync_to_thread=False),
+    "saft_imports": Provide(provide_saft_imports, sync_to_thread=False),
 }
 
 

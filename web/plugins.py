@@ -34,6 +34,7 @@ from services.metrics import Metrics
 from services.notifications import running_notifications
 from services.outbound import outbound
 from services.outbound_guard import OutboundPolicy
+from services.saft.uploads import ImportRunner
 from services.settings import Settings
 from services.sync.scheduler import running_sync
 from web import templating
@@ -92,6 +93,7 @@ class SyncPlugin(InitPlugin):
                         base.session_factory, base.vault, out.guarded, enabled=settings.sync.enabled
                     ),
                 ):
+                    saft_imports = ImportRunner(base.session_factory)
                     app.state.services = Services(
                         settings=settings,
                         session_factory=base.session_factory,
@@ -102,8 +104,12 @@ class SyncPlugin(InitPlugin):
                         connectors=connectors,
                         callback_inbox=inbox,
                         sync_runner=runner,
+                        saft_imports=saft_imports,
                     )
-                    yield
+                    try:
+                        yield
+                    finally:
+                        await saft_imports.close()
         finally:
             await base.engine.dispose()
 

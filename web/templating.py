@@ -11,10 +11,12 @@ from jinja2.runtime import Context
 from litestar.plugins.jinja import JinjaTemplateEngine
 
 from models import Integration
+from services.balances import format_amount
 from services.connectors.base import SystemDescription
 from services.connectors.registry import Connectors
 from services.demo import DEMO_SYSTEMS
 from services.integrations import display_name
+from services.saft import history as saft_history
 from services.settings import Settings
 from services.sync.status import SHOW_AFTER_FAILURES
 
@@ -31,6 +33,12 @@ def local_time(value: datetime | None) -> str:
 def org_number(value: str) -> str:
     """934228391 → 934 228 391, as Brønnøysund writes it."""
     return f"{value[:3]} {value[3:6]} {value[6:]}" if len(value) == 9 and value.isdigit() else value
+
+
+def megabytes(size: int) -> str:
+    """12345678 → '11,7 MB' (rounded down)."""
+    tenths = size * 10 // (1024 * 1024)
+    return f"{tenths // 10},{tenths % 10} MB"
 
 
 @pass_context
@@ -59,9 +67,18 @@ def configure(settings: Settings) -> Callable[[JinjaTemplateEngine], None]:
             # How changes reach us: webhooks when the system can reach this app, else polling.
             webhooks_on=settings.public_base_url is not None,
             poll_minutes=settings.sync.poll_minutes,
+            file_connect="file",  # ConnectKind.FILE: a system whose data arrives as files
         )
         env.filters.update(
-            local_time=local_time, org_number=org_number, integration_name=integration_name
+            local_time=local_time,
+            org_number=org_number,
+            integration_name=integration_name,
+            import_period=saft_history.period_label,
+            import_status=saft_history.status_label,
+            import_progress=saft_history.progress_percent,
+            import_problems=saft_history.problems_of,
+            megabytes=megabytes,
+            kr=format_amount,
         )
 
     return callback

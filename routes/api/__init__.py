@@ -11,6 +11,7 @@ from litestar.openapi.spec import Components, SecurityScheme, Tag
 
 from routes.api.docs import api_docs
 from routes.api.errors import EXCEPTION_HANDLERS, ApiError, problem_response
+from routes.api.saft import SaftImportsController
 from routes.api.schemas import Problem
 from routes.api.v1 import ChangesController, ClientsController, provide_caller
 from routes.params import ID_GUARDS
@@ -29,7 +30,7 @@ def api_router() -> Router:
     return Router(
         path="/api/v1",
         include_in_schema=True,  # the app leaves its HTML pages out of the schema
-        route_handlers=[ClientsController, ChangesController],
+        route_handlers=[ClientsController, ChangesController, SaftImportsController],
         guards=ID_GUARDS,
         dependencies={"caller": Provide(provide_caller)},
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
@@ -60,6 +61,7 @@ def openapi_config() -> OpenAPIConfig:
         tags=[
             Tag(name="Clients", description="Clients, charts of accounts and balances"),
             Tag(name="Changes", description="What changed since a cursor"),
+            Tag(name="SAF-T", description="SAF-T Financial files pushed by local systems"),
         ],
     )
 

@@ -118,3 +118,56 @@ class ChangeList(msgspec.Struct):
     data: list[ChangeOut]
     next_cursor: Cursor  # always: poll again with it
     has_more: bool
+
+
+SaftImportStatus = Literal["running", "imported", "unchanged", "refused", "failed"]
+FindingKindName = Literal[
+    "openings_unbalanced", "closing_mismatch", "unbalanced_transaction", "unknown_account"
+]  # fmt: skip
+
+
+class SaftFindingOut(msgspec.Struct):
+    """Where the file disagrees with itself; the figures are the file's own. Which fields are
+    set depends on `kind`: an account's figures (closing_mismatch, unknown_account), a
+    transaction's (unbalanced_transaction), or the openings' sum (openings_unbalanced)."""
+
+    kind: FindingKindName
+    message: str  # Norwegian, as the client page shows it
+    account: str | None
+    transaction_id: str | None
+    journal_id: str | None
+    period_year: int | None
+    period: int | None
+    line: int | None  # the line in the file
+    line_count: int | None
+    opening: Amount | None
+    movements: Amount | None
+    computed_closing: Amount | None  # opening + movements
+    file_closing: Amount | None  # the file's own closing balance
+    debit: Amount | None
+    credit: Amount | None
+    total: Amount | None
+
+
+class SaftImportOut(msgspec.Struct):
+    """One SAF-T file received and what came of it."""
+
+    id: int
+    status: SaftImportStatus
+    integration_id: int
+    client_id: int | None  # the file's company (set once imported)
+    file_name: str
+    size_bytes: int
+    audit_file_version: str
+    company_name: str
+    org_number: str
+    first_month: str | None  # "2024-01": the first month the file covers
+    last_month: str | None
+    accounts: int
+    transactions: int
+    lines: int
+    started_at: datetime
+    finished_at: datetime | None
+    problems: list[str]  # why a file was refused or failed (Norwegian)
+    warnings: list[SaftFindingOut]
+    warnings_omitted: int  # unbalanced transactions beyond those listed

@@ -39,9 +39,11 @@ from routes.api.schemas import (
 )
 from routes.params import MAX_BIG_INT, MAX_DB_INT
 from services import api_tokens, balances, publishing
+from services import integrations as integration_service
 from services.api_tokens import Caller
 from services.balances import Period, TrialBalance
 from services.ratelimit import API_LIMITER
+from services.saft import history as saft_history
 from services.settings import Settings
 
 Limit = Annotated[int, QueryParameter(ge=1, le=500, description="Items per page (1–500)")]
@@ -193,9 +195,9 @@ def parse_day(field: str, value: str) -> date:
 
 def check_year(field: str, year: int, kept: list[int]) -> None:
     if year not in kept:
-        raise bad_request(
-            field, f"{field}: only the accounting years {kept[0]}–{kept[-1]} are kept"
-        )
+        contiguous = len(kept) == kept[-1] - kept[0] + 1
+        years = f"{kept[0]}–{kept[-1]}" if contiguous else ", ".join(map(str, kept))
+        raise bad_request(field, f"{field}: only the accounting years {years} are kept")
 
 
 def parse_balances_period(
@@ -370,9 +372,15 @@ class ClientsController(Controller):
         """The saldobalanse per account (balance in, movement, balance out) with totals,
         for one month (`month`), a range of months within one year (`from` and `to`), or
         the year to a date (`date`). Give exactly one of these."""
-        client = await visible_client(db, caller, client_id)
+        found = await publishing.get_client(db, caller.office_id, client_id)
+        if found is None:
+            raise not_found()
+        client, integration = found
         assert client.id is not None
-        kept = balances.offer(client.synced_at, settings.sync.years).years
+        if integration_service.takes_files(integration):
+            kept = (await saft_history.offer(db, client.id)).years
+        else:
+            kept = balances.offer(client.synced_at, settings.sync.years).years
         period, day = parse_balances_period(month, from_month, to_month, as_of, kept)
         report = await balances.trial_balance_report(db, client.id, period)
         return with_etag(request, balance_report_out(client.id, report, day))

@@ -27,7 +27,7 @@ import asyncio
 import hashlib
 import logging
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 from enum import StrEnum
 from pathlib import Path
@@ -61,6 +61,9 @@ log = logging.getLogger(__name__)
 ZERO = Decimal("0.00")
 FIRST_RESULT_ACCOUNT = 3000  # NS 4102: 1xxx assets, 2xxx equity and debt, 3xxx-8xxx result
 MAX_ACCOUNT_DIGITS = 9
+INTERRUPTED = "Importen ble avbrutt fordi appen stoppet. Ingenting fra filen er lagret."
+# A running import not finished after this long was interrupted (its process killed).
+STALE_AFTER = timedelta(hours=1)
 PROGRESS_EVERY = 0.5  # seconds between progress writes while a file is read
 _HASH_CHUNK = 1024 * 1024
 FINDINGS = SaftFinding.__table__  # type: ignore[attr-defined]
@@ -106,9 +109,11 @@ async def begin(
     return row
 
 
-async def finish_refused(factory: SessionFactory, import_id: int, problems: list[str]) -> None:
+async def finish_refused(
+    factory: SessionFactory, import_id: int, problems: list[str]
+) -> SaftImport:
     """A file refused before it was read (too large, empty): nothing of it is stored."""
-    await _close(factory, import_id, ImportStatus.REFUSED, problems)
+    return await _close(factory, import_id, ImportStatus.REFUSED, problems)
 
 
 async def run(factory: SessionFactory, import_id: int, path: Path) -> SaftImport:
@@ -116,6 +121,9 @@ async def run(factory: SessionFactory, import_id: int, path: Path) -> SaftImport
     file or our own failure: the import row says what came of it."""
     try:
         return await _run(factory, import_id, path)
+    except asyncio.CancelledError:
+        await _close(factory, import_id, ImportStatus.FAILED, [INTERRUPTED])
+        raise
     except Exception:
         log.exception("SAF-T import %s failed", import_id)
         return await _close(

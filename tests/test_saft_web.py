@@ -1,0 +1,199 @@
+"""SAF-T files through the app: Ny integrasjon for files, upload on the integration's page
+(raw body, streamed), the client it makes in the table and on its page, the findings shown,
+and the push API of local systems with its answers."""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from litestar.testing import AsyncTestClient
+
+from services.balances import format_amount
+from services.settings import Settings
+from tests.api_support import api, bearer, create_token, office_b  # noqa: F401
+from tests.conftest import create_integration, csrf, htmx, query
+from tests.saft_files import CLOSING_SHIFT, Break, random_books, write_saft
+
+pytestmark = pytest.mark.anyio
+
+
+async def create_saft_integration(client: AsyncTestClient, description: str = "Lokale") -> int:
+    response = await client.post(
+        "/integrasjoner/ny",
+        data={"system": "saft", "description": description, "_csrf_token": csrf(client)},
+        follow_redirects=False,
+    )
+    assert response.status_code == 303, response.text
+    return int(response.headers["location"].rsplit("/", 1)[1])
+
+
+async def upload(client: AsyncTestClient, integration_id: int, path: Path, name: str = "saft.xml"):
+    return await client.post(
+        f"/integrasjoner/{integration_id}/saft-importer",
+        params={"filnavn": name},
+        content=path.read_bytes(),
+        headers={**htmx(client), "Content-Type": "application/xml"},
+    )
+
+
+async def test_ny_integrasjon_offers_saft_files_and_needs_no_key(client: AsyncTestClient) -> None:
+    form = await client.get("/integrasjoner/ny")
+    assert "Lokale og andre regnskapssystemer (SAF-T-fil)" in form.text
+    assert "Last ned guide for SAF-T" in form.text
+
+    integration_id = await create_saft_integration(client, "Visma-klienter")
+
+    page = await client.get(f"/integrasjoner/{integration_id}")
+    assert "SAF-T-fil - Visma-klienter" in page.text
+    assert "Last opp SAF-T-filer" in page.text
+    assert "Oppdater klientliste" not in page.text and "Aktiver alle" not in page.text
+    guide = await client.get("/guide/saft")
+    assert guide.status_code == 200
+    assert "Visma Business" in guide.text and "curl" in guide.text
+
+
+async def test_an_uploaded_file_makes_its_client_with_saldobalanse_and_warnings(
+    client: AsyncTestClient, settings: Settings, tmp_path: Path
+) -> None:
+    integration_id = await create_saft_integration(client)
+    written = write_saft(
+        tmp_path / "f.xml",
+        random_books(year=2021, seed=4),
+        breakage=Break.CLOSING_MISMATCH,
+        company_name="Fjordbakst & Sønn AS",
+    )
+
+    response = await upload(client, integration_id, written.path, "Fjordbakst 2021.xml")
+
+    assert response.status_code == 201, response.text
+    assert "Fjordbakst &amp; Sønn AS" in response.text
+    assert "januar–desember 2021" in response.text
+    assert "20 kontoer" in response.text and f"{written.transaction_count} bilag" in response.text
+    assert "1 avvik i filen" in response.text
+    assert response.headers["hx-trigger"] == "saft-imported"
+    table = await client.get(f"/integrasjoner/{integration_id}")
+    assert "Fjordbakst &amp; Sønn AS" in table.text and "987 654 325" in table.text
+    assert "Fjordbakst 2021.xml · januar–desember 2021" in table.text
+    assert "Aktive klienter: <strong>1</strong>" in table.text
+    client_id = int(re.search(r"/klienter/(\d+)/oversikt", table.text).group(1))  # type: ignore[union-attr]
+
+    # A year far outside the sync window is served: the file's years are kept.
+    page = await client.get(f"/integrasjoner/{integration_id}/klienter/{client_id}/oversikt")
+    assert page.status_code == 200
+    assert "Avvik i filen" in page.text
+    first = min(written.openings)
+    assert f"Konto {first}:" in page.text
+    assert f"differanse {format_amount(CLOSING_SHIFT)}" in page.text
+    assert "desember 2021" in page.text
+    assert "Importhistorikk" in page.text and "Fjordbakst 2021.xml" in page.text
+    assert "RF-1167" in page.text  # 1.30's grouping per account
+    closing = written.closings[first] - CLOSING_SHIFT  # the saldobalanse: not adjusted
+    year = await client.get(
+        f"/integrasjoner/{integration_id}/klienter/{client_id}/oversikt",
+        params={"aar": "2021", "fra": "1", "til": "12"},
+    )
+    row = re.search(rf'<tr data-account="{first}">.*?</tr>', year.text, re.S)
+    assert row and format_amount(closing) in row.group(0)
+    assert await query(settings, "SELECT count(*) FROM saft_finding") == [(1,)]
+
+
+async def test_a_refused_file_says_why_and_stores_nothing(
+    client: AsyncTestClient, settings: Settings, tmp_path: Path
+) -> None:
+    integration_id = await create_saft_integration(client)
+    bad = write_saft(tmp_path / "bad.xml", random_books(), breakage=Break.XSD_INVALID)
+
+    response = await upload(client, integration_id, bad.path, "feil.xml")
+
+    assert response.status_code == 422
+    assert "Avvist" in response.text and f"linje {bad.broken_line}" in response.text
+    assert "Ingenting fra filen er lagret" in response.text
+    assert await query(settings, "SELECT count(*) FROM client") == [(0,)]
+
+
+async def test_empty_and_too_large_uploads_are_refused(
+    client: AsyncTestClient, settings: Settings, tmp_path: Path
+) -> None:
+    integration_id = await create_saft_integration(client)
+    empty = tmp_path / "empty.xml"
+    empty.write_bytes(b"")
+    response = await upload(client, integration_id, empty)
+    assert response.status_code == 422 and "Filen er tom" in response.text
+
+    limit = settings.system("saft").max_upload_bytes  # type: ignore[attr-defined]
+    big = tmp_path / "big.xml"
+    with big.open("wb") as stream:
+        stream.truncate(limit + 1)
+    response = await upload(client, integration_id, big)
+    assert response.status_code == 413
+    assert "større enn grensen på 50 MB" in response.text
+    assert list((tmp_path / "uploads").iterdir()) == []  # nothing left on disk
+
+
+async def test_uploads_only_to_the_offices_own_saft_integrations(
+    client: AsyncTestClient,
+    office_b: AsyncTestClient,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    saft_id = await create_saft_integration(client)
+    tripletex_id = await create_integration(client)
+    written = write_saft(tmp_path / "f.xml", random_books())
+
+    assert (await upload(office_b, saft_id, written.path)).status_code == 404
+    assert (await upload(client, tripletex_id, written.path)).status_code == 404
+    assert (await upload(client, saft_id, written.path)).status_code == 201
+
+
+async def test_local_systems_push_files_through_the_api(
+    client: AsyncTestClient,
+    api: AsyncTestClient,  # noqa: F811
+    settings: Settings,
+    tmp_path: Path,
+) -> None:
+    integration_id = await create_saft_integration(client)
+    tripletex_id = await create_integration(client)
+    token = await create_token(client)
+    written = write_saft(
+        tmp_path / "f.xml", random_books(year=2024), breakage=Break.UNKNOWN_ACCOUNT
+    )
+    headers = {**bearer(token), "Content-Type": "application/xml"}
+    url = f"/api/v1/integrations/{integration_id}/saft-imports"
+
+    response = await api.post(
+        url, content=written.path.read_bytes(), headers=headers, params={"filename": "natt.xml"}
+    )
+
+    assert response.status_code == 201, response.text
+    body = response.json()
+    assert body["status"] == "imported" and body["file_name"] == "natt.xml"
+    assert (body["first_month"], body["last_month"]) == ("2024-01", "2024-12")
+    assert body["org_number"] == "987654325" and body["lines"] == written.line_count
+    [warning] = body["warnings"]
+    assert warning["kind"] == "unknown_account" and warning["account"] == "9999"
+    assert Decimal(warning["movements"]) == Decimal("77.00")
+    # The client is an API client like any other (SEND DATA on from the start).
+    clients = (await api.get("/api/v1/clients", headers=bearer(token))).json()["data"]
+    assert [c["id"] for c in clients if c["system"] == "saft"] == [body["client_id"]]
+    balances = await api.get(
+        f"/api/v1/clients/{body['client_id']}/balances",
+        params={"from": "2024-01", "to": "2024-12"},
+        headers=bearer(token),
+    )
+    assert balances.status_code == 200, balances.text
+    again = await api.post(url, content=written.path.read_bytes(), headers=headers)
+    assert again.status_code == 201 and again.json()["status"] == "unchanged"
+    read = await api.get(f"/api/v1/saft-imports/{body['id']}", headers=bearer(token))
+    assert read.json()["warnings"] == body["warnings"]
+
+    bad = write_saft(tmp_path / "bad.xml", random_books(), breakage=Break.NOT_WELL_FORMED)
+    refused = await api.post(url, content=bad.path.read_bytes(), headers=headers)
+    assert refused.status_code == 422 and refused.json()["status"] == "refused"
+    assert refused.json()["problems"]
+    elsewhere = f"/api/v1/integrations/{tripletex_id}/saft-imports"
+    assert (await api.post(elsewhere, content=b"<x/>", headers=headers)).status_code == 404
+    wrong_type = {**bearer(token), "Content-Type": "application/json"}
+    assert (await api.post(url, content=b"{}", headers=wrong_type)).status_code == 415
+    assert (await api.post(url, content=b"<x/>")).status_code == 401
