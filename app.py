@@ -6,6 +6,7 @@ python app.py create-user       add a user (prompts for the password)
 python app.py rotate-keys       re-encrypt the stored system keys under the newest key
 python app.py backup DEST       copy the SQLite database to DEST while the app runs
 python app.py restore SRC       replace the SQLite database with the backup SRC (app stopped)
+python app.py import-saft FILE --integration N   import a SAF-T Financial file
 """
 
 from __future__ import annotations
@@ -108,6 +109,11 @@ def main(argv: list[str] | None = None) -> int:
         command.add_argument(
             "--force", action="store_true", help="replace an existing file / database with data"
         )
+    saft = commands.add_parser(
+        "import-saft", help="import a SAF-T Financial file into a SAF-T integration"
+    )
+    saft.add_argument("path", metavar="FILE", type=Path)
+    saft.add_argument("--integration", type=int, required=True, help="the integration's id")
     args = parser.parse_args(argv)
     if args.command == "rotate-keys" and args.batch_size < 1:
         parser.error("--batch-size must be at least 1")
@@ -145,6 +151,11 @@ def main(argv: list[str] | None = None) -> int:
         return asyncio.run(_create_user(settings, args.email, args.office))
     elif args.command == "rotate-keys":
         return asyncio.run(_rotate_keys(settings, args.batch_size))
+    elif args.command == "import-saft":
+        if not args.path.is_file():
+            print(f"Not imported: no file at {args.path}", file=sys.stderr)
+            return 1
+        return asyncio.run(_import_saft(settings, args.path, args.integration))
     return 0
 
 
@@ -195,6 +206,43 @@ async def _rotate_keys(settings: Settings, batch_size: int) -> int:
         await engine.dispose()
     print(f"Re-encrypted {count} stored system keys under the newest ENCRYPTION_KEY.")
     return 0
+
+
+async def _import_saft(settings: Settings, path: Path, integration_id: int) -> int:
+    """Import a file in place (it is only read). Prints the result as the app shows it;
+    exit status 0 when imported or unchanged, 1 when refused or failed."""
+    from models import Integration
+    from services import integrations as integration_service
+    from services.saft import history, importer
+
+    engine = create_engine(settings.database_url)
+    factory = create_session_factory(engine)
+    try:
+        async with factory() as db:
+            integration = await db.get(Integration, integration_id)
+        if integration is None or not integration_service.takes_files(integration):
+            print(
+                f"Not imported: integration {integration_id} takes no SAF-T files", file=sys.stderr
+            )
+            return 1
+        row = await importer.begin(
+            factory, integration, file_name=path.name, source=importer.Source.COMMAND
+        )
+        row = await importer.run(factory, row.id or 0, path)
+        async with factory() as db:
+            findings = await history.findings_of(db, row.id or 0)
+    finally:
+        await engine.dispose()
+    print(f"{history.status_label(row)}: {row.file_name} (import {row.id})")
+    if row.client_id is not None:
+        print(
+            f"{row.company_name} ({row.org_number}), {history.period_label(row)}: "
+            f"{row.account_count} kontoer, {row.transaction_count} bilag, "
+            f"{row.line_count} posteringslinjer, klient {row.client_id}"
+        )
+    for line in [*history.problems_of(row), *(f.message for f in findings)]:
+        print(f"  - {line}")
+    return 0 if row.status in ("imported", "unchanged") else 1
 
 
 if __name__ == "__main__":

@@ -272,14 +272,20 @@ async def test_openapi_schema_describes_the_api_and_nothing_else(api: AsyncTestC
         "/api/v1/clients/{client_id}/accounts",
         "/api/v1/clients/{client_id}/balances",
         "/api/v1/changes",
+        "/api/v1/integrations/{integration_id}/saft-imports",
+        "/api/v1/saft-imports/{import_id}",
     }
     assert schema["components"]["securitySchemes"]["bearerAuth"]["scheme"] == "bearer"
     for path, item in schema["paths"].items():
-        operation = item["get"]
+        [(method, operation)] = item.items()
         assert operation["security"] == [{"bearerAuth": []}], path
-        assert {"200", "400", "401", "429"} <= set(operation["responses"]), path
-        if "{client_id}" in path:
+        success = "201" if method == "post" else "200"
+        assert {success, "400", "401", "429"} <= set(operation["responses"]), path
+        if "_id}" in path:
             assert "404" in operation["responses"], path
+    upload = schema["paths"]["/api/v1/integrations/{integration_id}/saft-imports"]["post"]
+    assert set(upload["requestBody"]["content"]) == {"application/xml"}
+    assert {"202", "413", "415", "422"} <= set(upload["responses"])
     balances = schema["paths"]["/api/v1/clients/{client_id}/balances"]["get"]
     assert {p["name"] for p in balances["parameters"]} >= {"month", "from", "to", "date"}
 

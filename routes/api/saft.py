@@ -3,6 +3,7 @@ integrations (the raw body, streamed to disk) and read what came of it."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Annotated
 
@@ -10,6 +11,14 @@ import msgspec
 from litestar import Controller, Request, Response, get, post
 from litestar.di import NamedDependency
 from litestar.openapi.datastructures import ResponseSpec
+from litestar.openapi.spec import (
+    OpenAPIFormat,
+    OpenAPIMediaType,
+    OpenAPIType,
+    Operation,
+    RequestBody,
+    Schema,
+)
 from litestar.params import FromPath, QueryParameter
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -33,12 +42,29 @@ FileName = Annotated[
     str, QueryParameter(max_length=255, description="The file's name, shown in the history")
 ]
 IMPORT_ERRORS = {
-    **CLIENT_ERRORS,
+    **{status: spec for status, spec in CLIENT_ERRORS.items() if status != 304},
     202: ResponseSpec(SaftImportOut, description="Still importing: poll the Location"),
     413: ResponseSpec(Problem, description="Larger than the limit (SAFT_MAX_UPLOAD_MB)"),
     415: ResponseSpec(Problem, description="Not sent as application/xml"),
     422: ResponseSpec(SaftImportOut, description="Refused: `problems` says why; nothing stored"),
 }
+
+
+@dataclass
+class FileUpload(Operation):
+    """The POST's body as the schema tells it: the file itself, not a JSON document (the
+    handler streams the body; a declared `data` would be read into memory first)."""
+
+    def __post_init__(self) -> None:
+        self.request_body = RequestBody(
+            content={
+                "application/xml": OpenAPIMediaType(
+                    schema=Schema(type=OpenAPIType.STRING, format=OpenAPIFormat.BINARY)
+                )
+            },
+            description="The SAF-T Financial file (XML), as the system exported it",
+            required=True,
+        )
 
 
 class SaftImportsController(Controller):
@@ -49,6 +75,7 @@ class SaftImportsController(Controller):
         request_max_body_size=None,  # the system's limit, counted as the body streams
         responses=IMPORT_ERRORS,
         summary="Import a SAF-T Financial file",
+        operation_class=FileUpload,
         status_code=201,
     )
     async def create(
