@@ -46,23 +46,30 @@ def read(path: Path) -> None:
     )
 
 
-def main() -> None:
+def generate(folder: Path, default_lines: int) -> tuple[Path, int, float]:
+    """A valid 1.30 file of BENCH_SAFT_LINES transaction lines over BENCH_SAFT_ACCOUNTS
+    accounts in `folder`: (path, lines, MB)."""
     from tests.saft_files import random_books, write_saft
 
-    lines = int(os.environ.get("BENCH_SAFT_LINES", "1000000"))
+    lines = int(os.environ.get("BENCH_SAFT_LINES", str(default_lines)))
     accounts = int(os.environ.get("BENCH_SAFT_ACCOUNTS", "200"))
     # Each movement is written as about `per_movement` transactions of two lines
     # (tests/saft_files.py); one more makes sure of the target.
     per_movement = math.ceil(lines / (accounts * 12 * 2)) + 1
+    path = folder / "stor-saft.xml"
+    started = time.monotonic()
+    written = write_saft(path, random_books(accounts=accounts), lines_per_movement=per_movement)
+    size_mb = path.stat().st_size / 1e6
+    say(
+        f"saft: wrote {written.line_count:,} lines, {size_mb:.0f} MB "
+        f"in {time.monotonic() - started:.0f} s"
+    )
+    return path, written.line_count, size_mb
+
+
+def main() -> None:
     with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_SAFT_DIR")) as folder:
-        path = Path(folder) / "stor-saft.xml"
-        started = time.monotonic()
-        written = write_saft(path, random_books(accounts=accounts), lines_per_movement=per_movement)
-        size_mb = path.stat().st_size / 1e6
-        say(
-            f"saft: wrote {written.line_count:,} lines, {size_mb:.0f} MB "
-            f"in {time.monotonic() - started:.0f} s"
-        )
+        path, line_count, size_mb = generate(Path(folder), 1_000_000)
         done = subprocess.run(
             [PYTHON, "-m", "bench.saft_read", "--inner", str(path)],
             cwd=ROOT,
@@ -71,7 +78,7 @@ def main() -> None:
             check=True,
         )
         figures = json.loads(done.stdout.strip().splitlines()[-1])
-    assert figures["lines"] == written.line_count, (figures, written.line_count)
+    assert figures["lines"] == line_count, (figures, line_count)
     seconds = figures["seconds"]
     emit(
         "saft.read",

@@ -35,6 +35,7 @@ def file_system_of(connectors: Connectors, integration: Integration) -> FileSyst
 
 
 def content_length(request: Request) -> int | None:
+    """The size the sender declares; the body is still counted as it streams."""
     raw = request.headers.get("content-length", "")
     return int(raw) if raw.isascii() and raw.isdigit() else None
 

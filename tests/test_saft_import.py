@@ -70,10 +70,7 @@ async def stored_months(settings: Settings, client_id: int) -> dict[tuple[str, i
         "SELECT account_number, year, month, amount FROM month_movement "
         f"WHERE client_id = {client_id}",
     )
-    return {
-        (str(a), y, m): money(amount)
-        for a, y, m, amount in rows
-    }
+    return {(str(a), y, m): money(amount) for a, y, m, amount in rows}
 
 
 def nonzero(movements: dict[tuple[str, int, int], Decimal]) -> dict[tuple[str, int, int], Decimal]:

@@ -26,6 +26,7 @@ from models import SaftFinding, SaftImport
 from models.saft import ImportStatus
 from routes.api.errors import CLIENT_ERRORS, ApiError, not_found
 from routes.api.schemas import Problem, SaftFindingOut, SaftImportOut
+from routes.saft import content_length
 from services import integrations as integration_service
 from services.api_tokens import Caller
 from services.connectors.registry import Connectors
@@ -108,7 +109,7 @@ class SaftImportsController(Controller):
                 request.stream(),
                 file_name=filename,
                 source=Source.API,
-                declared_size=_content_length(request),
+                declared_size=content_length(request),
             )
         except UploadRefused as refused:
             if refused.too_large:
@@ -141,11 +142,6 @@ class SaftImportsController(Controller):
         if found is None:
             raise not_found("SAF-T import")
         return await _answer(db, found[0], 200)
-
-
-def _content_length(request: Request) -> int | None:
-    raw = request.headers.get("content-length", "")
-    return int(raw) if raw.isascii() and raw.isdigit() else None
 
 
 async def _answer(db: AsyncSession, row: SaftImport, status: int) -> Response:
