@@ -92,7 +92,7 @@ def test_generated_requests_get_no_server_error_and_match_the_schema(
     schema = schemathesis.openapi.from_url(f"{url}/api/v1/schema/openapi.json")
     auth = {"Authorization": f"Bearer {token}"}
     operations = [result.ok() for result in schema.get_all_operations()]
-    assert len(operations) == 5
+    assert len(operations) == 7
     calls = [0]
 
     def explore(operation: schemathesis.APIOperation, mode: schemathesis.GenerationMode) -> None:

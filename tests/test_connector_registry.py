@@ -173,7 +173,7 @@ def test_a_systems_settings_block_is_read_and_checked_at_start() -> None:
     env = {"SECRET_KEY": "x" * 40, "ENCRYPTION_KEY": "", "DATA_DIR": "/tmp"}
     systems = (*SYSTEMS, KassebokSettings)
     settings = Settings.from_env({**env, "KASSEBOK_REGION": "se"}, demo=True, systems=systems)
-    assert [block.system for block in settings.systems] == ["tripletex", "kassebok"]
+    assert [block.system for block in settings.systems] == ["tripletex", "saft", "kassebok"]
     assert settings.system("kassebok") == KassebokSettings("se")
     with pytest.raises(SettingsError, match="KASSEBOK_REGION"):
         Settings.from_env({**env, "KASSEBOK_REGION": "dk"}, demo=True, systems=systems)
