@@ -5,6 +5,7 @@ and the push API of local systems with its answers."""
 from __future__ import annotations
 
 import re
+from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
 
@@ -12,6 +13,8 @@ import pytest
 from litestar.testing import AsyncTestClient
 
 from services.balances import format_amount
+from services.connectors.saft import SaftSystem
+from services.saft.uploads import UploadRefused, receive
 from services.settings import Settings
 from tests.api_support import api, bearer, create_token, office_b  # noqa: F401
 from tests.conftest import create_integration, csrf, htmx, query
@@ -53,6 +56,29 @@ async def test_ny_integrasjon_offers_saft_files_and_needs_no_key(client: AsyncTe
     guide = await client.get("/guide/saft")
     assert guide.status_code == 200
     assert "Visma Business" in guide.text and "curl" in guide.text
+
+    # Endre system: only the description (there is no key); Slett system forgets it all.
+    edit = await client.get(f"/integrasjoner/{integration_id}/endre")
+    assert edit.status_code == 200 and 'name="key"' not in edit.text
+    refused = await client.post(
+        f"/integrasjoner/{integration_id}/endre",
+        data={"description": "kari@kontoret.no", "_csrf_token": csrf(client)},
+    )
+    assert refused.status_code == 422 and "e-postadresse" in refused.text
+    saved = await client.post(
+        f"/integrasjoner/{integration_id}/endre",
+        data={"description": "Visma Global", "_csrf_token": csrf(client)},
+        follow_redirects=False,
+    )
+    assert saved.status_code == 303
+    assert "SAF-T-fil - Visma Global" in (await client.get("/integrasjoner")).text
+    deleted = await client.post(
+        f"/integrasjoner/{integration_id}/slett",
+        data={"_csrf_token": csrf(client)},
+        follow_redirects=False,
+    )
+    assert deleted.status_code == 303
+    assert (await client.get(f"/integrasjoner/{integration_id}")).status_code == 404
 
 
 async def test_an_uploaded_file_makes_its_client_with_saldobalanse_and_warnings(
@@ -129,7 +155,7 @@ async def test_empty_and_too_large_uploads_are_refused(
         stream.truncate(limit + 1)
     response = await upload(client, integration_id, big)
     assert response.status_code == 413
-    assert "større enn grensen på 50 MB" in response.text
+    assert "større enn grensen på 50,0 MB" in response.text
     assert list((tmp_path / "uploads").iterdir()) == []  # nothing left on disk
 
 
@@ -197,3 +223,28 @@ async def test_local_systems_push_files_through_the_api(
     wrong_type = {**bearer(token), "Content-Type": "application/json"}
     assert (await api.post(url, content=b"{}", headers=wrong_type)).status_code == 415
     assert (await api.post(url, content=b"<x/>")).status_code == 401
+
+
+async def test_uploads_stream_past_the_default_body_limit_and_stop_at_ours(
+    client: AsyncTestClient, settings: Settings, tmp_path: Path
+) -> None:
+    integration_id = await create_saft_integration(client)
+    # Above Litestar's default body limit (10 MB): streamed to disk and imported.
+    large = write_saft(tmp_path / "large.xml", random_books(seed=8), lines_per_movement=100)
+    assert large.path.stat().st_size > 12 * 1024 * 1024
+    response = await upload(client, integration_id, large.path)
+    assert response.status_code == 201, response.text
+    assert f"{large.line_count} posteringslinjer" in response.text or "Importerer" in response.text
+
+
+async def test_an_upload_without_a_declared_size_is_cut_off_at_the_limit(tmp_path: Path) -> None:
+    system = SaftSystem(max_upload_bytes=1_000_000, upload_dir=tmp_path / "uploads")
+
+    async def chunked() -> AsyncIterator[bytes]:  # no Content-Length: counted as it comes
+        for _ in range(100):
+            yield b"<!-- padding -->" * 4096
+
+    with pytest.raises(UploadRefused) as refused:
+        await receive(chunked(), system)
+    assert refused.value.too_large and "grensen på 0,9 MB" in refused.value.message
+    assert list((tmp_path / "uploads").iterdir()) == []

@@ -17,6 +17,7 @@ from services.connectors.registry import Connectors
 from services.demo import DEMO_SYSTEMS
 from services.integrations import display_name
 from services.saft import history as saft_history
+from services.saft.uploads import megabytes
 from services.settings import Settings
 from services.sync.status import SHOW_AFTER_FAILURES
 
@@ -33,12 +34,6 @@ def local_time(value: datetime | None) -> str:
 def org_number(value: str) -> str:
     """934228391 → 934 228 391, as Brønnøysund writes it."""
     return f"{value[:3]} {value[3:6]} {value[6:]}" if len(value) == 9 and value.isdigit() else value
-
-
-def megabytes(size: int) -> str:
-    """12345678 → '11,7 MB' (rounded down)."""
-    tenths = size * 10 // (1024 * 1024)
-    return f"{tenths // 10},{tenths % 10} MB"
 
 
 @pass_context

@@ -36,9 +36,15 @@ class UploadRefused(Exception):
         self.record: SaftImport | None = None  # the refusal as the history shows it
 
 
+def megabytes(size: int) -> str:
+    """12345678 → '11,7 MB' (rounded down)."""
+    tenths = size * 10 // MB
+    return f"{tenths // 10},{tenths % 10} MB"
+
+
 def too_large_message(limit: int) -> str:
     return (
-        f"Filen er større enn grensen på {limit // MB} MB. Store SAF-T-filer kan deles i "
+        f"Filen er større enn grensen på {megabytes(limit)}. Store SAF-T-filer kan deles i "
         "perioder i regnskapssystemet; driftsansvarlig kan heve grensen (SAFT_MAX_UPLOAD_MB)."
     )
 
