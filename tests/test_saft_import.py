@@ -4,6 +4,7 @@ with their findings; refused files and repeated files change nothing."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from decimal import Decimal
@@ -268,3 +269,31 @@ def money(value: object) -> Decimal:
 async def snapshot(settings: Settings) -> dict[str, list[tuple]]:
     tables = ("client", "account", "year_opening", "month_movement", "data_change", "saft_finding")
     return {t: sorted(map(repr, await query(settings, f"SELECT * FROM {t}"))) for t in tables}
+
+
+@pytest.mark.parametrize("order", ["master_first", "periods_first"])
+async def test_a_split_export_master_and_period_file_add_up_to_the_whole(
+    settings: Settings, office: Office_, tmp_path: Path, order: str
+) -> None:
+    whole = write_saft(tmp_path / "whole.xml", random_books(year=2024, seed=21))
+    text = whole.path.read_text(encoding="utf-8")
+    master = tmp_path / "master.xml"
+    master.write_text(
+        re.sub(r"<GeneralLedgerEntries>.*</GeneralLedgerEntries>\n", "", text, flags=re.S)
+    )
+    periods = tmp_path / "periods.xml"
+    periods.write_text(
+        re.sub(r"<GeneralLedgerAccounts>.*</GeneralLedgerAccounts>\n", "", text, flags=re.S)
+    )
+    files = [master, periods] if order == "master_first" else [periods, master]
+
+    results = [await run_import(office, path) for path in files]
+
+    assert [r.status for r in results] == [ImportStatus.IMPORTED] * 2, [r.problems for r in results]
+    client_id = results[0].client_id
+    assert results[1].client_id == client_id
+    assert await stored_months(settings, client_id) == nonzero(whole.movements)
+    openings = await query(settings, "SELECT account_number, amount FROM year_opening")
+    assert {str(a): money(v) for a, v in openings} == {a: v for a, v in whole.openings.items() if v}
+    assert await query(settings, "SELECT count(*) FROM account WHERE removed_at IS NULL") == [(20,)]
+    assert await query(settings, "SELECT count(*) FROM saft_finding") == [(0,)]

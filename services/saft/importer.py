@@ -19,6 +19,9 @@ account per year and a movement per account per month):
   NS 4102) balance carried over and the result accounts at zero.
 - A period beyond 12 (some systems' year-end period 13) counts in December, period 0 in
   January.
+- Large exports come split: a master file (chart and balances, no GeneralLedgerEntries)
+  sets the chart and the first year's openings and leaves the months alone; a period file
+  (entries, no GeneralLedgerAccounts) replaces its months and leaves chart and openings.
 """
 
 from __future__ import annotations
@@ -233,6 +236,11 @@ def _unstorable(saft: SaftFile, org: str | None) -> list[str]:
             f"Organisasjonsnummeret i filen («{saft.registration_number}» i "
             "Header/Company/RegistrationNumber) er ikke et gyldig norsk organisasjonsnummer."
         )
+    if not saft.has_chart and not saft.has_entries:
+        problems.append(
+            "Filen har verken kontoplan (MasterFiles/GeneralLedgerAccounts) eller posteringer "
+            "(GeneralLedgerEntries), så det er ingenting å importere."
+        )
     ids = [*saft.accounts, *(a for a in saft.movements if a not in saft.accounts)]
     bad = [a for a in ids if not (a.isascii() and a.isdigit() and len(a) <= MAX_ACCOUNT_DIGITS)]
     if bad:
@@ -290,23 +298,29 @@ async def _store(
     covered = coverage(saft)
     client, newest = await _client_for(db, integration.id, saft, org, covered)
     assert client.id is not None
-    months: dict[Month, Amounts] = {m: {} for m in covered.months()}
+    # A master file (no entries) leaves the months alone; a period file (no chart) leaves
+    # the chart and the openings alone.
+    months: dict[Month, Amounts] = {m: {} for m in covered.months()} if saft.has_entries else {}
     for account_id, periods in saft.movements.items():
         number = int(account_id)
         for (year, period), amount in periods.items():
             month = month_of(year, period)
             months[month][number] = months[month].get(number, ZERO) + amount
-    openings = await _openings(db, client.id, saft, covered, months)
-    accounts = [
-        RemoteAccount(
-            erp_id=int(a.account_id),
-            number=int(a.account_id),
-            name=a.description[:300],
-            grouping_category=a.grouping_category,
-            grouping_code=a.grouping_code,
-        )
-        for a in saft.accounts.values()
-    ]
+    openings = await _openings(db, client.id, saft, covered, months) if saft.has_chart else {}
+    accounts = (
+        None
+        if not saft.has_chart
+        else [
+            RemoteAccount(
+                erp_id=int(a.account_id),
+                number=int(a.account_id),
+                name=a.description[:300],
+                grouping_category=a.grouping_category,
+                grouping_code=a.grouping_code,
+            )
+            for a in saft.accounts.values()
+        ]
+    )
     await store(
         db,
         client.id,
@@ -388,7 +402,8 @@ async def _openings(
         first.year: {n: in_file.get(n, ZERO) - before.get(n, ZERO) for n in in_file | before}
     }
     balance = dict(in_file)
-    for year in range(first.year, covered.last.year):
+    later_years = range(first.year, covered.last.year) if saft.has_entries else range(0)
+    for year in later_years:
         for month, amounts in months.items():
             if month.year == year:
                 for number, amount in amounts.items():

@@ -236,6 +236,10 @@ class SaftFile:
     line_count: int
     findings: tuple[Finding, ...]
     findings_omitted: int  # unbalanced transactions beyond MAX_FINDINGS_PER_KIND
+    # Large exports come split: a master file (chart, no GeneralLedgerEntries) and period
+    # files (entries, no GeneralLedgerAccounts); a whole file has both.
+    has_chart: bool = True
+    has_entries: bool = True
 
     def movement(self, account_id: str, year: int, period: int) -> Decimal:
         return self.movements.get(account_id, {}).get((year, period), ZERO)
@@ -415,6 +419,7 @@ class _Reader:
         self.company_name = ""
         self.period = SelectionPeriod()
         self.accounts: dict[str, Account] = {}
+        self.has_chart = self.has_entries = False
         self.movements: dict[tuple[str, int, int], Decimal] = {}
         self.lines_per_account: dict[str, int] = {}
         self.unbalanced: list[UnbalancedTransaction] = []
@@ -473,6 +478,9 @@ class _Reader:
         self._take_pending()
 
     def _flush_final(self, root: etree._Element) -> None:
+        # The lists stay in the tree (their records are released): what the file holds.
+        self.has_chart = root.find(f"{_NS}MasterFiles/{_NS}GeneralLedgerAccounts") is not None
+        self.has_entries = root.find(f"{_NS}GeneralLedgerEntries") is not None
         live = root.getroottree()
         if not self.schema.validate(live):
             self._refuse_if([(error, _original(live, error)) for error in self.schema.error_log])
@@ -589,7 +597,9 @@ class _Reader:
         total_opening = sum((a.opening for a in self.accounts.values()), ZERO)
         if total_opening != 0:
             findings.append(OpeningsUnbalanced(total=total_opening))
-        for account in self.accounts.values():
+        # A master file (a chart, no entries: large exports come split) says nothing about
+        # movements, and a period file (entries, no chart) nothing about accounts.
+        for account in self.accounts.values() if self.has_entries else ():
             moved = sum(per_account.get(account.account_id, {}).values(), ZERO)
             computed = account.opening + moved
             if computed != account.closing:
@@ -603,7 +613,7 @@ class _Reader:
                     )
                 )
         findings.extend(self.unbalanced)
-        for account_id, months in per_account.items():
+        for account_id, months in per_account.items() if self.has_chart else ():
             if account_id not in self.accounts:
                 findings.append(
                     UnknownAccount(
@@ -624,6 +634,8 @@ class _Reader:
             line_count=self.line_count,
             findings=tuple(findings),
             findings_omitted=self.unbalanced_omitted,
+            has_chart=self.has_chart,
+            has_entries=self.has_entries,
         )
 
 
