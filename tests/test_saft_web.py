@@ -209,6 +209,11 @@ async def test_local_systems_push_files_through_the_api(
         headers=bearer(token),
     )
     assert balances.status_code == 200, balances.text
+    lines = {line["account_number"]: line for line in balances.json()["lines"]}
+    assert Decimal(lines[9999]["movement"]) == Decimal("77.00")  # the unknown account
+    accounts = await api.get(f"/api/v1/clients/{body['client_id']}/accounts", headers=bearer(token))
+    grouped = accounts.json()["data"][0]
+    assert (grouped["grouping_category"], grouped["grouping_code"]) == ("RF-1167", "1000")
     again = await api.post(url, content=written.path.read_bytes(), headers=headers)
     assert again.status_code == 201 and again.json()["status"] == "unchanged"
     read = await api.get(f"/api/v1/saft-imports/{body['id']}", headers=bearer(token))

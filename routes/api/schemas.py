@@ -67,6 +67,7 @@ class AccountOut(msgspec.Struct):
     vat_code: str | None
     saft_code: str | None
     grouping_code: str | None
+    grouping_category: str | None  # SAF-T 1.30's GroupingCategory (files only)
     removed_at: datetime | None  # set when the ERP no longer has it (SLETT KONTOER off)
 
 

@@ -160,6 +160,7 @@ def account_out(account: Account) -> AccountOut:
         vat_code=account.vat_code,
         saft_code=account.saft_code,
         grouping_code=account.grouping_code,
+        grouping_category=account.grouping_category,
         removed_at=account.removed_at,
     )
 

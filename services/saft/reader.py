@@ -386,8 +386,61 @@ def _schema_problem(
         line = error.line
     return (
         f"Filen følger ikke XSD-skjemaet for SAF-T Financial {schema_version}: "
-        f"linje {line}{element}: {message}"
+        f"linje {line}{element}: {in_norwegian(message)}"
     )
+
+
+# libxml2's messages for the schema rules files break most often, in Norwegian; any other
+# is shown as libxml2 words it (English), after the element and line.
+_SCHEMA_MESSAGES = (
+    (
+        re.compile(
+            r"\[facet 'fractionDigits'\] The value '([^']*)' has more fractional digits "
+            r"than are allowed \('(\d+)'\)"
+        ),
+        "verdien «{0}» har flere desimaler enn tillatt ({1}).",
+    ),
+    (
+        re.compile(r"'([^']*)' is not a valid value of the atomic type 'xs:(decimal|integer)'"),
+        "«{0}» er ikke et gyldig tall.",
+    ),
+    (
+        re.compile(r"'([^']*)' is not a valid value of the atomic type 'xs:date'"),
+        "«{0}» er ikke en gyldig dato (ÅÅÅÅ-MM-DD).",
+    ),
+    (
+        re.compile(
+            r"\[facet 'maxLength'\] The value has a length of '(\d+)'; this exceeds "
+            r"the allowed maximum length of '(\d+)'"
+        ),
+        "verdien er {0} tegn lang, men høyst {1} er tillatt.",
+    ),
+    (
+        re.compile(r"\[facet 'enumeration'\] The value '([^']*)' is not an element of the set"),
+        "verdien «{0}» er ikke en av de tillatte verdiene.",
+    ),
+    (
+        re.compile(r"\[facet 'pattern'\] The value '([^']*)' is not accepted by the pattern"),
+        "verdien «{0}» har ikke riktig format.",
+    ),
+    (
+        re.compile(r"This element is not expected\. Expected is(?: one of)? \( ([^)]*) \)"),
+        "elementet skal ikke stå her; her ventes {0}.",
+    ),
+    (re.compile(r"This element is not expected\."), "elementet skal ikke stå her."),
+    (
+        re.compile(r"Missing child element\(s\)\. Expected is(?: one of)? \( ([^)]*) \)"),
+        "mangler underelement; her ventes {0}.",
+    ),
+)
+
+
+def in_norwegian(message: str) -> str:
+    for pattern, text in _SCHEMA_MESSAGES:
+        found = pattern.search(message)
+        if found:
+            return text.format(*found.groups())
+    return message
 
 
 def _text(parent: etree._Element, tag: str) -> str | None:
