@@ -56,6 +56,8 @@ class SaftImport(SQLModel, table=True):
     # Why a file was refused or failed: Norwegian sentences, one per line.
     problems: str | None = Field(default=None, sa_type=Text)
     started_at: datetime = Field(default_factory=utcnow)
+    # Written while the import runs (hashing, reading, storing): silent for long, it died.
+    heartbeat_at: datetime = Field(default_factory=utcnow)
     finished_at: datetime | None = None
 
 

@@ -20,6 +20,7 @@ from services.connectors.registry import Connectors
 from services.saft import history
 from services.saft.importer import Source
 from services.saft.uploads import ImportRunner, UploadRefused
+from web.middleware import XmlBodyOnly
 
 # Seconds an upload's answer waits for a small file's import: its row then shows the result
 # at once instead of a progress bar that finishes a second later.
@@ -46,7 +47,7 @@ class SaftImportController(Controller):
     dependencies = {"integration": Provide(owned_integration)}
 
     # The limit is the system's (SAFT_MAX_UPLOAD_MB), counted while the body streams to disk.
-    @post("/", request_max_body_size=None, status_code=201)
+    @post("/", request_max_body_size=None, status_code=201, middleware=[XmlBodyOnly])
     async def upload(
         self,
         request: Request,
@@ -74,7 +75,8 @@ class SaftImportController(Controller):
         assert row.id is not None
         await saft_imports.wait(row.id, QUICK_RESULT)
         current = await db.get(SaftImport, row.id, populate_existing=True)
-        assert current is not None
+        if current is None:  # the integration was deleted meanwhile
+            raise NotFoundException()
         status = 422 if current.status == ImportStatus.REFUSED else 201
         return await _answer(db, integration, current, status_code=status)
 

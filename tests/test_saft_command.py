@@ -17,6 +17,7 @@ from sqlalchemy import text
 
 from models.base import utcnow
 from services.db import create_engine
+from services.saft.importer import STALE_AFTER
 from services.settings import Settings
 from tests.conftest import query
 from tests.saft_files import Break, random_books, write_saft
@@ -94,10 +95,14 @@ async def test_a_killed_import_leaves_the_previous_state_whole(
 
     assert await snapshot(settings) == before
     [(killed_id,)] = await query(settings, "SELECT id FROM saft_import WHERE status = 'running'")
-    # Once no import could still be running, the history says it was interrupted.
-    long_ago = (utcnow() - timedelta(hours=2)).replace(tzinfo=None).isoformat(sep=" ")
+    page = await client.get(f"/integrasjoner/{integration_id}")
+    assert "Importerer" in page.text  # its heartbeat is recent: it might still be running
+    # Silent past STALE_AFTER (as if the time had passed), the history says it died.
+    silent = (utcnow() - STALE_AFTER - timedelta(seconds=1)).replace(tzinfo=None)
     await execute(
-        settings, f"UPDATE saft_import SET started_at = '{long_ago}' WHERE id = {killed_id}"
+        settings,
+        f"UPDATE saft_import SET heartbeat_at = '{silent.isoformat(sep=' ')}' "
+        f"WHERE id = {killed_id}",
     )
     page = await client.get(f"/integrasjoner/{integration_id}")
     assert "Avbrutt" in page.text and "Ingenting fra filen er lagret" in page.text

@@ -4,6 +4,7 @@ with their findings; refused files and repeated files change nothing."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -120,9 +121,11 @@ async def test_every_month_of_every_account_is_what_the_file_says(
         december = await balances.trial_balance_report(
             db, result.client_id, balances.Period(2024, 1, 12)
         )
+    moved = {a for (a, _, _), v in written.movements.items() if v}
+    # Every account with an opening or a movement, closing exactly where the file does.
     assert {str(r.number): r.closing for r in december.rows} == {
-        a: c for a, c in written.closings.items() if c or written.openings[a]
-    } | {str(r.number): r.closing for r in december.rows if r.closing == 0}
+        a: c for a, c in written.closings.items() if written.openings[a] or a in moved
+    }
     assert december.balanced
     changes = await query(settings, "SELECT kind, year, month FROM data_change ORDER BY id")
     assert ("accounts", None, None) in changes
@@ -297,3 +300,110 @@ async def test_a_split_export_master_and_period_file_add_up_to_the_whole(
     assert {str(a): money(v) for a, v in openings} == {a: v for a, v in whole.openings.items() if v}
     assert await query(settings, "SELECT count(*) FROM account WHERE removed_at IS NULL") == [(20,)]
     assert await query(settings, "SELECT count(*) FROM saft_finding") == [(0,)]
+
+
+def test_balance_accounts_are_told_by_their_first_digit() -> None:
+    assert [importer.is_balance_account(a) for a in ("1920", "2050", "15000", "20500")] == [
+        True
+    ] * 4
+    assert [importer.is_balance_account(a) for a in ("3000", "8960", "30000", "70100")] == [
+        False
+    ] * 4
+
+
+async def test_a_b_then_a_again_is_imported_not_taken_for_unchanged(
+    settings: Settings, office: Office_, tmp_path: Path
+) -> None:
+    a = write_saft(tmp_path / "a.xml", random_books(year=2025, seed=31))
+    b = write_saft(tmp_path / "b.xml", random_books(year=2025, seed=32))
+    await run_import(office, a.path)
+    await run_import(office, b.path)
+
+    again = await run_import(office, a.path)
+
+    assert again.status == ImportStatus.IMPORTED
+    assert await stored_months(settings, again.client_id) == nonzero(a.movements)
+
+
+async def test_an_unchanged_file_reports_the_findings_it_has(
+    settings: Settings, office: Office_, tmp_path: Path
+) -> None:
+    broken = write_saft(tmp_path / "a.xml", random_books(seed=33), breakage=Break.CLOSING_MISMATCH)
+    first = await run_import(office, broken.path)
+    again = await run_import(office, broken.path)
+    assert again.status == ImportStatus.UNCHANGED
+    counts = await query(
+        settings, "SELECT import_id, count(*) FROM saft_finding GROUP BY import_id ORDER BY 1"
+    )
+    assert counts == [(first.id, 1), (again.id, 1)]
+
+
+async def test_an_older_file_adds_accounts_but_changes_none_of_the_newest_chart(
+    settings: Settings, office: Office_, tmp_path: Path
+) -> None:
+    newest = write_saft(tmp_path / "2025.xml", random_books(year=2025, seed=34, accounts=10))
+    await run_import(office, newest.path)
+    older_text = write_saft(
+        tmp_path / "2024.xml", random_books(year=2024, seed=35, accounts=12)
+    ).path.read_text(encoding="utf-8")
+    older = tmp_path / "2024-renamed.xml"
+    older.write_text(older_text.replace("Konto 1000<", "Kasse (gammelt navn)<"), encoding="utf-8")
+
+    result = await run_import(office, older)
+
+    assert result.status == ImportStatus.IMPORTED, result.problems
+    names = dict(await query(settings, "SELECT number, name FROM account"))
+    assert names[1000] == "Konto 1000"  # the newest file's name stays
+    assert len(names) == 12  # the two accounts only the older file has are added
+
+
+async def test_a_file_from_mid_year_keeps_the_months_before_it(
+    settings: Settings, office: Office_, tmp_path: Path
+) -> None:
+    whole_year = write_saft(tmp_path / "2025.xml", random_books(year=2025, seed=36))
+    await run_import(office, whole_year.path)
+    later = write_saft(tmp_path / "h2.xml", random_books(year=2025, seed=37, months=range(7, 13)))
+    text = later.path.read_text(encoding="utf-8")
+    later.path.write_text(text.replace("<PeriodStart>1<", "<PeriodStart>7<"), encoding="utf-8")
+
+    result = await run_import(office, later.path)
+
+    assert result.status == ImportStatus.IMPORTED, result.problems
+    assert (result.first_month, result.last_month) == (7, 12)
+    stored = await stored_months(settings, result.client_id)
+    assert {k: v for k, v in stored.items() if k[2] < 7} == {
+        k: v for k, v in nonzero(whole_year.movements).items() if k[2] < 7
+    }
+    assert {k: v for k, v in stored.items() if k[2] >= 7} == nonzero(later.movements)
+    async with office.factory() as db:
+        july = await balances.trial_balance_report(
+            db, result.client_id, balances.Period(2025, 7, 7)
+        )
+    assert {str(r.number): r.opening for r in july.rows if r.opening} == {
+        a: v for a, v in later.openings.items() if v
+    }
+
+
+async def test_lines_before_the_selection_are_refused(
+    settings: Settings, office: Office_, tmp_path: Path
+) -> None:
+    written = write_saft(tmp_path / "a.xml", random_books(seed=38))
+    text = written.path.read_text(encoding="utf-8")
+    written.path.write_text(text.replace("<PeriodStart>1<", "<PeriodStart>3<"), encoding="utf-8")
+    result = await run_import(office, written.path)
+    assert result.status == ImportStatus.REFUSED
+    assert "før utvalgsperioden" in (result.problems or "")
+
+
+async def test_two_files_of_a_new_company_imported_at_once_make_one_client(
+    settings: Settings, office: Office_, tmp_path: Path
+) -> None:
+    first = write_saft(tmp_path / "2024.xml", random_books(year=2024, seed=39))
+    second = write_saft(tmp_path / "2025.xml", random_books(year=2025, seed=40))
+
+    results = await asyncio.gather(run_import(office, first.path), run_import(office, second.path))
+
+    assert [r.status for r in results] == [ImportStatus.IMPORTED] * 2, [r.problems for r in results]
+    assert await query(settings, "SELECT count(*) FROM client") == [(1,)]
+    stored = await stored_months(settings, results[0].client_id)
+    assert stored == nonzero(first.movements) | nonzero(second.movements)

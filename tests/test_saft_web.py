@@ -103,7 +103,7 @@ async def test_an_uploaded_file_makes_its_client_with_saldobalanse_and_warnings(
     table = await client.get(f"/integrasjoner/{integration_id}")
     assert "Fjordbakst &amp; Sønn AS" in table.text and "987 654 325" in table.text
     assert "Fjordbakst 2021.xml · januar–desember 2021" in table.text
-    assert "Aktive klienter: <strong>1</strong>" in table.text
+    assert "Klienter: <strong>1</strong>" in table.text
     client_id = int(re.search(r"/klienter/(\d+)/oversikt", table.text).group(1))  # type: ignore[union-attr]
 
     # A year far outside the sync window is served: the file's years are kept.
@@ -253,3 +253,54 @@ async def test_an_upload_without_a_declared_size_is_cut_off_at_the_limit(tmp_pat
         await receive(chunked(), system)
     assert refused.value.too_large and "grensen på 0,9 MB" in refused.value.message
     assert list((tmp_path / "uploads").iterdir()) == []
+
+
+async def test_an_upload_needs_the_csrf_header_and_an_xml_body(
+    client: AsyncTestClient, settings: Settings, tmp_path: Path
+) -> None:
+    integration_id = await create_saft_integration(client)
+    written = write_saft(tmp_path / "f.xml", random_books())
+    url = f"/integrasjoner/{integration_id}/saft-importer"
+
+    no_token = await client.post(
+        url, content=written.path.read_bytes(), headers={"Content-Type": "application/xml"}
+    )
+    # A form body is refused before anything reads it (the CSRF check would read it whole).
+    form = await client.post(
+        url,
+        content=b"_csrf_token=x&" + b"a" * 100_000,
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+
+    assert no_token.status_code == 403
+    assert form.status_code == 415
+    assert await query(settings, "SELECT count(*) FROM saft_import") == [(0,)]
+
+
+async def test_another_office_sees_no_import_and_send_data_off_hides_its_findings(
+    client: AsyncTestClient,
+    office_b: AsyncTestClient,  # noqa: F811
+    api: AsyncTestClient,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    integration_id = await create_saft_integration(client)
+    written = write_saft(tmp_path / "f.xml", random_books(), breakage=Break.CLOSING_MISMATCH)
+    response = await upload(client, integration_id, written.path)
+    import_id = int(re.search(r'id="import-(\d+)"', response.text).group(1))  # type: ignore[union-attr]
+    ours, theirs = await create_token(client), await create_token(office_b)
+    status_url = f"/integrasjoner/{integration_id}/saft-importer/{import_id}"
+
+    assert (await client.get(status_url)).status_code == 200
+    assert (await office_b.get(status_url)).status_code == 404
+    api_url = f"/api/v1/saft-imports/{import_id}"
+    assert (await api.get(api_url, headers=bearer(ours))).status_code == 200
+    assert (await api.get(api_url, headers=bearer(theirs))).status_code == 404
+
+    table = await client.get(f"/integrasjoner/{integration_id}")
+    client_id = int(re.search(r"/klienter/(\d+)/oversikt", table.text).group(1))  # type: ignore[union-attr]
+    await client.post(
+        f"/integrasjoner/{integration_id}/klienter/{client_id}/send_data",
+        data={"on": "false"},
+        headers=htmx(client),
+    )
+    assert (await api.get(api_url, headers=bearer(ours))).status_code == 404

@@ -34,7 +34,7 @@ from services.metrics import Metrics
 from services.notifications import running_notifications
 from services.outbound import outbound
 from services.outbound_guard import OutboundPolicy
-from services.saft.uploads import ImportRunner
+from services.saft.uploads import ImportRunner, sweep
 from services.settings import Settings
 from services.sync.scheduler import running_sync
 from web import templating
@@ -94,6 +94,8 @@ class SyncPlugin(InitPlugin):
                     ),
                 ):
                     saft_imports = ImportRunner(base.session_factory)
+                    for file_system in connectors.file_systems():
+                        sweep(file_system.upload_dir)
                     app.state.services = Services(
                         settings=settings,
                         session_factory=base.session_factory,

@@ -48,6 +48,7 @@ def upgrade() -> None:
         sa.Column("findings_omitted", sa.Integer(), nullable=False),
         sa.Column("problems", sa.Text(), nullable=True),
         sa.Column("started_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+        sa.Column("heartbeat_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
         sa.Column("finished_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
         sa.ForeignKeyConstraint(["client_id"], ["client.id"], ondelete="CASCADE"),
         sa.ForeignKeyConstraint(["integration_id"], ["integration.id"], ondelete="CASCADE"),

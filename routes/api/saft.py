@@ -22,7 +22,7 @@ from litestar.openapi.spec import (
 from litestar.params import FromPath, QueryParameter
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from models import SaftFinding, SaftImport
+from models import Client, SaftFinding, SaftImport
 from models.saft import ImportStatus
 from routes.api.errors import CLIENT_ERRORS, ApiError, not_found
 from routes.api.schemas import Problem, SaftFindingOut, SaftImportOut
@@ -33,10 +33,10 @@ from services.connectors.registry import Connectors
 from services.saft import history
 from services.saft.importer import Source
 from services.saft.uploads import ImportRunner, UploadRefused
+from web.middleware import XML_MEDIA_TYPES
 
 # How long the POST waits for the import before answering 202 with a place to ask.
 WAIT_FOR_RESULT = 5.0
-XML_TYPES = ("application/xml", "text/xml", "application/octet-stream")
 CENT = Decimal("0.01")
 
 FileName = Annotated[
@@ -99,7 +99,7 @@ class SaftImportsController(Controller):
         if integration is None or system is None:
             raise not_found("SAF-T integration")
         media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-        if media_type not in XML_TYPES:
+        if media_type not in XML_MEDIA_TYPES:
             raise ApiError(415, "unsupported_media_type", "Send the file as application/xml")
         await db.close()  # no connection held while the body streams in
         try:
@@ -120,7 +120,8 @@ class SaftImportsController(Controller):
         if not await saft_imports.wait(row.id, WAIT_FOR_RESULT):
             return await _answer(db, row, 202)
         current = await db.get(SaftImport, row.id, populate_existing=True)
-        assert current is not None
+        if current is None:  # the integration was deleted meanwhile
+            raise not_found("SAF-T integration")
         status = {ImportStatus.REFUSED: 422, ImportStatus.FAILED: 500}.get(
             ImportStatus(current.status), 201
         )
@@ -141,7 +142,13 @@ class SaftImportsController(Controller):
         found = await history.get_import(db, caller.office_id, import_id)
         if found is None:
             raise not_found("SAF-T import")
-        return await _answer(db, found[0], 200)
+        row = found[0]
+        if row.client_id is not None:
+            # A token sees what a client's file said only while its SEND DATA is on.
+            client = await db.get(Client, row.client_id)
+            if client is None or not client.send_data:
+                raise not_found("SAF-T import")
+        return await _answer(db, row, 200)
 
 
 async def _answer(db: AsyncSession, row: SaftImport, status: int) -> Response:

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
+    from pathlib import Path
 
     import httpx
 
@@ -262,6 +263,7 @@ class FileSystem(Protocol):
     capabilities: Capabilities
     wording: Wording
     max_upload_bytes: int
+    upload_dir: Path  # where uploads are written while they are imported
 
 
 class SystemSettings(Protocol):

@@ -3,7 +3,7 @@ findings, and what the pages and the API say about each (Norwegian)."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 from sqlalchemy import func
 from sqlmodel import col, select
@@ -27,9 +27,12 @@ INTERRUPTED_LABEL = "Avbrutt"
 
 
 def is_interrupted(row: SaftImport, now: datetime | None = None) -> bool:
-    """Still "running" long after any import ends: its process was stopped or killed, and
-    nothing of it was stored (the import writes in one transaction at its end)."""
-    return row.status == ImportStatus.RUNNING and (now or utcnow()) - row.started_at > STALE_AFTER
+    """Still "running" but silent (no heartbeat) for long: its process was stopped or
+    killed, and nothing of it was stored (the import writes in one transaction at its end)."""
+    if row.status != ImportStatus.RUNNING:
+        return False
+    beat = row.heartbeat_at if row.heartbeat_at.tzinfo else row.heartbeat_at.replace(tzinfo=UTC)
+    return (now or utcnow()) - beat > STALE_AFTER
 
 
 def status_label(row: SaftImport) -> str:
@@ -106,14 +109,20 @@ async def latest_imports(db: AsyncSession, client_ids: list[int]) -> dict[int, S
 
 
 async def latest_stored(db: AsyncSession, client_id: int) -> SaftImport | None:
-    """The client's latest import that stored data: whose findings the client page shows."""
+    """The client's newest file that stored data: the one whose last month is latest (an
+    older year imported later does not take its place), the latest import among equals.
+    Its findings, name and period are what the client page shows."""
     rows = await db.exec(
         select(SaftImport)
         .where(
             col(SaftImport.client_id) == client_id,
             col(SaftImport.status) == ImportStatus.IMPORTED,
         )
-        .order_by(col(SaftImport.id).desc())
+        .order_by(
+            col(SaftImport.last_year).desc(),
+            col(SaftImport.last_month).desc(),
+            col(SaftImport.id).desc(),
+        )
         .limit(1)
     )
     return rows.first()

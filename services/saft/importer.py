@@ -29,13 +29,15 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
 from enum import StrEnum
 from pathlib import Path
 
-from sqlalchemy import func, insert
+from sqlalchemy import func, insert, literal
 from sqlmodel import col, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -62,13 +64,20 @@ from services.sync.store import Amounts, Batch, store
 log = logging.getLogger(__name__)
 
 ZERO = Decimal("0.00")
-FIRST_RESULT_ACCOUNT = 3000  # NS 4102: 1xxx assets, 2xxx equity and debt, 3xxx-8xxx result
+# NS 4102: accounts 1xxx (assets) and 2xxx (equity and debt) carry their balance into the
+# next year; 3xxx-8xxx (result) start it at zero. By the number's first digit, so that
+# 5-digit charts (15000, 20500) count as they should.
+BALANCE_DIGITS = ("1", "2")
 MAX_ACCOUNT_DIGITS = 9
 INTERRUPTED = "Importen ble avbrutt fordi appen stoppet. Ingenting fra filen er lagret."
-# A running import not finished after this long was interrupted (its process killed).
-STALE_AFTER = timedelta(hours=1)
+# A running import writes `heartbeat_at` at least every PROGRESS_EVERY seconds while it
+# hashes, reads and stores; one silent for this long was interrupted (its process killed).
+STALE_AFTER = timedelta(minutes=2)
 PROGRESS_EVERY = 0.5  # seconds between progress writes while a file is read
 _HASH_CHUNK = 1024 * 1024
+# Reading is CPU-bound and takes minutes for a large file: at most this many at once per
+# process, on threads of their own (not the default executor other work shares).
+READERS = ThreadPoolExecutor(max_workers=2, thread_name_prefix="saft-import")
 FINDINGS = SaftFinding.__table__  # type: ignore[attr-defined]
 
 
@@ -119,12 +128,18 @@ async def finish_refused(
     return await _close(factory, import_id, ImportStatus.REFUSED, problems)
 
 
+class Stopped(Exception):
+    """The import was cancelled (the app is stopping): its reading stops too."""
+
+
 async def run(factory: SessionFactory, import_id: int, path: Path) -> SaftImport:
     """Import the file at `path` for the import recorded as running. Never raises for a bad
     file or our own failure: the import row says what came of it."""
+    stop = threading.Event()
     try:
-        return await _run(factory, import_id, path)
+        return await _run(factory, import_id, path, stop)
     except asyncio.CancelledError:
+        stop.set()
         await _close(factory, import_id, ImportStatus.FAILED, [INTERRUPTED])
         raise
     except Exception:
@@ -137,22 +152,25 @@ async def run(factory: SessionFactory, import_id: int, path: Path) -> SaftImport
         )
 
 
-async def _run(factory: SessionFactory, import_id: int, path: Path) -> SaftImport:
-    size, digest = await asyncio.to_thread(_size_and_sha256, path)
+async def _run(
+    factory: SessionFactory, import_id: int, path: Path, stop: threading.Event
+) -> SaftImport:
+    loop = asyncio.get_running_loop()
+    await _beat(factory, import_id)
+    size, digest = await loop.run_in_executor(READERS, _size_and_sha256, path, stop)
     async with factory() as db:
         row = await db.get(SaftImport, import_id)
-        assert row is not None
-        row.sha256, row.size_bytes = digest, size
+        if row is None:
+            raise LookupError(f"import {import_id} is gone")
+        row.sha256, row.size_bytes, row.heartbeat_at = digest, size, utcnow()
         earlier = await _same_file_imported(db, row)
         if earlier is not None:
-            _copy_result(earlier, row)
-            row.status, row.finished_at = ImportStatus.UNCHANGED, utcnow()
-            row.progress_bytes = size
+            await _unchanged(db, row, earlier)
             await db.commit()
             return row
         await db.commit()
     try:
-        saft = await _read(factory, import_id, path)
+        saft = await _read(factory, import_id, path, stop)
     except SaftRefused as refused:
         return await _close(factory, import_id, ImportStatus.REFUSED, list(refused.problems))
     org = org_number(saft.registration_number)
@@ -161,24 +179,51 @@ async def _run(factory: SessionFactory, import_id: int, path: Path) -> SaftImpor
         return await _close(factory, import_id, ImportStatus.REFUSED, problems)
     async with factory() as db:
         row = await db.get(SaftImport, import_id)
-        integration = await db.get(Integration, row.integration_id) if row else None
-        if row is None or integration is None:  # deleted meanwhile: nothing to import into
-            raise LookupError(f"import {import_id} or its integration is gone")
+        if row is None:
+            raise LookupError(f"import {import_id} is gone")
+        # One import stores at a time per integration, across processes: this write takes
+        # the integration's row lock (PostgreSQL) or the database's write lock (SQLite)
+        # before anything is read, so the client, the months before the file and the
+        # "newest file" check are read after any other import of it has committed.
+        touched = await db.exec(
+            update(Integration)
+            .where(col(Integration.id) == row.integration_id)
+            .values(updated_at=utcnow())
+        )
+        if touched.rowcount == 0:
+            raise LookupError(f"the integration of import {import_id} is gone")
+        integration = await db.get(Integration, row.integration_id)
+        assert integration is not None
         await _store(db, integration, row, saft, org)
         await db.commit()
         return row
 
 
-def _size_and_sha256(path: Path) -> tuple[int, str]:
+def _size_and_sha256(path: Path, stop: threading.Event) -> tuple[int, str]:
     digest, size = hashlib.sha256(), 0
     with path.open("rb") as stream:
         while chunk := stream.read(_HASH_CHUNK):
+            if stop.is_set():
+                raise Stopped()
             digest.update(chunk)
             size += len(chunk)
     return size, digest.hexdigest()
 
 
+async def _beat(factory: SessionFactory, import_id: int, **values: object) -> None:
+    """Say the import is alive (and how far it has come)."""
+    async with factory() as db:
+        await db.exec(
+            update(SaftImport)
+            .where(col(SaftImport.id) == import_id)
+            .values(heartbeat_at=utcnow(), **values)
+        )
+        await db.commit()
+
+
 async def _same_file_imported(db: AsyncSession, row: SaftImport) -> SaftImport | None:
+    """The earlier import of the same content, if what it stored is still what the client
+    has: no later file of the company was imported since (A, B, then A again re-imports)."""
     found = await db.exec(
         select(SaftImport)
         .where(
@@ -191,40 +236,65 @@ async def _same_file_imported(db: AsyncSession, row: SaftImport) -> SaftImport |
         .order_by(col(SaftImport.id).desc())
         .limit(1)
     )
-    return found.first()
+    earlier = found.first()
+    if earlier is None:
+        return None
+    later = await db.exec(
+        select(func.count()).where(
+            col(SaftImport.client_id) == earlier.client_id,
+            col(SaftImport.status) == ImportStatus.IMPORTED,
+            col(SaftImport.id) > earlier.id,
+        )
+    )
+    return earlier if later.one() == 0 else None
 
 
-def _copy_result(earlier: SaftImport, row: SaftImport) -> None:
+async def _unchanged(db: AsyncSession, row: SaftImport, earlier: SaftImport) -> None:
+    """The same file as `earlier`: nothing is stored; its result and findings are this
+    import's too."""
     for name in (
         "client_id", "audit_file_version", "company_name", "org_number", "first_year",
         "first_month", "last_year", "last_month", "account_count", "transaction_count",
-        "line_count",
+        "line_count", "findings_omitted",
     ):  # fmt: skip
         setattr(row, name, getattr(earlier, name))
+    row.status, row.finished_at, row.progress_bytes = (
+        ImportStatus.UNCHANGED,
+        utcnow(),
+        row.size_bytes,
+    )
+    await db.flush()
+    columns = ["kind", "message", *_FINDING_FIELDS]
+    await db.exec(
+        insert(FINDINGS).from_select(
+            ["import_id", *columns],
+            select(
+                literal(row.id).label("import_id"), *(FINDINGS.c[name] for name in columns)
+            ).where(FINDINGS.c.import_id == earlier.id),
+        )
+    )
 
 
-async def _read(factory: SessionFactory, import_id: int, path: Path) -> SaftFile:
-    """Read the file in a thread, writing how far it has come to the import row meanwhile
-    (the page's progress bar reads it, from any process)."""
+async def _read(
+    factory: SessionFactory, import_id: int, path: Path, stop: threading.Event
+) -> SaftFile:
+    """Read the file on a reader thread, writing how far it has come to the import row
+    meanwhile (the page's progress bar reads it, from any process). Setting `stop` ends the
+    reading at its next chunk."""
     done = 0
 
     def report(count: int) -> None:
         nonlocal done
+        if stop.is_set():
+            raise Stopped()
         done = count
 
-    reading = asyncio.ensure_future(asyncio.to_thread(read_saft, path, report))
-    written = -1
+    loop = asyncio.get_running_loop()
+    reading = loop.run_in_executor(READERS, read_saft, path, report)
     while not reading.done():
         await asyncio.wait({reading}, timeout=PROGRESS_EVERY)
-        if done != written and not reading.done():
-            written = done
-            async with factory() as db:
-                await db.exec(
-                    update(SaftImport)
-                    .where(col(SaftImport.id) == import_id)
-                    .values(progress_bytes=written)
-                )
-                await db.commit()
+        if not reading.done():
+            await _beat(factory, import_id, progress_bytes=done)
     return reading.result()
 
 
@@ -249,7 +319,28 @@ def _unstorable(saft: SaftFile, org: str | None) -> list[str]:
             f"Kontonumrene må være tall med høyst {MAX_ACCOUNT_DIGITS} sifre, men filen har "
             f"{shown}{' med flere' if len(bad) > 5 else ''}."
         )
+        return problems
+    by_number: dict[int, list[str]] = {}
+    for account_id in ids:
+        by_number.setdefault(int(account_id), []).append(account_id)
+    if clashes := [names for names in by_number.values() if len(names) > 1]:
+        shown = ", ".join(" og ".join(f"«{n}»" for n in names) for names in clashes[:3])
+        problems.append(f"Kontonumrene {shown} er samme tall; kontoene kan ikke skilles.")
+    start = selection_start(saft)
+    if start is not None and saft.movements:
+        earliest = min(month_of(y, p) for periods in saft.movements.values() for y, p in periods)
+        if earliest < start:
+            problems.append(
+                f"Filen har posteringer i {earliest.month:02d}.{earliest.year}, før "
+                f"utvalgsperioden starter ({start.month:02d}.{start.year}: "
+                "Header/SelectionCriteria). Eksporter filen på nytt med riktig periode."
+            )
     return problems
+
+
+def is_balance_account(account_id: str) -> bool:
+    """Whether an account carries its balance into the next year (see BALANCE_DIGITS)."""
+    return account_id.lstrip("0")[:1] in BALANCE_DIGITS
 
 
 def month_of(year: int, period: int) -> Month:
@@ -258,37 +349,52 @@ def month_of(year: int, period: int) -> Month:
 
 @dataclass(frozen=True)
 class Coverage:
-    first: Month
-    last: Month
+    """The months a file replaces: from its first to its last month for a whole file (a
+    month without lines becomes empty), only the months its lines touch for a period file
+    (several period files may share one selection), none for a master file."""
 
-    def months(self) -> list[Month]:
-        months, (year, month) = [], (self.first.year, self.first.month)
-        while (year, month) <= (self.last.year, self.last.month):
-            months.append(Month(year, month))
-            year, month = (year + 1, 1) if month == 12 else (year, month + 1)
-        return months
+    first: Month  # the month the file's opening balances are for (a whole or master file)
+    last: Month
+    replaced: tuple[Month, ...]
+
+
+def selection_start(saft: SaftFile) -> Month | None:
+    p = saft.period
+    if p.start_year and p.start_period is not None:
+        return month_of(p.start_year, p.start_period)
+    if p.start_date:
+        return Month(p.start_date.year, p.start_date.month)
+    return None
 
 
 def coverage(saft: SaftFile) -> Coverage:
-    """The months the file speaks for: its selection, widened to every month of its lines."""
     p = saft.period
-    bounds: list[Month] = [
-        month_of(y, m) for account in saft.movements.values() for (y, m) in account
-    ]
-    if p.start_year and p.start_period is not None:
-        bounds.append(month_of(p.start_year, p.start_period))
-    elif p.start_date:
-        bounds.append(Month(p.start_date.year, p.start_date.month))
+    lines = sorted({month_of(y, m) for periods in saft.movements.values() for (y, m) in periods})
+    bounds = list(lines)
+    if (start := selection_start(saft)) is not None:
+        bounds.append(start)
     if p.end_year and p.end_period is not None:
         bounds.append(month_of(p.end_year, p.end_period))
     elif p.end_date:
         bounds.append(Month(p.end_date.year, p.end_date.month))
     if not bounds:  # no selection and no lines: the file's openings stand for this year
-        today = date.today()
-        bounds.append(Month(today.year, 1))
-    first = min(bounds, key=lambda m: (m.year, m.month))
-    last = max(bounds, key=lambda m: (m.year, m.month))
-    return Coverage(first, last)
+        bounds.append(Month(date.today().year, 1))
+    first, last = min(bounds), max(bounds)
+    if not saft.has_entries:
+        replaced: tuple[Month, ...] = ()
+    elif not saft.has_chart:
+        replaced = tuple(lines)
+    else:
+        replaced = tuple(_months_between(first, last))
+    return Coverage(first, last, replaced)
+
+
+def _months_between(first: Month, last: Month) -> list[Month]:
+    months, (year, month) = [], (first.year, first.month)
+    while (year, month) <= (last.year, last.month):
+        months.append(Month(year, month))
+        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+    return months
 
 
 async def _store(
@@ -300,7 +406,7 @@ async def _store(
     assert client.id is not None
     # A master file (no entries) leaves the months alone; a period file (no chart) leaves
     # the chart and the openings alone.
-    months: dict[Month, Amounts] = {m: {} for m in covered.months()} if saft.has_entries else {}
+    months: dict[Month, Amounts] = {m: {} for m in covered.replaced}
     for account_id, periods in saft.movements.items():
         number = int(account_id)
         for (year, period), amount in periods.items():
@@ -402,13 +508,14 @@ async def _openings(
         first.year: {n: in_file.get(n, ZERO) - before.get(n, ZERO) for n in in_file | before}
     }
     balance = dict(in_file)
+    carried = {int(a) for a in (*saft.accounts, *saft.movements) if is_balance_account(a)}
     later_years = range(first.year, covered.last.year) if saft.has_entries else range(0)
     for year in later_years:
         for month, amounts in months.items():
             if month.year == year:
                 for number, amount in amounts.items():
                     balance[number] = balance.get(number, ZERO) + amount
-        balance = {n: a for n, a in balance.items() if n < FIRST_RESULT_ACCOUNT}
+        balance = {n: a for n, a in balance.items() if n in carried}
         openings[year + 1] = dict(balance)
     return openings
 
@@ -476,7 +583,9 @@ async def _close(
 ) -> SaftImport:
     async with factory() as db:
         row = await db.get(SaftImport, import_id)
-        assert row is not None
+        if row is None:  # its integration was deleted meanwhile: nothing left to record
+            return SaftImport(id=import_id, integration_id=0, source="", file_name="",
+                              status=status, problems="\n".join(problems))  # fmt: skip
         row.status, row.finished_at = status, utcnow()
         row.problems = "\n".join(problems)
         db.add(row)

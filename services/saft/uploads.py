@@ -10,9 +10,12 @@ removed when the import is done with it."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import secrets
+import time
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 
 import anyio
@@ -74,6 +77,23 @@ async def receive(
         await path.unlink(missing_ok=True)
         raise
     return Path(path)
+
+
+# An upload's file lives while its import runs (minutes at most); older ones were left by a
+# process that was killed, and hold a company's whole accounts.
+LEFT_BEHIND_AFTER = timedelta(hours=1)
+
+
+def sweep(directory: Path, now: float | None = None) -> int:
+    """Remove upload files left behind by killed processes; returns how many."""
+    cutoff = (time.time() if now is None else now) - LEFT_BEHIND_AFTER.total_seconds()
+    removed = 0
+    for path in directory.glob("*.xml") if directory.is_dir() else ():
+        with contextlib.suppress(FileNotFoundError):
+            if path.stat().st_mtime < cutoff:
+                path.unlink()
+                removed += 1
+    return removed
 
 
 class ImportRunner:

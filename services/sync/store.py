@@ -103,8 +103,8 @@ async def store(
     whole_chart: bool = True,
 ) -> None:
     """Store a batch in the caller's transaction and log what changed, in one insert.
-    With `whole_chart` off, the batch's accounts are added or updated and no other account
-    is touched (an older file's chart says nothing about accounts made since)."""
+    With `whole_chart` off, only the batch's accounts that are not stored yet are added: an
+    older file's chart says nothing about the accounts, names and removals since."""
     changes: list[Change] = []
     if batch.accounts is not None and await _store_accounts(
         db, client_id, batch.accounts, mirror_deletions=mirror_deletions, whole=whole_chart
@@ -134,7 +134,9 @@ async def _store_accounts(
         row = existing.pop(item.erp_id, None)
         if row is None:
             added.append({"client_id": client_id, "erp_id": item.erp_id, **values})
-        elif row.removed_at is not None or any(getattr(row, k) != v for k, v in values.items()):
+        elif whole and (
+            row.removed_at is not None or any(getattr(row, k) != v for k, v in values.items())
+        ):
             changed.append({"account_id": row.id, **values})
     gone = [
         row.id
