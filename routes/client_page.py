@@ -179,7 +179,17 @@ async def balance_context(
         )
         return {**context, "years": years, "period": shown, "period_error": exc.message}
     report = await balances.trial_balance_report(db, client.id, period)
-    return {**context, "years": years, "period": period, "report": report}
+    covered_from = (
+        await saft_history.first_month_covered(db, client.id, period.year) if imported else None
+    )
+    return {
+        **context,
+        "years": years,
+        "period": period,
+        "report": report,
+        "imported": imported,
+        "covered_from": covered_from,
+    }
 
 
 def _choice(raw: str | None, allowed: object, fallback: int) -> int:

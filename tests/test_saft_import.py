@@ -19,7 +19,7 @@ from services import balances
 from services import integrations as integration_service
 from services.connectors.saft import SaftSystem
 from services.db import SessionFactory, create_engine, create_session_factory
-from services.saft import importer
+from services.saft import history, importer
 from services.settings import Settings
 from tests.conftest import query
 from tests.saft_files import (
@@ -382,6 +382,8 @@ async def test_a_file_from_mid_year_keeps_the_months_before_it(
     assert {str(r.number): r.opening for r in july.rows if r.opening} == {
         a: v for a, v in later.openings.items() if v
     }
+    async with office.factory() as db:
+        assert await history.first_month_covered(db, result.client_id, 2025) == 1  # both files
 
 
 async def test_lines_before_the_selection_are_refused(

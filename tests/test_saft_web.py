@@ -121,6 +121,7 @@ async def test_an_uploaded_file_makes_its_client_with_saldobalanse_and_warnings(
         f"/integrasjoner/{integration_id}/klienter/{client_id}/oversikt",
         params={"aar": "2021", "fra": "1", "til": "12"},
     )
+    assert "De importerte filene for 2021 dekker fra" not in year.text  # the whole year
     row = re.search(rf'<tr data-account="{first}">.*?</tr>', year.text, re.S)
     assert row and format_amount(closing) in row.group(0)
     assert await query(settings, "SELECT count(*) FROM saft_finding") == [(1,)]
@@ -304,3 +305,20 @@ async def test_another_office_sees_no_import_and_send_data_off_hides_its_finding
         headers=htmx(client),
     )
     assert (await api.get(api_url, headers=bearer(ours))).status_code == 404
+
+
+async def test_months_before_the_first_file_say_so(client: AsyncTestClient, tmp_path: Path) -> None:
+    integration_id = await create_saft_integration(client)
+    half = write_saft(tmp_path / "h2.xml", random_books(year=2024, seed=41, months=range(7, 13)))
+    text = half.path.read_text(encoding="utf-8")
+    half.path.write_text(text.replace("<PeriodStart>1<", "<PeriodStart>7<"), encoding="utf-8")
+    assert (await upload(client, integration_id, half.path)).status_code == 201
+    table = await client.get(f"/integrasjoner/{integration_id}")
+    client_id = int(re.search(r"/klienter/(\d+)/oversikt", table.text).group(1))  # type: ignore[union-attr]
+    page = f"/integrasjoner/{integration_id}/klienter/{client_id}/oversikt"
+
+    march = await client.get(page, params={"aar": "2024", "fra": "3", "til": "3"})
+    august = await client.get(page, params={"aar": "2024", "fra": "8", "til": "8"})
+
+    assert "De importerte filene for 2024 dekker fra juli" in march.text
+    assert "De importerte filene for 2024 dekker fra" not in august.text

@@ -170,3 +170,18 @@ async def offer(db: AsyncSession, client_id: int) -> balances.Offer:
     if latest and latest.last_year and latest.last_month:
         newest = balances.Period(latest.last_year, latest.last_month, latest.last_month)
     return await balances.imported_offer(db, client_id, newest)
+
+
+async def first_month_covered(db: AsyncSession, client_id: int, year: int) -> int | None:
+    """The first month of `year` that the client's imported files cover (1 when a file
+    began in an earlier year); None when none covers the year."""
+    rows = await db.exec(
+        select(SaftImport.first_year, SaftImport.first_month).where(
+            col(SaftImport.client_id) == client_id,
+            col(SaftImport.status) == ImportStatus.IMPORTED,
+            col(SaftImport.first_year) <= year,
+            col(SaftImport.last_year) >= year,
+        )
+    )
+    months = [1 if first_year < year else month for first_year, month in rows.all()]
+    return min(months) if months else None
