@@ -237,6 +237,18 @@ async def query(settings: Settings, sql: str) -> list[tuple]:
         await engine.dispose()
 
 
+async def execute(settings: Settings, sql: str) -> None:
+    """A statement straight on the test's database, committed."""
+    from sqlalchemy import text
+
+    engine = create_engine(settings.database_url)
+    try:
+        async with engine.begin() as connection:
+            await connection.execute(text(sql))
+    finally:
+        await engine.dispose()
+
+
 async def login(client: AsyncTestClient, email: str, password: str = PASSWORD) -> None:
     await client.get("/login")
     response = await client.post(

@@ -9,30 +9,19 @@ from datetime import UTC, date, datetime
 
 import pytest
 from litestar.testing import AsyncTestClient
-from sqlalchemy import text
 
 from services import balances
-from services.db import create_engine
 from services.settings import Settings
 from services.sync import periods
 from tests import api_support
 from tests.api_support import bearer, create_token
-from tests.conftest import Simulator, create_integration, query
+from tests.conftest import Simulator, create_integration, execute, query
 from tests.sync_support import sync_engine
 
 pytestmark = pytest.mark.anyio
 
 api = api_support.api
 no_settle_delay = api_support.no_settle_delay
-
-
-async def execute(settings: Settings, sql: str) -> None:
-    engine = create_engine(settings.database_url)
-    try:
-        async with engine.begin() as connection:
-            await connection.execute(text(sql))
-    finally:
-        await engine.dispose()
 
 
 def noon(day: date) -> datetime:

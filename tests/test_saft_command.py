@@ -13,14 +13,13 @@ from pathlib import Path
 
 import pytest
 from litestar.testing import AsyncTestClient
-from sqlalchemy import text
 
 from models.base import utcnow
-from services.db import create_engine
 from services.saft.importer import STALE_AFTER
 from services.settings import Settings
-from tests.conftest import query
+from tests.conftest import execute, query
 from tests.saft_files import Break, random_books, write_saft
+from tests.test_saft_import import snapshot
 from tests.test_saft_web import create_saft_integration
 
 pytestmark = pytest.mark.anyio
@@ -109,17 +108,3 @@ async def test_a_killed_import_leaves_the_previous_state_whole(
     # The same file again is imported (not taken for one already imported).
     status, out = await import_saft(settings, newer.path, integration_id)
     assert status == 0 and "Importert" in out
-
-
-async def execute(settings: Settings, sql: str) -> None:
-    engine = create_engine(settings.database_url)
-    try:
-        async with engine.begin() as connection:
-            await connection.execute(text(sql))
-    finally:
-        await engine.dispose()
-
-
-async def snapshot(settings: Settings) -> dict[str, list[str]]:
-    tables = ("client", "account", "year_opening", "month_movement", "data_change", "saft_finding")
-    return {t: sorted(map(repr, await query(settings, f"SELECT * FROM {t}"))) for t in tables}

@@ -1,5 +1,6 @@
-"""SAF-T Financial files: the streaming reader (`reader`) that everything importing a file
-builds on."""
+"""SAF-T Financial files: the streaming reader (`reader`), the import into a client
+(`importer`), uploads and the imports running in the background (`uploads`), and the
+import history the pages and the API show (`history`)."""
 
 from services.saft.reader import (
     Account,
