@@ -25,7 +25,8 @@ from jsonschema import Draft7Validator, FormatChecker
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT7
 
-SPEC_PATH = Path(__file__).resolve().parents[2] / "shared" / "poweroffice" / "openapi-v2.yaml"
+# A copy of ../shared/poweroffice/openapi-v2.yaml, so the tests run wherever the repo does.
+SPEC_PATH = Path(__file__).resolve().parent / "data" / "poweroffice-openapi-v2.yaml"
 _BASE_URI = "urn:poweroffice:openapi"
 _DATE_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$")
 _FORMATS = FormatChecker(formats=())
