@@ -467,3 +467,26 @@ async def test_a_posted_voucher_is_seen_and_an_unchanged_poll_costs_two_requests
     world.clock.now += 600
     accounts = await world.connector.fetch_accounts(key, company, conditional=True)
     assert accounts is not None and any(a.name == "Driftskonto" for a in accounts)
+
+
+async def test_periods_across_a_year_end_and_forget_cache(world: World) -> None:
+    await world.onboard([2])
+    key, company = world.keys[2], CompanyRef(erp_id=2)
+    sim = world.state.clients[2]
+    for start, end in [
+        (date(2024, 11, 1), date(2025, 2, 1)),
+        (date(2024, 1, 1), date(2025, 1, 1)),
+        (date(2024, 3, 15), date(2025, 11, 21)),
+    ]:
+        balances = await world.connector.fetch_balances(key, company, start, end)
+        opening, movement = _expected(sim, start, end)
+        assert _nonzero(balances.opening) == _nonzero(opening), (start, end)
+        assert _nonzero(balances.movement) == _nonzero(movement), (start, end)
+
+    # After a failed sync nothing cached answers a conditional fetch: it fetches again.
+    world.connector.forget_cache(company)
+    world.transport.reset()
+    again = await world.connector.fetch_balances(
+        key, company, date(2024, 11, 1), date(2025, 2, 1), conditional=True
+    )
+    assert not again.unchanged and world.transport.count("/v2/TrialBalance") == 3
