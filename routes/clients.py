@@ -95,8 +95,8 @@ class ClientController(Controller):
         client = await client_service.get_client(db, integration.id, client_id)
         if client is None or switch not in SWITCHES:
             raise NotFoundException()
-        if switch in FETCH_ONLY and integration_service.takes_files(integration):
-            raise NotFoundException()  # a file is not fetched: nothing to activate or re-sync
+        if switch in FETCH_ONLY:
+            _not_for_files(integration)
         on = field(data, "on") == "true"
         if on and switch == Switch.ACTIVE and client.access_lost:
             on = False  # a client the key no longer reaches cannot be activated
@@ -126,6 +126,7 @@ class ClientController(Controller):
         data: Form,
     ) -> Response:
         """Oppdater klientliste."""
+        _not_for_files(integration)
         try:
             result = await integration_service.refresh_clients(
                 db, vault, integration_service.connector_of(connectors, integration), integration
@@ -155,9 +156,17 @@ class ClientController(Controller):
         return await _set_all_active(request, db, integration, data, on=False)
 
 
+def _not_for_files(integration: Integration) -> None:
+    """Client lists and activation belong to systems data is fetched from: an integration
+    that takes files gets its clients from the files."""
+    if integration_service.takes_files(integration):
+        raise NotFoundException()
+
+
 async def _set_all_active(
     request: HTMXRequest, db: AsyncSession, integration: Integration, data: Form, *, on: bool
 ) -> Response:
+    _not_for_files(integration)
     assert integration.id is not None
     changed = await client_service.set_all_active(db, integration.id, on)
     notice = f"{changed} klienter {'aktivert' if on else 'deaktivert'}."

@@ -110,7 +110,8 @@ async def _all_rows(
 async def _read_batch(db: AsyncSession, last_id: int, batch_size: int) -> list[tuple[int, str]]:
     result = await db.exec(
         select(Integration.id, Integration.key_ciphertext)
-        .where(col(Integration.id) > last_id)
+        # An integration that takes files has no key ("") to re-encrypt.
+        .where(col(Integration.id) > last_id, col(Integration.key_ciphertext) != "")
         .order_by(col(Integration.id))
         .limit(batch_size)
     )

@@ -20,7 +20,7 @@ from services.crypto import KeyVault
 from services.db import create_engine, create_session_factory, open_session
 from services.key_rotation import KeyRotationError, rotate_keys
 from services.settings import Settings
-from tests.conftest import create_integration, htmx, login, query
+from tests.conftest import create_integration, csrf, htmx, login, query
 
 ROOT = Path(__file__).resolve().parents[1]
 KEYS = {"demo-regnskapskontor", "demo-eget-selskap"}
@@ -107,6 +107,24 @@ async def test_running_it_again_is_harmless(client: AsyncTestClient, settings: S
         plain = only_new.decrypt(first[integration_id])
         assert only_new.decrypt(second[integration_id]) == plain
         assert only_new.decrypt(third[integration_id]) == plain
+
+
+async def test_an_integration_without_a_key_is_passed_over(
+    client: AsyncTestClient, settings: Settings
+) -> None:
+    new = Fernet.generate_key().decode()
+    files = await client.post(
+        "/integrasjoner/ny",
+        data={"system": "saft", "description": "Filer", "_csrf_token": csrf(client)},
+        follow_redirects=False,
+    )
+    assert files.status_code == 303
+    keyed = await create_integration(client)
+
+    assert await rotate(settings, (new, settings.encryption_keys[0])) == 1
+    after = await stored(settings)
+    assert sorted(after.values())[0] == ""  # the files integration: still no key
+    assert KeyVault((new,)).decrypt(after[keyed]) == "demo-regnskapskontor"
 
 
 async def test_no_integrations_is_nothing_to_do(settings: Settings) -> None:

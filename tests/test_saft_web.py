@@ -57,6 +57,13 @@ async def test_ny_integrasjon_offers_saft_files_and_needs_no_key(client: AsyncTe
     assert guide.status_code == 200
     assert "Visma Business" in guide.text and "curl" in guide.text
 
+    # What only fetched systems have is not there for files, not even by a hand-made POST.
+    for action in ("oppdater", "aktiver-alle", "deaktiver-alle"):
+        response = await client.post(
+            f"/integrasjoner/{integration_id}/{action}", headers=htmx(client)
+        )
+        assert response.status_code == 404, action
+
     # Endre system: only the description (there is no key); Slett system forgets it all.
     edit = await client.get(f"/integrasjoner/{integration_id}/endre")
     assert edit.status_code == 200 and 'name="key"' not in edit.text
