@@ -49,6 +49,9 @@ class Client(SQLModel, table=True):
     delete_accounts: bool = False
     is_new: bool = False
     access_lost: bool = False
+    # A system that gives a key per client (PowerOffice Go's client key), encrypted like
+    # Integration.key_ciphertext; None: the client is reached with the integration's key.
+    key_ciphertext: str | None = None
     # Sync state, owned by the sync engine.
     sync_status: str = Field(default="never", max_length=20)  # see services/sync/status.py
     sync_error: str | None = Field(default=None, max_length=500)

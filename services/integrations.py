@@ -53,6 +53,12 @@ def display_name(integration: Integration, system_name: str) -> str:
     return f"{system_name} - {label}" if label else system_name
 
 
+def key_of(vault: KeyVault, integration: Integration, client: Client) -> str:
+    """The key a client is reached with: its own where the system gives one per client
+    (PowerOffice Go), else the integration's."""
+    return vault.decrypt(client.key_ciphertext or integration.key_ciphertext)
+
+
 def takes_files(integration: Integration) -> bool:
     """An integration whose data arrives as files (created without a key)."""
     return integration.key_kind == FILE_KEY_KIND

@@ -1,4 +1,5 @@
-"""Re-encrypting the stored system keys under the newest ENCRYPTION_KEY (`app.py rotate-keys`).
+"""Re-encrypting the stored system keys under the newest ENCRYPTION_KEY (`app.py rotate-keys`):
+the integrations' keys and the clients' own keys (systems that give a key per client).
 
 Zero downtime: deploy with ENCRYPTION_KEY="new,old", run this, deploy with ENCRYPTION_KEY="new".
 
@@ -19,7 +20,7 @@ from sqlalchemy import update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from models import Integration
+from models import Client, Integration
 from services.crypto import KeyVault
 from services.db import SessionFactory, open_session
 
@@ -28,13 +29,15 @@ _ATTEMPTS = 3  # per row, when the app changes it between our read and our write
 
 
 class KeyRotationError(RuntimeError):
-    """Stored keys that no configured key decrypts. The message names the integrations and
-    never contains a key or a ciphertext."""
+    """Stored keys that no configured key decrypts. The message names the integrations (or
+    clients, for keys kept per client) and never contains a key or a ciphertext."""
 
-    def __init__(self, integration_ids: list[int], *, rotated: int = 0) -> None:
+    def __init__(
+        self, integration_ids: list[int], *, rotated: int = 0, owner: str = "integration"
+    ) -> None:
         self.integration_ids = integration_ids
         self.rotated = rotated
-        which = "integration" if len(integration_ids) == 1 else "integrations"
+        which = owner if len(integration_ids) == 1 else f"{owner}s"
         ids = ", ".join(str(i) for i in integration_ids)
         if rotated:
             done = (
@@ -50,39 +53,50 @@ class KeyRotationError(RuntimeError):
         )
 
 
+# Where system keys are stored: each integration's, and each client's where the system
+# gives a key per client (PowerOffice Go). An empty or missing one is no key (files).
+KEY_TABLES: tuple[tuple[type[Integration] | type[Client], str], ...] = (
+    (Integration, "integration"),
+    (Client, "client"),
+)
+
+
 async def rotate_keys(
     session_factory: SessionFactory, vault: KeyVault, *, batch_size: int = BATCH_SIZE
 ) -> int:
-    """Re-encrypt every Integration.key_ciphertext under the vault's newest key.
+    """Re-encrypt every stored system key (KEY_TABLES) under the vault's newest key.
 
     Returns how many were re-encrypted. Raises KeyRotationError, before writing anything,
     if a stored key cannot be decrypted with any of the vault's keys.
     """
     if batch_size < 1:
         raise ValueError("batch_size must be at least 1")
-    undecryptable = [
-        integration_id
-        async for integration_id, ciphertext in _all_rows(session_factory, batch_size)
-        if not _decrypts(vault, ciphertext)
-    ]
-    if undecryptable:
-        raise KeyRotationError(undecryptable)
+    for model, owner in KEY_TABLES:
+        undecryptable = [
+            row_id
+            async for row_id, ciphertext in _all_rows(session_factory, model, batch_size)
+            if not _decrypts(vault, ciphertext)
+        ]
+        if undecryptable:
+            raise KeyRotationError(undecryptable, owner=owner)
 
     rotated = 0
-    last_id = 0
-    while True:
-        in_batch = 0
-        try:
-            async with open_session(session_factory) as db:  # one transaction per batch
-                rows = await _read_batch(db, last_id, batch_size)
-                for integration_id, ciphertext in rows:
-                    in_batch += await _rotate_row(db, vault, integration_id, ciphertext)
-        except KeyRotationError as exc:  # this batch was rolled back
-            raise KeyRotationError(exc.integration_ids, rotated=rotated) from None
-        rotated += in_batch
-        if len(rows) < batch_size:
-            return rotated
-        last_id = rows[-1][0]
+    for model, owner in KEY_TABLES:
+        last_id = 0
+        while True:
+            in_batch = 0
+            try:
+                async with open_session(session_factory) as db:  # one transaction per batch
+                    rows = await _read_batch(db, model, last_id, batch_size)
+                    for row_id, ciphertext in rows:
+                        in_batch += await _rotate_row(db, vault, model, row_id, ciphertext)
+            except KeyRotationError as exc:  # this batch was rolled back
+                raise KeyRotationError(exc.integration_ids, rotated=rotated, owner=owner) from None
+            rotated += in_batch
+            if len(rows) < batch_size:
+                break
+            last_id = rows[-1][0]
+    return rotated
 
 
 def _decrypts(vault: KeyVault, ciphertext: str) -> bool:
@@ -94,12 +108,12 @@ def _decrypts(vault: KeyVault, ciphertext: str) -> bool:
 
 
 async def _all_rows(
-    session_factory: SessionFactory, batch_size: int
+    session_factory: SessionFactory, model: type[Integration] | type[Client], batch_size: int
 ) -> AsyncIterator[tuple[int, str]]:
     last_id = 0
     while True:
         async with session_factory() as db:
-            rows = await _read_batch(db, last_id, batch_size)
+            rows = await _read_batch(db, model, last_id, batch_size)
         for row in rows:
             yield row
         if len(rows) < batch_size:
@@ -107,19 +121,26 @@ async def _all_rows(
         last_id = rows[-1][0]
 
 
-async def _read_batch(db: AsyncSession, last_id: int, batch_size: int) -> list[tuple[int, str]]:
+async def _read_batch(
+    db: AsyncSession, model: type[Integration] | type[Client], last_id: int, batch_size: int
+) -> list[tuple[int, str]]:
     result = await db.exec(
-        select(Integration.id, Integration.key_ciphertext)
-        # An integration that takes files has no key ("") to re-encrypt.
-        .where(col(Integration.id) > last_id, col(Integration.key_ciphertext) != "")
-        .order_by(col(Integration.id))
+        select(model.id, model.key_ciphertext)
+        # An integration that takes files has no key (""), nor has a client reached with its
+        # integration's key (None): nothing to re-encrypt.
+        .where(col(model.id) > last_id, col(model.key_ciphertext) != "")
+        .order_by(col(model.id))
         .limit(batch_size)
     )
-    return [(int(integration_id), ciphertext) for integration_id, ciphertext in result.all()]
+    return [(int(row_id), ciphertext) for row_id, ciphertext in result.all()]
 
 
 async def _rotate_row(
-    db: AsyncSession, vault: KeyVault, integration_id: int, ciphertext: str
+    db: AsyncSession,
+    vault: KeyVault,
+    model: type[Integration] | type[Client],
+    integration_id: int,
+    ciphertext: str,
 ) -> bool:
     """Re-encrypt one row unless it changed under us; False if it was deleted meanwhile."""
     for _ in range(_ATTEMPTS):
@@ -128,17 +149,15 @@ async def _rotate_row(
         except InvalidToken:  # replaced since the check by something we cannot read
             raise KeyRotationError([integration_id]) from None
         result = await db.exec(
-            update(Integration)
-            .where(col(Integration.id) == integration_id)
-            .where(col(Integration.key_ciphertext) == ciphertext)
+            update(model)
+            .where(col(model.id) == integration_id)
+            .where(col(model.key_ciphertext) == ciphertext)
             .values(key_ciphertext=new_ciphertext)
         )
         if result.rowcount == 1:
             return True
         current = (
-            await db.exec(
-                select(Integration.key_ciphertext).where(col(Integration.id) == integration_id)
-            )
+            await db.exec(select(model.key_ciphertext).where(col(model.id) == integration_id))
         ).first()
         if current is None:
             return False

@@ -188,8 +188,8 @@ async def test_a_key_changed_meanwhile_is_not_overwritten_with_the_old_one(
             await db.delete(await db.get(Integration, deleted_id))
         async with open_session(factory) as db:
             vault = KeyVault((new, old))
-            assert await _rotate_row(db, vault, integration_id, read[integration_id])
-            assert not await _rotate_row(db, vault, deleted_id, read[deleted_id])
+            assert await _rotate_row(db, vault, Integration, integration_id, read[integration_id])
+            assert not await _rotate_row(db, vault, Integration, deleted_id, read[deleted_id])
     finally:
         await engine.dispose()
     after = await stored(settings)

@@ -23,6 +23,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from models import Client, Integration, LiveMode, WebhookSubscription
 from models.base import utcnow
 from services import clients
+from services import integrations as integration_service
 from services.connectors.base import CompanyRef, Connector, ErpError, RemoteSubscription
 from services.connectors.registry import Connectors
 from services.crypto import KeyVault
@@ -86,7 +87,7 @@ class SubscriptionManager:
             ref = ClientRef(
                 connector=connector,
                 client_id=client_id,
-                key=self._vault.decrypt(integration.key_ciphertext),
+                key=integration_service.key_of(self._vault, integration, client),
                 company=CompanyRef.of(client.erp_id, integration.key_kind),
             )
             mode = await self._reconcile(ref, subs, wanted)

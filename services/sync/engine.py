@@ -23,6 +23,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from models import Client, Integration, LiveMode, SyncRun
 from models.base import utcnow
 from services import clients, publishing
+from services import integrations as integration_service
 from services.connectors.base import (
     AccessDenied,
     Balances,
@@ -210,7 +211,7 @@ class SyncEngine:
                 client_id=client_id,
                 integration_id=client.integration_id,
                 run_id=run_id,
-                key=self._vault.decrypt(integration.key_ciphertext),
+                key=integration_service.key_of(self._vault, integration, client),
                 company=CompanyRef.of(client.erp_id, integration.key_kind),
                 mirror_deletions=client.delete_accounts,
                 full=full,

@@ -1,0 +1,158 @@
+"""PowerOffice Go clients through our own sync engine and database (issue 18, the part built
+so far): the onboarded clients are stored with their client keys encrypted, a full sync
+stores every month of every account equal to the simulator's books, an unchanged poll is
+cheap, a posted voucher is picked up, and rotate-keys re-encrypts the client keys."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from decimal import Decimal
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from cryptography.fernet import Fernet
+
+from models import Office
+from services.connectors.registry import Connectors
+from services.crypto import KeyVault
+from services.db import SessionFactory, create_engine, create_session_factory
+from services.key_rotation import rotate_keys
+from services.onboarding import create_onboarded_integration
+from services.settings import Settings
+from services.sync.engine import SyncEngine, SyncSettings
+from services.sync.periods import window
+from tests import test_poweroffice_connector as connector_tests
+from tests.conftest import query
+from tests.sync_support import stored_month
+from tests.test_poweroffice_connector import (
+    PREFIX,
+    REDIRECT,
+    TODAY,
+    World,
+    _expected,
+    _month,
+    _nonzero,
+)
+
+pytestmark = pytest.mark.anyio
+world = connector_tests.world  # the simulator and our connector to it
+
+
+@dataclass
+class Office_:
+    factory: SessionFactory
+    office_id: int
+
+
+@pytest.fixture
+async def office(settings: Settings) -> AsyncIterator[Office_]:
+    engine = create_engine(settings.database_url)
+    factory = create_session_factory(engine)
+    async with factory() as db:
+        row = Office(name="Kontor A AS")
+        db.add(row)
+        await db.commit()
+    yield Office_(factory, row.id or 0)
+    await engine.dispose()
+
+
+async def approved_token(world: World, client_ids: list[int]) -> str:
+    """What PowerOffice redirects back with after the user approved these clients."""
+    url, _ = await world.connector.initiate(REDIRECT)
+    token = parse_qs(urlsplit(url).query)["token"][0]
+    form = {"token": token, "action": "approve", "client": [str(i) for i in client_ids]}
+    answer = await world.web.post(f"{PREFIX}/ApiAuthV2", data=form)
+    return parse_qs(urlsplit(answer.headers["location"]).query)["token"][0]
+
+
+async def test_onboarded_clients_sync_exactly_with_their_own_keys(
+    settings: Settings, office: Office_, world: World
+) -> None:
+    chosen = sorted(world.state.clients)[:2]
+    vault = KeyVault(settings.encryption_keys)
+    async with office.factory() as db:
+        integration = await create_onboarded_integration(
+            db,
+            vault,
+            world.connector,
+            office_id=office.office_id,
+            raw_description="PowerOffice-klienter",
+            token=await approved_token(world, chosen),
+        )
+    rows = await query(
+        settings,
+        "SELECT id, org_number, key_ciphertext FROM client "
+        f"WHERE integration_id = {integration.id}",
+    )
+    assert len(rows) == 2
+    by_org = {c.org_no: c for c in world.state.clients.values()}
+    for _, org, ciphertext in rows:
+        assert by_org[org].id in chosen
+        key = by_org[org].client_key
+        assert ciphertext != key and vault.decrypt(ciphertext) == key  # kept encrypted
+
+    engine = SyncEngine(
+        office.factory,
+        vault,
+        Connectors([world.connector]),
+        SyncSettings(years=2),
+        today=lambda: TODAY,
+    )
+    for client_id, org, _ in rows:
+        assert await engine.sync_client(client_id, trigger="activation", full=True) == "ok"
+        books = by_org[org]
+        for month in window(TODAY, 2):
+            start, end = _month(month.year, month.month)
+            opening, movement = _expected(books, start, end)
+            stored = await stored_month(engine, client_id, month.year, month.month)
+            expected = {
+                number: (opening.get(number, 0), movement.get(number, 0))
+                for number in _nonzero(opening).keys() | _nonzero(movement).keys()
+            }
+            assert stored == expected, (org, month)
+
+    # An unchanged poll costs a couple of small requests, not a full sync.
+    client_id, org, _ = rows[0]
+    world.transport.reset()
+    assert await engine.sync_client(client_id, trigger="poll", full=False) == "ok"
+    assert world.transport.count() <= 3, world.transport.seen
+
+    # A voucher posted in PowerOffice Go reaches the stored month with the next poll.
+    simulator_id = by_org[org].id
+    world.state.clock.advance(60)
+    world.clock.now += 600  # the next poll interval
+    posted = await world.web.post(
+        f"{PREFIX}/_sim/clients/{simulator_id}/vouchers",
+        json={
+            "date": TODAY.isoformat(),
+            "lines": [
+                {"AccountNo": 1920, "Amount": "1234.56"},
+                {"AccountNo": 3000, "Amount": "-1234.56"},
+            ],
+        },
+    )
+    assert posted.status_code == 201
+    before = await stored_month(engine, client_id, TODAY.year, TODAY.month)
+    assert await engine.sync_client(client_id, trigger="poll", full=False) == "ok"
+    start, end = _month(TODAY.year, TODAY.month)
+    opening, movement = _expected(by_org[org], start, end)
+    stored = await stored_month(engine, client_id, TODAY.year, TODAY.month)
+    assert stored[1920][1] == before[1920][1] + Decimal("1234.56")
+    assert stored == {
+        n: (opening.get(n, 0), movement.get(n, 0))
+        for n in _nonzero(opening).keys() | _nonzero(movement).keys()
+    }
+
+    # The client keys are re-encrypted by rotate-keys, and syncs go on with the new key alone.
+    new = Fernet.generate_key().decode()
+    rotated = await rotate_keys(office.factory, KeyVault((new, *settings.encryption_keys)))
+    assert rotated == 2
+    engine_new = SyncEngine(
+        office.factory,
+        KeyVault((new,)),
+        Connectors([world.connector]),
+        SyncSettings(years=2),
+        today=lambda: TODAY,
+    )
+    assert await engine_new.sync_client(client_id, trigger="manual", full=True) == "ok"
