@@ -23,7 +23,13 @@ from litestar.testing import AsyncTestClient
 
 from services.connectors.saft import SaftSettings
 from services.connectors.tripletex import TripletexSettings
-from services.db import create_engine, create_session_factory, migrate, open_session
+from services.db import (
+    SessionFactory,
+    create_engine,
+    create_session_factory,
+    migrate,
+    open_session,
+)
 from services.logging_setup import install_log_context
 from services.settings import Settings, SyncConfig
 from simulators.tripletex import SimulatorState, create_simulator_app, seed_demo
@@ -214,6 +220,28 @@ def settings(tmp_path: Path, database_url: str, simulator: Simulator) -> Setting
         # Their webhook receivers listen on loopback, over plain http.
         outbound_allow_private=True,
     )
+
+
+@dataclass
+class OfficeDb:
+    """An office in the test's database, for tests that call services directly."""
+
+    factory: SessionFactory
+    office_id: int
+
+
+@pytest.fixture
+async def office_db(settings: Settings) -> AsyncIterator[OfficeDb]:
+    from models import Office
+
+    engine = create_engine(settings.database_url)
+    factory = create_session_factory(engine)
+    async with factory() as db:
+        row = Office(name="Kontor A AS")
+        db.add(row)
+        await db.commit()
+    yield OfficeDb(factory, row.id or 0)
+    await engine.dispose()
 
 
 async def add_user(settings: Settings, email: str, office: str) -> None:

@@ -5,25 +5,21 @@ cheap, a posted voucher is picked up, and rotate-keys re-encrypts the client key
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from decimal import Decimal
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from cryptography.fernet import Fernet
 
-from models import Office
 from services.connectors.registry import Connectors
 from services.crypto import KeyVault
-from services.db import SessionFactory, create_engine, create_session_factory
 from services.key_rotation import rotate_keys
 from services.onboarding import create_onboarded_integration
 from services.settings import Settings
 from services.sync.engine import SyncEngine, SyncSettings
 from services.sync.periods import window
 from tests import test_poweroffice_connector as connector_tests
-from tests.conftest import query
+from tests.conftest import OfficeDb, query
 from tests.sync_support import stored_month
 from tests.test_poweroffice_connector import (
     PREFIX,
@@ -39,24 +35,6 @@ pytestmark = pytest.mark.anyio
 world = connector_tests.world  # the simulator and our connector to it
 
 
-@dataclass
-class Office_:
-    factory: SessionFactory
-    office_id: int
-
-
-@pytest.fixture
-async def office(settings: Settings) -> AsyncIterator[Office_]:
-    engine = create_engine(settings.database_url)
-    factory = create_session_factory(engine)
-    async with factory() as db:
-        row = Office(name="Kontor A AS")
-        db.add(row)
-        await db.commit()
-    yield Office_(factory, row.id or 0)
-    await engine.dispose()
-
-
 async def approved_token(world: World, client_ids: list[int]) -> str:
     """What PowerOffice redirects back with after the user approved these clients."""
     url, _ = await world.connector.initiate(REDIRECT)
@@ -67,16 +45,16 @@ async def approved_token(world: World, client_ids: list[int]) -> str:
 
 
 async def test_onboarded_clients_sync_exactly_with_their_own_keys(
-    settings: Settings, office: Office_, world: World
+    settings: Settings, office_db: OfficeDb, world: World
 ) -> None:
     chosen = sorted(world.state.clients)[:2]
     vault = KeyVault(settings.encryption_keys)
-    async with office.factory() as db:
+    async with office_db.factory() as db:
         integration = await create_onboarded_integration(
             db,
             vault,
             world.connector,
-            office_id=office.office_id,
+            office_id=office_db.office_id,
             raw_description="PowerOffice-klienter",
             token=await approved_token(world, chosen),
         )
@@ -93,7 +71,7 @@ async def test_onboarded_clients_sync_exactly_with_their_own_keys(
         assert ciphertext != key and vault.decrypt(ciphertext) == key  # kept encrypted
 
     engine = SyncEngine(
-        office.factory,
+        office_db.factory,
         vault,
         Connectors([world.connector]),
         SyncSettings(years=2),
@@ -146,10 +124,10 @@ async def test_onboarded_clients_sync_exactly_with_their_own_keys(
 
     # The client keys are re-encrypted by rotate-keys, and syncs go on with the new key alone.
     new = Fernet.generate_key().decode()
-    rotated = await rotate_keys(office.factory, KeyVault((new, *settings.encryption_keys)))
+    rotated = await rotate_keys(office_db.factory, KeyVault((new, *settings.encryption_keys)))
     assert rotated == 2
     engine_new = SyncEngine(
-        office.factory,
+        office_db.factory,
         KeyVault((new,)),
         Connectors([world.connector]),
         SyncSettings(years=2),

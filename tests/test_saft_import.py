@@ -6,22 +6,21 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
-from models import Integration, Office
+from models import Integration
 from models.saft import ImportStatus
 from services import balances
 from services import integrations as integration_service
 from services.connectors.saft import SaftSystem
-from services.db import SessionFactory, create_engine, create_session_factory
+from services.db import SessionFactory
 from services.saft import history, importer
 from services.settings import Settings
-from tests.conftest import query
+from tests.conftest import OfficeDb, query
 from tests.saft_files import (
     CLOSING_SHIFT,
     OPENING_SHIFT,
@@ -44,19 +43,13 @@ class Office_:
 
 
 @pytest.fixture
-async def office(settings: Settings) -> AsyncIterator[Office_]:
-    engine = create_engine(settings.database_url)
-    factory = create_session_factory(engine)
-    async with factory() as db:
-        row = Office(name="Kontor A AS")
-        db.add(row)
-        await db.commit()
+async def office(settings: Settings, office_db: OfficeDb) -> Office_:
+    async with office_db.factory() as db:
         system = SaftSystem(max_upload_bytes=10**9, upload_dir=settings.data_dir)
         integration = await integration_service.create_file_integration(
-            db, system, office_id=row.id or 0, raw_description="Lokale klienter"
+            db, system, office_id=office_db.office_id, raw_description="Lokale klienter"
         )
-    yield Office_(factory, integration)
-    await engine.dispose()
+    return Office_(office_db.factory, integration)
 
 
 async def run_import(office: Office_, path: Path, name: str = "fil.xml"):
