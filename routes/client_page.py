@@ -131,11 +131,7 @@ async def page_context(
         "imports": imports,
         "latest_import": latest,
         "findings": await saft_history.findings_of(db, latest.id or 0) if latest else [],
-        "finding_total": (await saft_history.finding_counts(db, [latest.id or 0])).get(
-            latest.id or 0, 0
-        )
-        if latest
-        else 0,
+        "finding_total": await saft_history.finding_count(db, latest.id or 0) if latest else 0,
         **extra,
     }
 

@@ -71,7 +71,8 @@ class SaftImportController(Controller):
             )
         except UploadRefused as refused:
             assert refused.record is not None
-            return _row(integration, refused.record, status_code=413 if refused.too_large else 422)
+            status = 413 if refused.too_large else 422
+            return await _answer(db, integration, refused.record, status_code=status)
         assert row.id is not None
         await saft_imports.wait(row.id, QUICK_RESULT)
         current = await db.get(SaftImport, row.id, populate_existing=True)
@@ -102,28 +103,17 @@ async def _answer(
     """The import's row; once it has stored a client, also the page's new counts, and an
     event that has the client table reload (a new client appears in it)."""
     assert row.id is not None and integration.id is not None
-    findings = (await history.finding_counts(db, [row.id])).get(row.id, 0)
+    context = {
+        "integration": integration,
+        "row": row,
+        "findings": await history.finding_count(db, row.id),
+    }
     if row.status != ImportStatus.IMPORTED:
-        return _row(integration, row, findings=findings, status_code=status_code)
+        return Template("partials/saft_import.html", context=context, status_code=status_code)
+    context |= {"counts": await client_service.counts(db, integration.id), "oob": True}
     return Template(
         "partials/saft_import.html",
-        context={
-            "integration": integration,
-            "row": row,
-            "findings": findings,
-            "counts": await client_service.counts(db, integration.id),
-            "oob": True,
-        },
+        context=context,
         status_code=status_code,
         headers={"HX-Trigger": "saft-imported"},
-    )
-
-
-def _row(
-    integration: Integration, row: SaftImport, *, findings: int = 0, status_code: int = 200
-) -> Template:
-    return Template(
-        "partials/saft_import.html",
-        context={"integration": integration, "row": row, "findings": findings},
-        status_code=status_code,
     )

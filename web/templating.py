@@ -12,7 +12,7 @@ from litestar.plugins.jinja import JinjaTemplateEngine
 
 from models import Integration
 from services.balances import format_amount
-from services.connectors.base import SystemDescription
+from services.connectors.base import ConnectKind, SystemDescription
 from services.connectors.registry import Connectors
 from services.demo import DEMO_SYSTEMS
 from services.integrations import display_name
@@ -62,7 +62,7 @@ def configure(settings: Settings) -> Callable[[JinjaTemplateEngine], None]:
             # How changes reach us: webhooks when the system can reach this app, else polling.
             webhooks_on=settings.public_base_url is not None,
             poll_minutes=settings.sync.poll_minutes,
-            file_connect="file",  # ConnectKind.FILE: a system whose data arrives as files
+            file_connect=ConnectKind.FILE,  # a system whose data arrives as files
         )
         env.filters.update(
             local_time=local_time,

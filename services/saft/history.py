@@ -151,6 +151,10 @@ async def findings_of(db: AsyncSession, import_id: int, limit: int = 1000) -> li
     return list(rows.all())
 
 
+async def finding_count(db: AsyncSession, import_id: int) -> int:
+    return (await finding_counts(db, [import_id])).get(import_id, 0)
+
+
 async def finding_counts(db: AsyncSession, import_ids: list[int]) -> dict[int, int]:
     if not import_ids:
         return {}
