@@ -11,14 +11,18 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from models import Integration
 from routes.forms import Form, field
 from routes.integrations import owned_integration, redirect
+from routes.onboarding import begin as begin_onboarding
+from routes.onboarding import take_flash
 from routes.params import ID_GUARDS, Offset
 from services import clients as client_service
 from services import integrations as integration_service
+from services import onboarding
 from services.auth import CurrentUser
 from services.clients import ClientPage, ClientQuery, Switch
 from services.connectors.registry import Connectors
 from services.crypto import KeyVault
 from services.saft import history as saft_history
+from services.settings import Settings
 from web.dependencies import wants_fragment
 
 SWITCHES = {s.value for s in Switch}
@@ -49,7 +53,9 @@ class ClientController(Controller):
         if wants_fragment(request):
             # Search and sorting replace only the table.
             return await _render(db, "partials/client_table.html", integration, query)
-        return await _render(db, "pages/integration.html", integration, query, user=user)
+        return await _render(
+            db, "pages/integration.html", integration, query, user=user, **take_flash(request)
+        )
 
     @get("/klienter")
     async def more_rows(
@@ -123,11 +129,22 @@ class ClientController(Controller):
         vault: NamedDependency[KeyVault],
         connectors: NamedDependency[Connectors],
         integration: NamedDependency[Integration],
+        settings: NamedDependency[Settings],
         data: Form,
     ) -> Response:
-        """Oppdater klientliste."""
+        """Oppdater klientliste: asks the system (a key's clients), or runs the onboarding
+        again for systems whose clients are approved there."""
         _not_for_files(integration)
+        onboarded = onboarding.onboarding_connector(connectors, integration.system)
         try:
+            if onboarded is not None and integration_service.has_client_keys(integration):
+                return await begin_onboarding(
+                    request,
+                    settings,
+                    onboarded,
+                    description=integration.description,
+                    integration_id=integration.id,
+                )
             result = await integration_service.refresh_clients(
                 db, vault, integration_service.connector_of(connectors, integration), integration
             )

@@ -1,25 +1,31 @@
 """Integrations: the list, Ny integrasjon, Endre system, Slett system."""
 
+from typing import Annotated
+
 from litestar import Controller, get, post
 from litestar.background_tasks import BackgroundTask
 from litestar.di import NamedDependency, Provide
 from litestar.exceptions import NotFoundException
-from litestar.params import FromPath
+from litestar.params import FromPath, Parameter
 from litestar.response import Redirect, Response, Template
 from litestar_htmx import ClientRedirect, HTMXRequest
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from models import Integration
 from routes.forms import Form, field
+from routes.onboarding import begin as begin_onboarding
+from routes.onboarding import finish as finish_onboarding
 from routes.params import ID_GUARDS
 from services import clients as client_service
 from services import integrations as integration_service
+from services import onboarding
 from services.auth import CurrentUser
 from services.change_events.subscriptions import subscriptions_of_integration, unsubscribe_all
 from services.connectors.base import ConnectKind, SystemDescription
 from services.connectors.registry import Connectors
 from services.crypto import KeyVault
 from services.demo import DEMO_KEYS
+from services.settings import Settings
 from web.dependencies import wants_fragment
 
 
@@ -64,7 +70,7 @@ class IntegrationController(Controller):
     async def new(
         self, user: NamedDependency[CurrentUser], connectors: NamedDependency[Connectors]
     ) -> Template:
-        return _form_page("pages/integration_new.html", user, connectors, values={}, errors={})
+        return new_integration_page(user, connectors, values={}, errors={})
 
     @post("/ny", status_code=200)
     async def create(
@@ -74,12 +80,18 @@ class IntegrationController(Controller):
         user: NamedDependency[CurrentUser],
         vault: NamedDependency[KeyVault],
         connectors: NamedDependency[Connectors],
+        settings: NamedDependency[Settings],
         data: Form,
     ) -> Response:
         description = field(data, "description")
         values = {"description": description, "system": field(data, "system")}
         file_system = integration_service.chosen_file_system(connectors, values["system"])
+        onboarded = onboarding.onboarding_connector(connectors, values["system"])
         try:
+            if onboarded is not None:
+                return await begin_onboarding(
+                    request, settings, onboarded, description=description, integration_id=None
+                )
             if file_system is not None:
                 integration = await integration_service.create_file_integration(
                     db, file_system, office_id=user.office_id, raw_description=description
@@ -103,6 +115,35 @@ class IntegrationController(Controller):
                 errors={exc.field: exc.message},
             )
         return redirect(request, f"/integrasjoner/{integration.id}")
+
+    @get("/tilkobling")
+    async def onboarding_returned(
+        self,
+        request: HTMXRequest,
+        db: NamedDependency[AsyncSession],
+        user: NamedDependency[CurrentUser],
+        vault: NamedDependency[KeyVault],
+        connectors: NamedDependency[Connectors],
+        returned_state: Annotated[str, Parameter(query="state", max_length=200)] = "",
+        status: Annotated[str, Parameter(max_length=100)] = "",
+        token: Annotated[str, Parameter(max_length=4000)] = "",
+    ) -> Response:
+        """Where an onboarding system sends the browser back (CALLBACK_PATH)."""
+        outcome = await finish_onboarding(
+            request,
+            db,
+            user.office_id,
+            vault,
+            connectors,
+            state=returned_state,
+            status=status,
+            token=token,
+        )
+        if outcome.url is not None:
+            return Redirect(outcome.url, status_code=303)
+        return new_integration_page(
+            user, connectors, values=outcome.values, errors={onboarding.FIELD: outcome.error}
+        )
 
     @get("/{integration_id:int}/endre")
     async def edit(
@@ -129,11 +170,25 @@ class IntegrationController(Controller):
         vault: NamedDependency[KeyVault],
         connectors: NamedDependency[Connectors],
         integration: NamedDependency[Integration],
+        settings: NamedDependency[Settings],
         data: Form,
     ) -> Response:
         description = field(data, "description")
+        onboarded = onboarding.onboarding_connector(connectors, integration.system)
         try:
-            if integration_service.takes_files(integration):
+            if onboarded is not None and integration_service.has_client_keys(integration):
+                await integration_service.change_description(
+                    db, integration, raw_description=description
+                )
+                if field(data, "action") == "reonboard":
+                    return await begin_onboarding(
+                        request,
+                        settings,
+                        onboarded,
+                        description=integration.description,
+                        integration_id=integration.id,
+                    )
+            elif integration_service.takes_files(integration):
                 await integration_service.change_description(
                     db, integration, raw_description=description
                 )
@@ -194,6 +249,20 @@ class IntegrationController(Controller):
         return response
 
 
+def new_integration_page(
+    user: CurrentUser, connectors: Connectors, *, values: dict[str, str], errors: dict[str, str]
+) -> Template:
+    """Ny integrasjon, also where a failed onboarding lands (with its error)."""
+    return _form_page(
+        "pages/integration_new.html",
+        user,
+        connectors,
+        values=values,
+        errors=errors,
+        status_code=422 if errors else 200,
+    )
+
+
 def _form_page(
     template: str,
     user: CurrentUser,
@@ -205,6 +274,7 @@ def _form_page(
     status_code: int = 200,
 ) -> Template:
     key_systems = connectors.connectable_by(ConnectKind.KEY)
+    onboarding_systems = connectors.connectable_by(ConnectKind.ONBOARDING)
     if integration is not None:
         selected: SystemDescription | None = connectors.describe(integration.system)
     else:
@@ -223,6 +293,7 @@ def _form_page(
             "integration": integration,
             "demo_keys": DEMO_KEYS,
             "key_systems": key_systems,
+            "onboarding_systems": onboarding_systems,
             "planned_systems": connectors.planned(),
             "file_systems": connectors.file_systems(),
             "selected": selected,

@@ -29,6 +29,8 @@ MAX_DESCRIPTION = 200
 MAX_KEY = 2000
 # Integration.key_kind of an integration without a key (its data arrives as files).
 FILE_KEY_KIND = "none"
+# Integration.key_kind of an integration whose keys are its clients' (onboarded: PowerOffice).
+CLIENT_KEYS_KIND = "per_client"
 
 
 class InputError(ValueError):
@@ -62,6 +64,11 @@ def key_of(vault: KeyVault, integration: Integration, client: Client) -> str:
 def takes_files(integration: Integration) -> bool:
     """An integration whose data arrives as files (created without a key)."""
     return integration.key_kind == FILE_KEY_KIND
+
+
+def has_client_keys(integration: Integration) -> bool:
+    """An integration whose clients each have their own key (connected by onboarding)."""
+    return integration.key_kind == CLIENT_KEYS_KIND
 
 
 def connector_of(connectors: Connectors, integration: Integration) -> Connector:

@@ -1,16 +1,25 @@
 """Integrations of systems connected by onboarding (ConnectKind.ONBOARDING, PowerOffice Go):
-the user approves clients at the system, which hands us a key per client. Those keys are
-kept encrypted on the clients (Client.key_ciphertext); the integration itself has none.
+the user signs in at the system and approves clients, and the system hands us a key per
+client. Those keys are kept encrypted on the clients (Client.key_ciphertext); the
+integration itself has none.
 
-What is here is the part after the system's redirect: exchanging the one-time onboarding
-token for the clients and storing them. Starting the onboarding and taking the redirect are
-the web's (issue 18, not built yet)."""
+The round trip: `start` asks the system for the URL to send the browser to, with our
+callback carrying an unguessable state that the web keeps in the user's session
+(`PendingOnboarding`); the system redirects back with a status and a one-time token;
+`check_return` matches it to what was started; `create_onboarded_integration` or
+`reonboard` exchange the token for the clients and store them in one transaction. Any
+failure is an InputError in Norwegian, and nothing is stored.
+"""
 
 from __future__ import annotations
 
 import hashlib
+import secrets
+import time
 from collections.abc import Sequence
-from typing import Protocol
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -18,12 +27,18 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from models import Client, Integration
 from models.base import utcnow
 from services import clients as client_service
-from services.connectors.base import ErpError, ErpUnavailable, KeyRejected
+from services.connectors.base import ConnectKind, ErpError, ErpUnavailable, KeyRejected
 from services.crypto import KeyVault
-from services.integrations import InputError, check_description
+from services.integrations import CLIENT_KEYS_KIND, InputError, check_description
+from services.sync.status import SyncStatus
 
-# Integration.key_kind of an integration whose keys are its clients'.
-ONBOARDED_KEY_KIND = "per_client"
+if TYPE_CHECKING:
+    from services.connectors.registry import Connectors
+
+# How long a started onboarding waits for the system's redirect (PowerOffice's
+# TemporaryUrl is valid for less).
+MAX_AGE_SECONDS = 3600
+FIELD = "onboarding"  # the form field its errors belong to
 
 
 class Onboarded(Protocol):
@@ -32,11 +47,130 @@ class Onboarded(Protocol):
     client_key: str
 
 
+@runtime_checkable
 class OnboardingConnector(Protocol):
     system: str
     display_name: str
 
+    async def initiate(self, redirect_uri: str) -> tuple[str, datetime]: ...
+
     async def finalize(self, onboarding_token: str) -> tuple[str, Sequence[Onboarded]]: ...
+
+
+def onboarding_connector(connectors: Connectors, system: str) -> OnboardingConnector | None:
+    """The system by that name if it is connected by onboarding."""
+    connector = connectors.get(system)
+    if connector is None or connector.capabilities.connect is not ConnectKind.ONBOARDING:
+        return None
+    return connector if isinstance(connector, OnboardingConnector) else None
+
+
+@dataclass(frozen=True)
+class PendingOnboarding:
+    """An onboarding the user started, kept in their session until the system redirects
+    back: the state it must come back with, and what to do then."""
+
+    state: str
+    system: str
+    description: str
+    integration_id: int | None  # None: a new integration; else the one re-onboarded
+    started: float  # epoch seconds
+
+    def to_session(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_session(cls, value: object) -> PendingOnboarding | None:
+        if not isinstance(value, dict):
+            return None
+        try:
+            return cls(**value)
+        except TypeError:
+            return None
+
+
+async def start(
+    connector: OnboardingConnector,
+    *,
+    description: str,
+    integration_id: int | None,
+    callback_url: str,
+) -> tuple[PendingOnboarding, str]:
+    """Begin an onboarding: what to keep in the session, and the URL to send the user to."""
+    pending = PendingOnboarding(
+        state=secrets.token_urlsafe(32),
+        system=connector.system,
+        description=check_description(description),
+        integration_id=integration_id,
+        started=time.time(),
+    )
+    name = connector.display_name
+    try:
+        url, _valid_until = await connector.initiate(f"{callback_url}?state={pending.state}")
+    except ErpError:
+        raise InputError(
+            FIELD,
+            f"Fikk ikke kontakt med {name} akkurat nå, så tilkoblingen ble ikke startet. "
+            "Prøv igjen om litt.",
+        ) from None
+    return pending, url
+
+
+# What the system's redirect says, beyond Success, in Norwegian. The statuses are
+# PowerOffice's (Success, Canceled, ClientNotFound, NoClientAccess, IntegrationBlocked).
+REFUSALS = {
+    "canceled": "Tilkoblingen ble avbrutt i {name}. Ingenting er lagret.",
+    "clientnotfound": (
+        "{name} fant ingen klienter du kan koble til med brukeren du logget inn med. "
+        "Ingenting er lagret. Sjekk at brukeren har tilgang til klientene i {name}."
+    ),
+    "noclientaccess": (
+        "Brukeren du logget inn med i {name} har ikke tilgang til å koble til klientene. "
+        "Ingenting er lagret. Be en administrator i {name} om tilgang, og prøv igjen."
+    ),
+    "integrationblocked": (
+        "{name} har sperret denne integrasjonen. Ingenting er lagret. Kontakt {name} for å "
+        "åpne den igjen."
+    ),
+}
+
+
+def check_return(
+    pending: PendingOnboarding | None,
+    connector: OnboardingConnector,
+    *,
+    state: str,
+    status: str,
+    token: str,
+    now: float | None = None,
+) -> str:
+    """The onboarding token of a redirect that answers the onboarding this user started;
+    otherwise an InputError saying why, in Norwegian."""
+    name = connector.display_name
+    if (
+        pending is None
+        or pending.system != connector.system
+        or not secrets.compare_digest(pending.state.encode(), state.encode())
+    ):
+        raise InputError(
+            FIELD,
+            f"Svaret fra {name} hører ikke til en tilkobling startet i denne nettleseren, eller "
+            "tilkoblingen er allerede fullført. Ingenting er lagret. Start tilkoblingen på nytt.",
+        )
+    if (now if now is not None else time.time()) - pending.started > MAX_AGE_SECONDS:
+        raise InputError(
+            FIELD,
+            f"Tilkoblingen til {name} ble ikke fullført i tide. Ingenting er lagret. "
+            "Start tilkoblingen på nytt.",
+        )
+    if status.lower() != "success" or not token:
+        refusal = REFUSALS.get(status.lower())
+        if refusal is None:
+            refusal = (
+                f"{name} fullførte ikke tilkoblingen (svar: «{status[:40]}»). Ingenting er lagret."
+            )
+        raise InputError(FIELD, refusal.format(name=name))
+    return token
 
 
 async def finalize(connector: OnboardingConnector, token: str) -> tuple[str, Sequence[Onboarded]]:
@@ -46,24 +180,22 @@ async def finalize(connector: OnboardingConnector, token: str) -> tuple[str, Seq
         email, onboarded = await connector.finalize(token)
     except KeyRejected:
         raise InputError(
-            "onboarding",
+            FIELD,
             f"{name} godtok ikke tilkoblingen (den er utløpt eller allerede brukt). "
             f"Ingenting er lagret. Koble til {name} på nytt.",
         ) from None
     except ErpUnavailable:
         raise InputError(
-            "onboarding",
+            FIELD,
             f"Fikk ikke kontakt med {name} akkurat nå. Ingenting er lagret. Prøv igjen om litt.",
         ) from None
     except ErpError as exc:
         raise InputError(
-            "onboarding",
+            FIELD,
             f"{name} svarte med en feil (status {exc.status}). Ingenting er lagret.",
         ) from None
     if not onboarded:
-        raise InputError(
-            "onboarding", f"Ingen klienter ble godkjent i {name}. Ingenting er lagret."
-        )
+        raise InputError(FIELD, f"Ingen klienter ble godkjent i {name}. Ingenting er lagret.")
     return email, onboarded
 
 
@@ -86,7 +218,7 @@ async def create_onboarded_integration(
         description=description,
         key_ciphertext="",
         key_last4="",
-        key_kind=ONBOARDED_KEY_KIND,
+        key_kind=CLIENT_KEYS_KIND,
         erp_company_id=0,
         erp_company_name=email[:300],
         clients_refreshed_at=utcnow(),
@@ -96,6 +228,30 @@ async def create_onboarded_integration(
     await merge_onboarded(db, vault, integration, onboarded)
     await db.commit()
     return integration
+
+
+@dataclass(frozen=True)
+class Reonboarded:
+    added: int  # clients not connected before
+    renewed: int  # clients connected before, with a new key (access regained included)
+
+
+async def reonboard(
+    db: AsyncSession,
+    vault: KeyVault,
+    connector: OnboardingConnector,
+    integration: Integration,
+    token: str,
+) -> Reonboarded:
+    """Oppdater klientliste / Endre system: the clients approved this time come in (new ones
+    inactive and marked new) or get their new key; the others keep theirs."""
+    _email, onboarded = await finalize(connector, token)
+    added = await merge_onboarded(db, vault, integration, onboarded)
+    integration.clients_refreshed_at = utcnow()
+    integration.updated_at = utcnow()
+    db.add(integration)
+    await db.commit()
+    return Reonboarded(added=added, renewed=len({o.org_number for o in onboarded}) - added)
 
 
 async def merge_onboarded(
@@ -123,6 +279,8 @@ async def merge_onboarded(
         client_service.describe(client, item.name[:300] or org, org)
         client.key_ciphertext = vault.encrypt(item.client_key)
         client.access_lost = False
+        if client.active and client.sync_status in (SyncStatus.KEY_ERROR, SyncStatus.NO_ACCESS):
+            client.sync_due_at = utcnow()  # waited for this key: synced again at once
         client.updated_at = utcnow()
         db.add(client)
     return added

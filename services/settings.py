@@ -142,7 +142,11 @@ class Settings:
             log_format=log_format,
             session_max_hours=session_max_hours,
             sync=SyncConfig.from_env(env),
-            systems=tuple(s.from_env(env, demo=is_demo, port=port) for s in systems),
+            systems=tuple(
+                block
+                for factory in systems
+                if (block := factory.from_env(env, demo=is_demo, port=port)) is not None
+            ),
         )
 
     def system(self, name: str) -> SystemSettings:

@@ -21,6 +21,7 @@ import uvicorn
 from cryptography.fernet import Fernet
 from litestar.testing import AsyncTestClient
 
+from services.connectors.poweroffice import PowerOfficeSettings
 from services.connectors.saft import SaftSettings
 from services.connectors.tripletex import TripletexSettings
 from services.db import (
@@ -32,6 +33,7 @@ from services.db import (
 )
 from services.logging_setup import install_log_context
 from services.settings import Settings, SyncConfig
+from simulators import poweroffice as poweroffice_simulator
 from simulators.tripletex import SimulatorState, create_simulator_app, seed_demo
 from tests import databases
 from tests.tripletex_spec import SpecValidator
@@ -129,9 +131,7 @@ def spec() -> SpecValidator:
     return SpecValidator()
 
 
-@pytest.fixture(scope="session")
-def _simulator_server() -> Iterator[tuple[str, _Swappable]]:
-    swappable = _Swappable()
+def _serve(swappable: _Swappable) -> Iterator[str]:
     port = free_port()
     server = uvicorn.Server(
         uvicorn.Config(swappable, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
@@ -143,9 +143,62 @@ def _simulator_server() -> Iterator[tuple[str, _Swappable]]:
         if time.monotonic() > deadline:
             raise RuntimeError("simulator did not start")
         time.sleep(0.02)
-    yield f"http://127.0.0.1:{port}", swappable
+    yield f"http://127.0.0.1:{port}"
     server.should_exit = True
     thread.join(timeout=5)
+
+
+@pytest.fixture(scope="session")
+def _simulator_server() -> Iterator[tuple[str, _Swappable]]:
+    swappable = _Swappable()
+    for root in _serve(swappable):
+        yield root, swappable
+
+
+POWEROFFICE_PREFIX = "/poweroffice"
+
+
+@pytest.fixture(scope="session")
+def _poweroffice_server() -> Iterator[tuple[str, _Swappable]]:
+    """The PowerOffice Go simulator on its own port; until a test asks for `poweroffice`, a
+    demo partner nobody changes answers (no test but those calls it)."""
+    swappable = _Swappable()
+    swappable.target = poweroffice_simulator.create_poweroffice_app(
+        poweroffice_simulator.seed_demo(), prefix=POWEROFFICE_PREFIX
+    )
+    for root in _serve(swappable):
+        yield root + POWEROFFICE_PREFIX, swappable
+
+
+@dataclass
+class PowerOffice:
+    """The PowerOffice Go simulator behind a real socket, freshly seeded for the test."""
+
+    base_url: str  # what POWEROFFICE_BASE_URL would be
+    state: poweroffice_simulator.PowerOfficeState
+    problems: list[str] = field(default_factory=list)
+
+
+@pytest.fixture
+def poweroffice(_poweroffice_server: tuple[str, _Swappable]) -> Iterator[PowerOffice]:
+    from tests.poweroffice_spec import spec_validator
+
+    base_url, swappable = _poweroffice_server
+    sim = PowerOffice(base_url=base_url, state=poweroffice_simulator.seed_demo())
+    validator = spec_validator()
+
+    def check(method: str, path: str, status: int, body: bytes) -> None:
+        sim.problems.extend(validator.validate(method, path, status, body))
+
+    previous = swappable.target
+    swappable.target = poweroffice_simulator.create_poweroffice_app(
+        sim.state, prefix=POWEROFFICE_PREFIX, on_response=check
+    )
+    yield sim
+    swappable.target = previous
+    assert not sim.problems, "simulator responses that break PowerOffice's spec:\n" + "\n".join(
+        sim.problems[:20]
+    )
 
 
 @pytest.fixture
@@ -204,7 +257,12 @@ def database_url(migrated_database: str, tmp_path: Path) -> str:
 
 
 @pytest.fixture
-def settings(tmp_path: Path, database_url: str, simulator: Simulator) -> Settings:
+def settings(
+    tmp_path: Path,
+    database_url: str,
+    simulator: Simulator,
+    _poweroffice_server: tuple[str, _Swappable],
+) -> Settings:
     return Settings(
         demo=False,
         data_dir=tmp_path,
@@ -213,6 +271,11 @@ def settings(tmp_path: Path, database_url: str, simulator: Simulator) -> Setting
         encryption_keys=(Fernet.generate_key().decode(),),
         systems=(
             TripletexSettings(simulator.base_url, "demo-consumer-token"),
+            PowerOfficeSettings(
+                _poweroffice_server[0],
+                poweroffice_simulator.DEMO_APPLICATION_KEY,
+                poweroffice_simulator.DEMO_SUBSCRIPTION_KEY,
+            ),
             SaftSettings(max_upload_bytes=50 * 1024 * 1024, upload_dir=tmp_path / "uploads"),
         ),
         # Tests drive the sync engine themselves; no background ticks racing their asserts.

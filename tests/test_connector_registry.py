@@ -12,6 +12,7 @@ from decimal import Decimal
 
 import aiohttp
 import pytest
+from cryptography.fernet import Fernet
 from litestar.testing import AsyncTestClient
 
 from services.connectors.base import (
@@ -173,8 +174,25 @@ def test_a_systems_settings_block_is_read_and_checked_at_start() -> None:
     env = {"SECRET_KEY": "x" * 40, "ENCRYPTION_KEY": "", "DATA_DIR": "/tmp"}
     systems = (*SYSTEMS, KassebokSettings)
     settings = Settings.from_env({**env, "KASSEBOK_REGION": "se"}, demo=True, systems=systems)
-    assert [block.system for block in settings.systems] == ["tripletex", "saft", "kassebok"]
+    assert [block.system for block in settings.systems] == [
+        "tripletex",
+        "poweroffice",
+        "saft",
+        "kassebok",
+    ]
     assert settings.system("kassebok") == KassebokSettings("se")
+    # Outside demo mode, an optional system without its operator's keys is left out.
+    production = Settings.from_env(
+        {
+            **env,
+            "KASSEBOK_REGION": "se",
+            "ENCRYPTION_KEY": Fernet.generate_key().decode(),
+            "TRIPLETEX_CONSUMER_TOKEN": "operator-consumer-token",
+        },
+        demo=False,
+        systems=systems,
+    )
+    assert [block.system for block in production.systems] == ["tripletex", "saft", "kassebok"]
     with pytest.raises(SettingsError, match="KASSEBOK_REGION"):
         Settings.from_env({**env, "KASSEBOK_REGION": "dk"}, demo=True, systems=systems)
 

@@ -236,12 +236,14 @@ def test_connector_shape_and_settings() -> None:
         PowerOfficeSettings.from_env({"POWEROFFICE_APPLICATION_KEY": "a"}, demo=False, port=1)
     with pytest.raises(SettingsError, match="POWEROFFICE_BASE_URL"):
         PowerOfficeSettings.from_env({"POWEROFFICE_BASE_URL": "ftp://x"}, demo=True, port=1)
+    # Without either key the installation simply does not offer PowerOffice Go.
+    assert PowerOfficeSettings.from_env({}, demo=False, port=1) is None
     real = PowerOfficeSettings.from_env(
         {"POWEROFFICE_APPLICATION_KEY": "a", "POWEROFFICE_SUBSCRIPTION_KEY": "s"},
         demo=False,
         port=1,
     )
-    assert real.base_url == "https://goapi.poweroffice.net"
+    assert real is not None and real.base_url == "https://goapi.poweroffice.net"
 
 
 async def test_webhook_methods_are_not_implemented(world: World) -> None:

@@ -45,6 +45,7 @@ from web.sessions import DatabaseStore, SessionConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 SIMULATOR_PREFIX = "/tripletex"
+POWEROFFICE_PREFIX = "/poweroffice"  # where PowerOfficeSettings' demo base URL points
 DEMO_USER = ("demo@example.no", "demo", "Regnskapshuset Demo AS")
 
 
@@ -197,22 +198,33 @@ class DemoPlugin(InitPlugin):
 
 
 def with_simulator(app: ASGIApp) -> ASGIApp:
-    """Send /tripletex/... to the simulator and everything else (lifespan too) to the app."""
-    from simulators.tripletex import create_simulator_app, seed_demo
+    """Send /tripletex/... and /poweroffice/... to the simulators and everything else
+    (lifespan too) to the app."""
+    from simulators import poweroffice, tripletex
 
-    # On the app's port, so under the app's headers too (a JSON API: none of them hurts it).
-    simulator = SecurityHeadersMiddleware(
-        create_simulator_app(seed_demo(), prefix=SIMULATOR_PREFIX), hsts=False
-    )
+    # On the app's port, so under the app's headers too (JSON APIs and one plain approval
+    # page: none of them hurts them).
+    simulators = {
+        SIMULATOR_PREFIX: tripletex.create_simulator_app(
+            tripletex.seed_demo(), prefix=SIMULATOR_PREFIX
+        ),
+        POWEROFFICE_PREFIX: poweroffice.create_poweroffice_app(
+            poweroffice.seed_demo(), prefix=POWEROFFICE_PREFIX
+        ),
+    }
+    wrapped = {
+        prefix: SecurityHeadersMiddleware(simulator, hsts=False)
+        for prefix, simulator in simulators.items()
+    }
 
     async def dispatch(scope: Scope, receive: Receive, send: Send) -> None:
         path: str = scope.get("path", "")
-        if scope["type"] == "http" and (
-            path == SIMULATOR_PREFIX or path.startswith(SIMULATOR_PREFIX + "/")
-        ):
-            await simulator(scope, receive, send)
-        else:
-            await app(scope, receive, send)
+        if scope["type"] == "http":
+            for prefix, simulator in wrapped.items():
+                if path == prefix or path.startswith(prefix + "/"):
+                    await simulator(scope, receive, send)
+                    return
+        await app(scope, receive, send)
 
     return dispatch
 

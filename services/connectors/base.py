@@ -255,6 +255,17 @@ class Connector(Protocol):
 
 
 @runtime_checkable
+class ReportsChangedMonths(Protocol):
+    """A connector of a system without webhooks that can tell, cheaply, which months'
+    movements changed since it last looked (PowerOffice Go's change filters)."""
+
+    async def changed_months(self, key: str, company: CompanyRef) -> set[tuple[int, int]]:
+        """(year, month) of the changes seen since the last call for this client; empty
+        when this process has fetched nothing for it yet (its next fetches are fresh)."""
+        ...
+
+
+@runtime_checkable
 class FileSystem(Protocol):
     """A system whose data arrives as files (ConnectKind.FILE): nothing is fetched."""
 
@@ -278,4 +289,6 @@ class SystemSettings(Protocol):
 
 
 class SystemSettingsFactory(Protocol):
-    def from_env(self, env: Mapping[str, str], *, demo: bool, port: int) -> SystemSettings: ...
+    def from_env(self, env: Mapping[str, str], *, demo: bool, port: int) -> SystemSettings | None:
+        """The block, or None when the system is optional and not set up here."""
+        ...

@@ -350,6 +350,7 @@ class _Ledger:
     # Account transactions created after this are not yet reflected in `trial_balances`.
     watermark: datetime | None = None
     checked: float | None = None  # monotonic time of the last change check
+    changed: set[tuple[int, int]] = field(default_factory=set)  # months seen changed, unasked
     locks: dict[Any, asyncio.Lock] = field(default_factory=dict)
 
     def lock(self, what: Any) -> asyncio.Lock:
@@ -486,6 +487,16 @@ class PowerOfficeConnector:
             until=until,
         )
 
+    async def changed_months(self, key: str, company: CompanyRef) -> set[tuple[int, int]]:
+        """The months new account transactions were posted in since the last call (one
+        request, shared with the conditional fetches of the same sync)."""
+        ledger = self._ledger(key, company)
+        if ledger.watermark is None:
+            return set()  # nothing fetched here yet: every fetch is fresh anyway
+        await self._check(key, ledger)
+        changed, ledger.changed = ledger.changed, set()
+        return changed
+
     def forget_cache(self, company: CompanyRef) -> None:
         for cache_key in self._keys_of.pop(company.erp_id, set()):
             self._ledgers.pop(cache_key, None)
@@ -574,6 +585,9 @@ class PowerOfficeConnector:
             checked = self._clock()
             created = await self._new_transactions(key, since)
             if created:
+                ledger.changed.update(
+                    (day.year, day.month) for day in (_day(r["PostingDate"]) for r in created)
+                )
                 earliest = min(_day(row["PostingDate"]) for row in created)
                 for day in [d for d in ledger.trial_balances if d >= earliest]:
                     del ledger.trial_balances[day]
@@ -709,7 +723,9 @@ def _remote_account(item: dict[str, Any]) -> RemoteAccount:
 @dataclass(frozen=True)
 class PowerOfficeSettings:
     """POWEROFFICE_BASE_URL (the API host; `/v2` and `/OAuth/Token` are under it),
-    POWEROFFICE_APPLICATION_KEY (our integration's) and POWEROFFICE_SUBSCRIPTION_KEY."""
+    POWEROFFICE_APPLICATION_KEY (our integration's) and POWEROFFICE_SUBSCRIPTION_KEY.
+    Outside demo mode the system is offered only when both keys are set: an installation
+    without a PowerOffice agreement runs without it."""
 
     base_url: str
     application_key: str
@@ -717,15 +733,20 @@ class PowerOfficeSettings:
     system: str = SYSTEM
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str], *, demo: bool, port: int) -> PowerOfficeSettings:
+    def from_env(
+        cls, env: Mapping[str, str], *, demo: bool, port: int
+    ) -> PowerOfficeSettings | None:
         if demo:  # the simulator, served beside the app
             base_url = env.get("POWEROFFICE_BASE_URL") or f"http://127.0.0.1:{port}/poweroffice"
             application_key = env.get("POWEROFFICE_APPLICATION_KEY") or DEMO_APPLICATION_KEY
             subscription_key = env.get("POWEROFFICE_SUBSCRIPTION_KEY") or DEMO_SUBSCRIPTION_KEY
         else:
+            names = ("POWEROFFICE_APPLICATION_KEY", "POWEROFFICE_SUBSCRIPTION_KEY")
+            if not any(env.get(name, "").strip() for name in names):
+                return None  # not set up in this installation
             base_url = env.get("POWEROFFICE_BASE_URL") or PRODUCTION_BASE_URL
-            application_key = _required(env, "POWEROFFICE_APPLICATION_KEY", DEMO_APPLICATION_KEY)
-            subscription_key = _required(env, "POWEROFFICE_SUBSCRIPTION_KEY", DEMO_SUBSCRIPTION_KEY)
+            application_key = _required(env, names[0], DEMO_APPLICATION_KEY)
+            subscription_key = _required(env, names[1], DEMO_SUBSCRIPTION_KEY)
         if not base_url.startswith(("http://", "https://")):
             raise SettingsError("POWEROFFICE_BASE_URL must start with http:// or https://")
         return cls(
@@ -749,7 +770,7 @@ class PowerOfficeSettings:
 def _required(env: Mapping[str, str], name: str, demo_value: str) -> str:
     value = env.get(name, "").strip()
     if not value:
-        raise SettingsError(f"{name} is required outside demo mode")
+        raise SettingsError(f"{name} is required with the other PowerOffice Go key")
     if value == demo_value:
         raise SettingsError(f"{name} is the demo key; set your own")
     return value

@@ -19,13 +19,15 @@ from services.connectors.base import (
     SystemSettingsFactory,
     Wording,
 )
+from services.connectors.poweroffice import PowerOfficeSettings
 from services.connectors.saft import SaftSettings
 from services.connectors.tripletex import TripletexSettings
 
 # The registration: one line per system, in the order the UI offers them.
-SYSTEMS: tuple[SystemSettingsFactory, ...] = (TripletexSettings, SaftSettings)
-# Shown in Ny integrasjon as coming, until registered above.
-PLANNED: tuple[tuple[str, str], ...] = (("fiken", "Fiken"), ("poweroffice", "PowerOffice Go"))
+SYSTEMS: tuple[SystemSettingsFactory, ...] = (TripletexSettings, PowerOfficeSettings, SaftSettings)
+# Shown in Ny integrasjon as not offered here: coming, or registered above but not set up in
+# this installation (PowerOffice Go without the operator's keys).
+PLANNED: tuple[tuple[str, str], ...] = (("poweroffice", "PowerOffice Go"), ("fiken", "Fiken"))
 
 
 class UnknownSystem(KeyError):

@@ -33,6 +33,7 @@ from services.connectors.base import (
     KeyRejected,
     RateLimited,
     RemoteAccount,
+    ReportsChangedMonths,
     RequestStats,
     request_stats,
 )
@@ -47,6 +48,7 @@ from services.sync.status import (
     KEY_INVALID,
     SHOW_AFTER_FAILURES,
     SyncStatus,
+    client_key_invalid,
     rate_limited,
     unavailable,
 )
@@ -216,6 +218,8 @@ class SyncEngine:
                 mirror_deletions=client.delete_accounts,
                 full=full,
                 lease_owner=lease_owner,
+                ask_changes=polling and not full,
+                window=tuple(window),
             )
 
         stats = RequestStats()
@@ -242,6 +246,19 @@ class SyncEngine:
         """Fetch and store in batches of months; the last batch's transaction also records
         the result, so a sync ends in one commit."""
         started = utcnow()  # every fetch below answers the notes older than this
+        if job.ask_changes and isinstance(job.connector, ReportsChangedMonths):
+            # A system without webhooks that can say which months changed: those are
+            # fetched too, however old, rather than waiting for the nightly reconcile.
+            async with self.requests.slot(job.integration_id):
+                changed = await job.connector.changed_months(job.key, job.company)
+            extra = {Month(year, month) for year, month in changed} & set(job.window)
+            if extra - set(months):
+                months = sorted(set(months) | extra)
+                async with self.session_factory() as db:
+                    await db.exec(
+                        STARTED, params={"client_id": job.client_id, "total": len(months) + 1}
+                    )  # type: ignore[call-overload]
+                    await db.commit()
         # A change in an earlier year moves every later year's opening balance: fetched
         # with the last batch, unless that year's January is synced anyway.
         openings = sorted(
@@ -351,10 +368,14 @@ class SyncEngine:
                     await publishing.record_sync_failed(db, client_id)
                 if isinstance(exc, KeyRejected):
                     integration = await db.get(Integration, client.integration_id)
-                    if integration is not None:
+                    if integration is None or integration_service.has_client_keys(integration):
+                        # Only this client's own key is refused: the others go on.
+                        error = client_key_invalid(connector.display_name)
+                    else:
                         integration.key_status = "invalid"
-                    client.sync_status, client.sync_error = SyncStatus.KEY_ERROR, KEY_INVALID
-                    client.sync_due_at = None  # waits for Endre system
+                        error = KEY_INVALID
+                    client.sync_status, client.sync_error = SyncStatus.KEY_ERROR, error
+                    client.sync_due_at = None  # waits for a new key
                 elif isinstance(exc, AccessDenied):
                     client.sync_status = SyncStatus.NO_ACCESS
                     client.sync_error = connector.wording.no_api_access
@@ -389,6 +410,8 @@ class _Job:
     mirror_deletions: bool
     full: bool
     lease_owner: str | None
+    ask_changes: bool  # polling: ask a system that can tell which months changed
+    window: tuple[Month, ...]  # the months kept
 
 
 def _trigger(client: Client, full: bool, notes: dict[Month, str], polling: bool) -> str:

@@ -17,6 +17,14 @@ class SyncStatus(StrEnum):
 KEY_INVALID = "Nøkkelen er ugyldig eller utløpt — bruk Endre system"
 
 
+def client_key_invalid(system_name: str) -> str:
+    """A client whose own key (onboarded) the system no longer accepts."""
+    return (
+        f"{system_name} godtar ikke lenger tilkoblingen til denne klienten — trykk "
+        f"Oppdater klientliste og godkjenn klienten i {system_name} på nytt"
+    )
+
+
 def unavailable(system_name: str) -> str:
     return f"{system_name} svarer ikke som det skal. Vi prøver igjen automatisk."
 
