@@ -6,7 +6,7 @@ from litestar import Controller, get, post
 from litestar.background_tasks import BackgroundTask
 from litestar.di import NamedDependency, Provide
 from litestar.exceptions import NotFoundException
-from litestar.params import FromPath, Parameter
+from litestar.params import FromPath, QueryParameter
 from litestar.response import Redirect, Response, Template
 from litestar_htmx import ClientRedirect, HTMXRequest
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -124,9 +124,9 @@ class IntegrationController(Controller):
         user: NamedDependency[CurrentUser],
         vault: NamedDependency[KeyVault],
         connectors: NamedDependency[Connectors],
-        returned_state: Annotated[str, Parameter(query="state", max_length=200)] = "",
-        status: Annotated[str, Parameter(max_length=100)] = "",
-        token: Annotated[str, Parameter(max_length=4000)] = "",
+        returned_state: Annotated[str, QueryParameter(name="state", max_length=200)] = "",
+        status: Annotated[str, QueryParameter(max_length=100)] = "",
+        token: Annotated[str, QueryParameter(max_length=4000)] = "",
     ) -> Response:
         """Where an onboarding system sends the browser back (CALLBACK_PATH)."""
         outcome = await finish_onboarding(

@@ -150,7 +150,7 @@ def _connected_notice(name: str, count: int) -> str:
 def _reonboarded_notice(name: str, result: onboarding.Reonboarded) -> str:
     parts = []
     if result.added:
-        parts.append(f"{_clients(result.added)} {'ny' if result.added == 1 else 'nye'}")
+        parts.append("1 ny klient" if result.added == 1 else f"{result.added} nye klienter")
     if result.renewed:
         parts.append(f"{_clients(result.renewed)} fikk tilkoblingen fornyet")
     return f"Klientlisten er oppdatert fra {name}: " + ", ".join(parts) + "."

@@ -178,18 +178,19 @@ async def finalize(connector: OnboardingConnector, token: str) -> tuple[str, Seq
     name = connector.display_name
     try:
         email, onboarded = await connector.finalize(token)
-    except KeyRejected:
-        raise InputError(
-            FIELD,
-            f"{name} godtok ikke tilkoblingen (den er utløpt eller allerede brukt). "
-            f"Ingenting er lagret. Koble til {name} på nytt.",
-        ) from None
     except ErpUnavailable:
         raise InputError(
             FIELD,
             f"Fikk ikke kontakt med {name} akkurat nå. Ingenting er lagret. Prøv igjen om litt.",
         ) from None
     except ErpError as exc:
+        # A spent or expired onboarding token: 400 Bad Request (or 401) from PowerOffice.
+        if isinstance(exc, KeyRejected) or exc.status == 400:
+            raise InputError(
+                FIELD,
+                f"{name} godtok ikke tilkoblingen (den er utløpt eller allerede brukt). "
+                f"Ingenting er lagret. Koble til {name} på nytt.",
+            ) from None
         raise InputError(
             FIELD,
             f"{name} svarte med en feil (status {exc.status}). Ingenting er lagret.",

@@ -12,15 +12,16 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from cryptography.fernet import Fernet
 
+from models import Integration
 from services.connectors.registry import Connectors
 from services.crypto import KeyVault
 from services.key_rotation import rotate_keys
-from services.onboarding import create_onboarded_integration
+from services.onboarding import create_onboarded_integration, reonboard
 from services.settings import Settings
 from services.sync.engine import SyncEngine, SyncSettings
 from services.sync.periods import window
 from tests import test_poweroffice_connector as connector_tests
-from tests.conftest import OfficeDb, query
+from tests.conftest import OfficeDb, execute, query
 from tests.sync_support import stored_month
 from tests.test_poweroffice_connector import (
     PREFIX,
@@ -165,3 +166,60 @@ async def test_onboarded_clients_sync_exactly_with_their_own_keys(
         today=lambda: TODAY,
     )
     assert await engine_new.sync_client(client_id, trigger="manual", full=True) == "ok"
+
+
+async def test_a_refused_client_key_stops_only_that_client_until_it_is_approved_again(
+    settings: Settings, office_db: OfficeDb, world: World
+) -> None:
+    chosen = sorted(world.state.clients)[:2]
+    vault = KeyVault(settings.encryption_keys)
+    async with office_db.factory() as db:
+        integration = await create_onboarded_integration(
+            db,
+            vault,
+            world.connector,
+            office_id=office_db.office_id,
+            raw_description="",
+            token=await approved_token(world, chosen),
+        )
+    await execute(settings, "UPDATE client SET active = TRUE")
+    rows = await query(
+        settings, f"SELECT id, org_number FROM client WHERE integration_id = {integration.id}"
+    )
+    by_org = {c.org_no: c for c in world.state.clients.values()}
+    (refused_id, refused_org), (other_id, _) = rows
+    by_org[refused_org].client_key = "0b0e3c52-0000-4000-8000-000000000000"  # revoked there
+    world.client.forget_token(
+        vault.decrypt(
+            (await query(settings, f"SELECT key_ciphertext FROM client WHERE id = {refused_id}"))[
+                0
+            ][0]
+        )
+    )
+    engine = SyncEngine(
+        office_db.factory, vault, Connectors([world.connector]), today=lambda: TODAY
+    )
+    assert await engine.sync_client(refused_id, trigger="activation", full=True) == "failed"
+    assert await engine.sync_client(other_id, trigger="activation", full=True) == "ok"
+    [(status, error, due)] = await query(
+        settings, f"SELECT sync_status, sync_error, sync_due_at FROM client WHERE id = {refused_id}"
+    )
+    assert status == "key_error" and due is None
+    assert "Oppdater klientliste og godkjenn klienten i PowerOffice Go på nytt" in error
+    # The integration and its other clients go on.
+    assert await query(
+        settings, f"SELECT key_status FROM integration WHERE id = {integration.id}"
+    ) == [("ok",)]
+
+    # Approved again (Oppdater klientliste): a new key, and the client is due at once.
+    by_org[refused_org].client_key = None
+    async with office_db.factory() as db:
+        found = await db.get(Integration, integration.id)
+        assert found is not None
+        result = await reonboard(
+            db, vault, world.connector, found, await approved_token(world, [by_org[refused_org].id])
+        )
+    assert (result.added, result.renewed) == (0, 1)
+    [(due,)] = await query(settings, f"SELECT sync_due_at FROM client WHERE id = {refused_id}")
+    assert due is not None
+    assert await engine.sync_client(refused_id, trigger="schedule") == "ok"
