@@ -16,7 +16,7 @@ import time
 
 from bench.common import ROOT, emit, load_average, say
 
-BENCHMARKS = ("sync", "screen", "webhooks")
+BENCHMARKS = ("sync", "screen", "webhooks", "poweroffice_requests")
 
 
 def main() -> int:

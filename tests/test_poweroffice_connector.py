@@ -48,6 +48,7 @@ pytestmark = [pytest.mark.anyio, pytest.mark.database_agnostic]
 
 TODAY = date(2025, 11, 20)
 PREFIX = "/poweroffice"
+FRESH = poweroffice.FRESH_SECONDS + 1
 BASE = f"http://sim{PREFIX}"
 REDIRECT = "https://erp.example/poweroffice/ferdig?state=s1"
 ZERO = Decimal("0.00")
@@ -256,19 +257,21 @@ async def test_webhook_methods_are_not_implemented(world: World) -> None:
 # -- data ----------------------------------------------------------------------------------
 
 
-async def test_a_full_sync_is_exact_for_every_month_and_costs_26_requests(world: World) -> None:
+async def test_a_full_sync_is_exact_for_every_month_and_costs_5_requests(world: World) -> None:
     await world.onboard([1, 2])
     for client_id in (1, 2):
         sim = world.state.clients[client_id]
         world.transport.reset()
         synced = await _full_sync(world, client_id)
         requests = world.transport.count()
-        # One token, the chart, and one trial balance per month end plus the one before
-        # the window: 1 + 1 + (23 + 1).
+        # One token, the chart, the trial balance before the window, and each year's
+        # account transactions (one page each here): not a trial balance per month end
+        # (26 requests, what a month at a time would cost).
         assert world.transport.count("/OAuth/Token") == 1
         assert world.transport.count("/v2/GeneralLedgerAccounts") == 1
-        assert world.transport.count("/v2/TrialBalance") == len(WINDOW) + 1
-        assert requests == len(WINDOW) + 3 == 26
+        assert world.transport.count("/v2/TrialBalance") == 1
+        assert world.transport.count("/v2/AccountTransactions") == 2
+        assert requests == 5
 
         accounts = synced["chart"]
         assert [(a.number, a.name, a.erp_id) for a in accounts] == [  # type: ignore[attr-defined]
@@ -319,13 +322,19 @@ async def test_tokens_are_reused_and_refetched_when_expired(world: World) -> Non
     assert world.transport.count("/OAuth/Token") == 1
 
     world.state.expire_tokens()  # PowerOffice refuses the cached token: 401, a new one, once
+    world.clock.now += FRESH  # past what one sync shares: this fetch asks PowerOffice again
+    world.transport.reset()
     balances = await world.connector.fetch_balances(
         key, company, date(2025, 5, 1), date(2025, 6, 1)
     )
     assert balances.movement
-    assert world.transport.count("/OAuth/Token") == 2
-    # Four month ends, and the one or two the API refused (the months' two run at once).
-    assert 5 <= world.transport.count("/v2/TrialBalance") <= 6
+    assert world.transport.count("/OAuth/Token") == 1
+    # The year's trial balance and transactions, and the one or two the API refused (the
+    # two run at once).
+    year = world.transport.count("/v2/TrialBalance") + world.transport.count(
+        "/v2/AccountTransactions"
+    )
+    assert 3 <= year <= 4
 
     world.clock.now += 1200  # the token's lifetime: replaced before use, without a 401
     world.transport.reset()

@@ -5,11 +5,14 @@ client-credentials token per client key (Basic `application key:client key` at
 `{base}/OAuth/Token`), the `Ocp-Apim-Subscription-Key` header on every call, `Retry-After`
 on a 429, and RFC 7807 ProblemDetails error bodies. The API lives under `{base}/v2`.
 
-Balances come from `GET /TrialBalance?date=` (the balance per account including that date;
-result accounts count from 1 January of that date's year). A month's opening is the trial
-balance of the day before it starts, its movement the difference to the trial balance of its
-last day; month-end trial balances are cached per client key, so adjacent months of a sync
-share a request (a full sync of 23 months costs 24 trial balances).
+Balances come from trial balances (the balance per account including a date; result
+accounts count from 1 January of that date's year): a month's opening is the trial balance of
+the day before it starts, its movement the difference to the trial balance of its last day.
+A fetch afresh (a full sync) fills every month end of a year at once from the trial balance
+of the day before the year (`GET /TrialBalance?date=`) and the year's lines
+(`GET /AccountTransactions`): a full sync of 23 months costs 2 trial balances and a page per
+5,000 lines a year, not 24 trial balances (bench/poweroffice_requests.py). A conditional
+fetch (a poll) fetches a month end's trial balance alone. Both are cached per client key.
 
 PowerOffice Go has no webhooks: live means polling. Changes show in the change filters
 (`createdDateTimeOffsetGreaterThan` on AccountTransactions, `lastChangedDateTimeOffset-
@@ -345,6 +348,7 @@ class _Ledger:
     """What the connector remembers of one client (by client key)."""
 
     trial_balances: dict[date, _Cached] = field(default_factory=dict)
+    years: dict[int, float] = field(default_factory=dict)  # year -> monotonic time loaded
     chart: _Cached | None = None  # list of the chart's rows
     chart_seen: datetime | None = None  # the newest LastChangedDateTimeOffset in it
     # Account transactions created after this are not yet reflected in `trial_balances`.
@@ -454,6 +458,12 @@ class PowerOfficeConnector:
             if all(day in ledger.trial_balances for day in days):
                 return Balances(date_from, date_to, {}, {}, unchanged=True)
             max_age = float("inf")  # what the check left cached is still right
+        if not conditional:
+            # A full sync (or a month asked for afresh): whole years of lines fill the trial
+            # balances of every month end, far fewer requests than one per month end.
+            years = range(date_from.year, (date_to - timedelta(days=1)).year + 1)
+            await asyncio.gather(*(self._year(key, ledger, year) for year in years))
+            max_age = float("inf")  # what the years just filled
         sums = dict(
             zip(
                 days,
@@ -556,6 +566,45 @@ class PowerOfficeConnector:
             ledger.trial_balances[day] = _Cached(sums, fetched)
             return sums
 
+    async def _year(self, key: str, ledger: _Ledger, year: int) -> None:
+        """Fill the trial balances of the day before `year` and of each of its month ends:
+        one trial balance and the year's account transactions (a page per 5,000 lines),
+        instead of a trial balance per month end. Result accounts restart on 1 January, as
+        in PowerOffice's own trial balance."""
+        loaded = ledger.years.get(year)
+        if loaded is not None and self._clock() - loaded <= FRESH_SECONDS:
+            return
+        async with ledger.lock(("year", year)):
+            loaded = ledger.years.get(year)
+            if loaded is not None and self._clock() - loaded <= FRESH_SECONDS:
+                return
+            if ledger.watermark is None:
+                ledger.watermark = self._wall_clock() - CLOCK_MARGIN
+            fetched = self._clock()
+            before = date(year - 1, 12, 31)
+            opening, lines, chart = await asyncio.gather(
+                self._trial_balance(key, ledger, before, max_age=FRESH_SECONDS),
+                self._client.rows(
+                    key,
+                    "/AccountTransactions",
+                    {"fromDate": date(year, 1, 1).isoformat(), "toDate": f"{year}-12-31"},
+                ),
+                self._chart(key, ledger, max_age=float("inf")),
+            )
+            moved: dict[int, dict[int, Decimal]] = {m: {} for m in range(1, 13)}
+            for line in lines:
+                sums = moved[_day(line["PostingDate"]).month]
+                number = int(line["AccountNo"])
+                sums[number] = sums.get(number, ZERO) + _money(line.get("Amount"))
+            is_balance = _classify(chart)
+            running = {n: amount for n, amount in opening.items() if is_balance(n)}
+            for month in range(1, 13):
+                for number, amount in moved[month].items():
+                    running[number] = running.get(number, ZERO) + amount
+                end = date(year + month // 12, month % 12 + 1, 1) - timedelta(days=1)
+                ledger.trial_balances[end] = _Cached(dict(running), fetched)
+            ledger.years[year] = fetched
+
     async def _chart(self, key: str, ledger: _Ledger, max_age: float) -> list[dict[str, Any]]:
         cached = ledger.chart
         if cached is not None and self._clock() - cached.fetched <= max_age:
@@ -591,6 +640,8 @@ class PowerOfficeConnector:
                 earliest = min(_day(row["PostingDate"]) for row in created)
                 for day in [d for d in ledger.trial_balances if d >= earliest]:
                     del ledger.trial_balances[day]
+                for year in [y for y in ledger.years if y >= earliest.year]:
+                    del ledger.years[year]
                 newest = max(_parse_moment(row["CreatedDateTimeOffset"]) for row in created)
                 ledger.watermark = max(since, newest)
             ledger.checked = checked
@@ -623,20 +674,22 @@ class PowerOfficeConnector:
             # Within one year and with nothing carried in from the year before, both kinds
             # of account come out the same.
             return _balance_by_number
-        types = {
-            int(row["AccountNo"]): row.get("GeneralLedgerAccountType")
-            for row in await self._chart(key, ledger, max_age=float("inf"))
-        }
+        return _classify(await self._chart(key, ledger, max_age=float("inf")))
 
-        def is_balance(number: int) -> bool:
-            kind = types.get(number)
-            if kind in BALANCE_TYPES:
-                return True
-            if kind in RESULT_TYPES:
-                return False
-            return _balance_by_number(number)
 
-        return is_balance
+def _classify(chart: list[dict[str, Any]]) -> Callable[[int], bool]:
+    """Which accounts carry over a year end (balance accounts), by PowerOffice's type."""
+    types = {int(row["AccountNo"]): row.get("GeneralLedgerAccountType") for row in chart}
+
+    def is_balance(number: int) -> bool:
+        kind = types.get(number)
+        if kind in BALANCE_TYPES:
+            return True
+        if kind in RESULT_TYPES:
+            return False
+        return _balance_by_number(number)
+
+    return is_balance
 
 
 def _balance_by_number(number: int) -> bool:
