@@ -23,6 +23,7 @@ CHART: tuple[tuple[int, str, str | None], ...] = (
     (7700, "Styre- og bedriftsforsamlingsmøter", None),
     (8050, "Annen renteinntekt", None),
     (8150, "Annen rentekostnad", None),
+    (8960, "Overføringer annen egenkapital", None),
 )  # fmt: skip
 
 ORG_NUMBER_WEIGHTS = (3, 2, 7, 6, 5, 4, 3, 2)

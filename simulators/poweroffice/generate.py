@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 
-from simulators.poweroffice.chart import CHART, org_number
+from simulators.poweroffice.chart import CHART, is_balance_account, org_number
 from simulators.poweroffice.clock import OSLO
 from simulators.poweroffice.model import Account, Client, Line, Voucher
 
@@ -133,6 +133,23 @@ def build_client(
         for _ in range(rng.randint(4, 9)):
             description, lines = next(kinds)
             drafts.append((_day_in(rng, month, today), description, lines))
+    # Last year is closed: its result goes to equity (årsoppgjør), so that this year's
+    # saldobalanse opens at zero, as in a real client's books.
+    result = sum(
+        (
+            amount
+            for day, _, lines in drafts
+            if day.year == start.year
+            for no, amount in lines
+            if not is_balance_account(no)
+        ),
+        Decimal(0),
+    )
+    closing = (
+        date(start.year, 12, 31),
+        f"Årsoppgjør {start.year}: disponering av resultat",
+        [(8960, -result), (2050, result)],
+    )
     vouchers = []
     for day, description, lines in drafts:
         assert sum(amount for _, amount in lines) == 0, (description, lines)
@@ -150,6 +167,21 @@ def build_client(
                 lines=[Line(0, no, money(amount)) for no, amount in lines],
                 created=created,
                 last_changed=last_changed,
+            )
+        )
+    if result:  # dated 31 December, posted in January (its own draws: the rest stays)
+        closed = random.Random(f"poweroffice-sim:closing:{index}")
+        day, description, lines = closing
+        created = _created(closed, date(start.year + 1, 1, 15), now)
+        vouchers.append(
+            Voucher(
+                id=str(uuid.UUID(int=closed.getrandbits(128), version=4)),
+                voucher_no=0,
+                posting_date=day,
+                description=description,
+                lines=[Line(0, no, money(amount)) for no, amount in lines],
+                created=created,
+                last_changed=created,
             )
         )
     # Go numbers vouchers and transactions in the order they were posted.
