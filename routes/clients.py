@@ -11,12 +11,10 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from models import Integration
 from routes.forms import Form, field
 from routes.integrations import owned_integration, redirect
-from routes.onboarding import begin as begin_onboarding
-from routes.onboarding import take_flash
+from routes.onboarding import begin_again, take_flash
 from routes.params import ID_GUARDS, Offset
 from services import clients as client_service
 from services import integrations as integration_service
-from services import onboarding
 from services.auth import CurrentUser
 from services.clients import ClientPage, ClientQuery, Switch
 from services.connectors.registry import Connectors
@@ -135,16 +133,9 @@ class ClientController(Controller):
         """Oppdater klientliste: asks the system (a key's clients), or runs the onboarding
         again for systems whose clients are approved there."""
         _not_for_files(integration)
-        onboarded = onboarding.onboarding_connector(connectors, integration.system)
         try:
-            if onboarded is not None and integration_service.has_client_keys(integration):
-                return await begin_onboarding(
-                    request,
-                    settings,
-                    onboarded,
-                    description=integration.description,
-                    integration_id=integration.id,
-                )
+            if again := await begin_again(request, settings, connectors, integration):
+                return again
             result = await integration_service.refresh_clients(
                 db, vault, integration_service.connector_of(connectors, integration), integration
             )

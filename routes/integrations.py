@@ -14,6 +14,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from models import Integration
 from routes.forms import Form, field
 from routes.onboarding import begin as begin_onboarding
+from routes.onboarding import begin_again
 from routes.onboarding import finish as finish_onboarding
 from routes.params import ID_GUARDS
 from services import clients as client_service
@@ -174,24 +175,19 @@ class IntegrationController(Controller):
         data: Form,
     ) -> Response:
         description = field(data, "description")
-        onboarded = onboarding.onboarding_connector(connectors, integration.system)
         try:
-            if onboarded is not None and integration_service.has_client_keys(integration):
+            if integration_service.takes_files(integration) or integration_service.has_client_keys(
+                integration
+            ):
+                # No key to change: the description, and an onboarded system's clients again.
                 await integration_service.change_description(
                     db, integration, raw_description=description
                 )
-                if field(data, "action") == "reonboard":
-                    return await begin_onboarding(
-                        request,
-                        settings,
-                        onboarded,
-                        description=integration.description,
-                        integration_id=integration.id,
-                    )
-            elif integration_service.takes_files(integration):
-                await integration_service.change_description(
-                    db, integration, raw_description=description
+                again = field(data, "action") == "reonboard" and await begin_again(
+                    request, settings, connectors, integration
                 )
+                if again:
+                    return again
             else:
                 await integration_service.change_system(
                     db,

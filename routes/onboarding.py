@@ -11,6 +11,7 @@ from litestar.response import Response, Template
 from litestar_htmx import ClientRedirect, HTMXRequest
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from models import Integration
 from services import clients as client_service
 from services import integrations as integration_service
 from services import onboarding
@@ -62,6 +63,23 @@ async def begin(
     return Template(
         "pages/onboarding_redirect.html",
         context={"url": url, "name": connector.display_name},
+    )
+
+
+async def begin_again(
+    request: HTMXRequest, settings: Settings, connectors: Connectors, integration: Integration
+) -> Response | None:
+    """Oppdater klientliste / Endre system of an onboarded integration: the onboarding again
+    (raises InputError); None for an integration that is not onboarded."""
+    connector = onboarding.onboarding_connector(connectors, integration.system)
+    if connector is None or not integration_service.has_client_keys(integration):
+        return None
+    return await begin(
+        request,
+        settings,
+        connector,
+        description=integration.description,
+        integration_id=integration.id,
     )
 
 

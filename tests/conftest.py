@@ -10,14 +10,11 @@ import shutil
 import socket
 import sys
 import tempfile
-import threading
-import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-import uvicorn
 from cryptography.fernet import Fernet
 from litestar.testing import AsyncTestClient
 
@@ -36,6 +33,7 @@ from services.settings import Settings, SyncConfig
 from simulators import poweroffice as poweroffice_simulator
 from simulators.tripletex import SimulatorState, create_simulator_app, seed_demo
 from tests import databases
+from tests.processes import served_in_thread
 from tests.tripletex_spec import SpecValidator
 
 PASSWORD = "riktig-passord-123"
@@ -133,19 +131,8 @@ def spec() -> SpecValidator:
 
 def _serve(swappable: _Swappable) -> Iterator[str]:
     port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(swappable, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if time.monotonic() > deadline:
-            raise RuntimeError("simulator did not start")
-        time.sleep(0.02)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=5)
+    with served_in_thread(swappable, port, lifespan="on"):
+        yield f"http://127.0.0.1:{port}"
 
 
 @pytest.fixture(scope="session")

@@ -3,16 +3,15 @@ there (Litestar's test client runs one request at a time), and the client addres
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import httpx
-import uvicorn
 from litestar.testing import AsyncTestClient
 
 from services.settings import Settings
 from tests.conftest import free_port
+from tests.processes import served_here
 
 
 @asynccontextmanager
@@ -24,26 +23,13 @@ async def served(
     from app import create_app
 
     port = free_port()
-    config = uvicorn.Config(
-        create_app(settings),
-        host="127.0.0.1",
-        port=port,
-        log_level="warning",
-        forwarded_allow_ips=forwarded_allow_ips,
-    )
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    while not server.started:  # uvicorn offers no event to wait on
-        if task.done():
-            task.result()  # raises why it did not start
-        await asyncio.sleep(0.02)
-    try:
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=120) as http:
-            await http.get("/login")
-            yield http
-    finally:
-        server.should_exit = True
-        await task
+    app = create_app(settings)
+    async with (
+        served_here(app, port, forwarded_allow_ips=forwarded_allow_ips),
+        httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=120) as http,
+    ):
+        await http.get("/login")
+        yield http
 
 
 def csrf_field(http: httpx.AsyncClient) -> dict[str, str]:

@@ -1,12 +1,19 @@
-"""Starting the app as its own process, the way an operator or `make run` does."""
+"""Serving for tests: the app as its own process, the way an operator or `make run` does;
+or an ASGI app (the app, a simulator, a receiver) on a loopback port within the test run."""
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
+import threading
 import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
+import uvicorn
 
 
 class ServerDidNotStart(RuntimeError):
@@ -32,3 +39,42 @@ def serve(
             process.kill()
             raise ServerDidNotStart(f"`{' '.join(command)}` did not serve:\n{log.read_text()}")
         time.sleep(0.1)
+
+
+@asynccontextmanager
+async def served_here(app: Any, port: int, **config: Any) -> AsyncIterator[None]:
+    """`app` on a loopback port, served by uvicorn in this event loop (the test's)."""
+    config.setdefault("log_level", "warning")
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, **config))
+    task = asyncio.create_task(server.serve())
+    while not server.started:  # uvicorn offers no event to wait on
+        if task.done():
+            task.result()  # raises why it did not start
+        await asyncio.sleep(0.02)
+    try:
+        yield
+    finally:
+        server.should_exit = True
+        await task
+
+
+@contextmanager
+def served_in_thread(
+    app: Any, port: int, *, start_seconds: float = 10, **config: Any
+) -> Iterator[None]:
+    """`app` on a loopback port, served by uvicorn in a thread of its own (for fixtures that
+    outlive one test's event loop)."""
+    config.setdefault("log_level", "warning")
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, **config))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + start_seconds
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise ServerDidNotStart(f"no server on port {port}")
+        time.sleep(0.02)
+    try:
+        yield
+    finally:
+        server.should_exit = True
+        thread.join(timeout=5)

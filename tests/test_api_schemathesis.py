@@ -6,21 +6,19 @@ from __future__ import annotations
 
 import asyncio
 import re
-import threading
-import time
 from collections.abc import Iterator
 
 import httpx
 import hypothesis
 import pytest
 import schemathesis
-import uvicorn
 from hypothesis import HealthCheck, Phase
 
 from services.ratelimit import API_LIMITER
 from services.settings import Settings
 from tests.api_support import TOKEN
 from tests.conftest import PASSWORD, Simulator, add_user, free_port
+from tests.processes import served_in_thread
 from tests.sync_support import sync_engine
 
 EXAMPLES = 30  # per operation and mode: well under a minute in all
@@ -47,17 +45,8 @@ def served(settings: Settings, simulator: Simulator) -> Iterator[tuple[str, str,
 
     asyncio.run(add_user(settings, "regnskap@kontor-a.no", "Kontor A AS"))
     port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 15
-    while not server.started:
-        assert time.monotonic() < deadline, "the app did not start"
-        time.sleep(0.02)
     url = f"http://127.0.0.1:{port}"
-    try:
+    with served_in_thread(create_app(settings), port, start_seconds=15):
         with httpx.Client(base_url=url, follow_redirects=False) as http:
             http.get("/login")
             login = _form(http, "/login", {"email": "regnskap@kontor-a.no", "password": PASSWORD})
@@ -78,9 +67,6 @@ def served(settings: Settings, simulator: Simulator) -> Iterator[tuple[str, str,
 
         asyncio.run(sync())
         yield url, token, client_id
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
 
 
 def test_generated_requests_get_no_server_error_and_match_the_schema(

@@ -11,11 +11,11 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
-import uvicorn
 from litestar import get
 
 from services.settings import Settings
 from tests.conftest import free_port
+from tests.processes import served_here
 from tests.test_logging import _Collect, every_log_record
 
 pytestmark = pytest.mark.anyio
@@ -34,13 +34,8 @@ async def served(settings: Settings) -> AsyncIterator[int]:
     app = create_app(settings)
     app.register(boom)
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port))
-    task = asyncio.create_task(server.serve())
-    while not server.started:  # noqa: ASYNC110 - uvicorn offers no event to wait on
-        await asyncio.sleep(0.02)
-    yield port
-    server.should_exit = True
-    await task
+    async with served_here(app, port, log_level="info"):
+        yield port
 
 
 def about(captured: _Collect, path: str) -> list[logging.LogRecord]:

@@ -7,14 +7,12 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import pytest
-import uvicorn
 from litestar.testing import AsyncTestClient
 from markupsafe import escape
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
@@ -28,6 +26,7 @@ from services.outbound_guard import GuardedClient, OutboundPolicy
 from services.settings import Settings
 from tests import api_support
 from tests.conftest import create_integration, csrf, free_port, htmx, query
+from tests.processes import served_in_thread
 
 pytestmark = pytest.mark.anyio
 
@@ -69,18 +68,8 @@ class Receiver:
 def _receiver_server() -> Iterator[Receiver]:
     port = free_port()
     receiver = Receiver(url=f"http://127.0.0.1:{port}/hooks/erp")
-    server = uvicorn.Server(
-        uvicorn.Config(receiver, host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline, "receiver did not start"
-        time.sleep(0.02)
-    yield receiver
-    server.should_exit = True
-    thread.join(timeout=5)
+    with served_in_thread(receiver, port):
+        yield receiver
 
 
 @pytest.fixture

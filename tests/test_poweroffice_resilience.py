@@ -21,7 +21,6 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-import uvicorn
 
 from services.clients import set_all_active
 from services.connectors.poweroffice import (
@@ -45,6 +44,7 @@ from simulators.poweroffice.model import Client as Books
 from tests import test_poweroffice_connector as connector_tests
 from tests.conftest import OfficeDb, free_port, query
 from tests.poweroffice_spec import spec_validator
+from tests.processes import served_here
 from tests.sync_support import stored_month
 from tests.test_poweroffice_connector import PREFIX, TODAY, World, _expected, _month, _nonzero
 from tests.test_poweroffice_sync import approved_token
@@ -79,18 +79,11 @@ async def served(world: World) -> AsyncIterator[Served]:
             found.problems.extend(validator.validate(method, path, status, body))
 
     app = create_poweroffice_app(world.state, prefix=PREFIX, on_response=check)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    task = asyncio.create_task(server.serve())
-    while not server.started:  # uvicorn offers no event to wait on
-        if task.done():
-            task.result()  # raises why it did not start
-        await asyncio.sleep(0.02)
-    try:
-        yield found
-    finally:
-        world.state.set_faults(latency_seconds=0.0, error_rate=0.0)
-        server.should_exit = True
-        await task
+    async with served_here(app, port):
+        try:
+            yield found
+        finally:
+            world.state.set_faults(latency_seconds=0.0, error_rate=0.0)
     assert not found.problems, "\n".join(found.problems[:20])
 
 

@@ -46,13 +46,12 @@ async def approved_token(world: World, client_ids: list[int]) -> str:
     return parse_qs(urlsplit(answer.headers["location"]).query)["token"][0]
 
 
-async def test_onboarded_clients_sync_exactly_with_their_own_keys(
-    settings: Settings, office_db: OfficeDb, world: World
-) -> None:
-    chosen = sorted(world.state.clients)[:2]
-    vault = KeyVault(settings.encryption_keys)
+async def onboard(
+    office_db: OfficeDb, vault: KeyVault, world: World, chosen: list[int]
+) -> Integration:
+    """An integration of these simulator clients, stored as the onboarding callback does."""
     async with office_db.factory() as db:
-        integration = await create_onboarded_integration(
+        return await create_onboarded_integration(
             db,
             vault,
             world.connector,
@@ -60,6 +59,14 @@ async def test_onboarded_clients_sync_exactly_with_their_own_keys(
             raw_description="PowerOffice-klienter",
             token=await approved_token(world, chosen),
         )
+
+
+async def test_onboarded_clients_sync_exactly_with_their_own_keys(
+    settings: Settings, office_db: OfficeDb, world: World
+) -> None:
+    chosen = sorted(world.state.clients)[:2]
+    vault = KeyVault(settings.encryption_keys)
+    integration = await onboard(office_db, vault, world, chosen)
     rows = await query(
         settings,
         "SELECT id, org_number, key_ciphertext FROM client "
@@ -173,15 +180,7 @@ async def test_a_refused_client_key_stops_only_that_client_until_it_is_approved_
 ) -> None:
     chosen = sorted(world.state.clients)[:2]
     vault = KeyVault(settings.encryption_keys)
-    async with office_db.factory() as db:
-        integration = await create_onboarded_integration(
-            db,
-            vault,
-            world.connector,
-            office_id=office_db.office_id,
-            raw_description="",
-            token=await approved_token(world, chosen),
-        )
+    integration = await onboard(office_db, vault, world, chosen)
     await execute(settings, "UPDATE client SET active = TRUE")
     rows = await query(
         settings, f"SELECT id, org_number FROM client WHERE integration_id = {integration.id}"

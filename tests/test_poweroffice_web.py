@@ -14,10 +14,13 @@ from litestar.testing import AsyncTestClient
 
 from services.crypto import KeyVault
 from services.settings import Settings
-from tests.api_support import api, bearer, create_token  # noqa: F401  (api: a fixture)
+from tests import api_support
+from tests.api_support import bearer, create_token
 from tests.conftest import PowerOffice, create_integration, csrf, htmx, query
 
 pytestmark = pytest.mark.anyio
+api = api_support.api
+no_settle_delay = api_support.no_settle_delay
 
 
 async def start(client: AsyncTestClient, description: str = "PowerOffice-klienter") -> str:
@@ -176,7 +179,9 @@ async def test_oppdater_klientliste_and_endre_system_onboard_again(
     await execute_sql(settings, "UPDATE client SET active = TRUE")
     before = {
         org: ciphertext
-        for org, ciphertext in await query(settings, "SELECT org_number, key_ciphertext FROM client")
+        for org, ciphertext in await query(
+            settings, "SELECT org_number, key_ciphertext FROM client"
+        )
     }
 
     # Oppdater klientliste goes to PowerOffice Go again; the clients added since come in.

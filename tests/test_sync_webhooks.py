@@ -16,7 +16,6 @@ from decimal import Decimal
 
 import httpx
 import pytest
-import uvicorn
 
 from services.change_events import callbacks
 from services.connectors import tripletex
@@ -25,6 +24,7 @@ from services.sync import periods
 from simulators.tripletex.model import Company
 from simulators.tripletex.webhooks import Delivery, signature
 from tests.conftest import PASSWORD, Simulator, add_user, free_port, query
+from tests.processes import served_here
 from tests.sync_support import simulator_month
 from tests.test_logging import every_log_record
 
@@ -45,21 +45,16 @@ async def live_app(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
         sync=SyncConfig(enabled=True, tick_seconds=0.3),
     )
     await add_user(live, "regnskap@kontor-a.no", "Kontor A AS")
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(live), host="127.0.0.1", port=port, log_level="warning")
-    )
-    task = asyncio.create_task(server.serve())
-    while not server.started:  # noqa: ASYNC110 - uvicorn offers no event to wait on
-        await asyncio.sleep(0.02)
-    async with httpx.AsyncClient(base_url=live.public_base_url or "", timeout=10) as http:
+    async with (
+        served_here(create_app(live), port),
+        httpx.AsyncClient(base_url=live.public_base_url or "", timeout=10) as http,
+    ):
         await http.get("/login")
         login = await http.post(
             "/login", data={"email": "regnskap@kontor-a.no", "password": PASSWORD, **form(http)}
         )
         assert login.status_code in (200, 303)
         yield http
-    server.should_exit = True
-    await task
 
 
 def form(http: httpx.AsyncClient) -> dict[str, str]:

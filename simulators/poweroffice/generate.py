@@ -108,6 +108,26 @@ def _created(rng: random.Random, day: date, now: datetime) -> datetime:
     return min(moment, ceiling).replace(microsecond=rng.randint(0, 999_999))
 
 
+def _voucher(
+    rng: random.Random,
+    day: date,
+    description: str,
+    lines: list[tuple[int, Decimal]],
+    created: datetime,
+    last_changed: datetime,
+) -> Voucher:
+    """A posted voucher; numbered (and its lines given ids) once all are made."""
+    return Voucher(
+        id=str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+        voucher_no=0,
+        posting_date=day,
+        description=description,
+        lines=[Line(0, no, money(amount)) for no, amount in lines],
+        created=created,
+        last_changed=last_changed,
+    )
+
+
 def build_client(
     index: int, name: str, today: date, now: datetime, ids: Iterator[int], taken: set[str]
 ) -> Client:
@@ -158,32 +178,12 @@ def build_client(
         if rng.random() < 0.03:  # a description edited later: only LastChanged moves
             edited = created + timedelta(days=rng.randint(1, 30))
             last_changed = max(created, min(edited, now - timedelta(seconds=30)))
-        vouchers.append(
-            Voucher(
-                id=str(uuid.UUID(int=rng.getrandbits(128), version=4)),
-                voucher_no=0,
-                posting_date=day,
-                description=description,
-                lines=[Line(0, no, money(amount)) for no, amount in lines],
-                created=created,
-                last_changed=last_changed,
-            )
-        )
+        vouchers.append(_voucher(rng, day, description, lines, created, last_changed))
     if result:  # dated 31 December, posted in January (its own draws: the rest stays)
         closed = random.Random(f"poweroffice-sim:closing:{index}")
         day, description, lines = closing
         created = _created(closed, date(start.year + 1, 1, 15), now)
-        vouchers.append(
-            Voucher(
-                id=str(uuid.UUID(int=closed.getrandbits(128), version=4)),
-                voucher_no=0,
-                posting_date=day,
-                description=description,
-                lines=[Line(0, no, money(amount)) for no, amount in lines],
-                created=created,
-                last_changed=created,
-            )
-        )
+        vouchers.append(_voucher(closed, day, description, lines, created, created))
     # Go numbers vouchers and transactions in the order they were posted.
     vouchers.sort(key=lambda v: v.created)
     for number, voucher in enumerate(vouchers, start=1):
