@@ -138,6 +138,7 @@ def main(argv: list[str] | None = None) -> int:
             from services.demo import simulator_root
 
             print(f"Tripletex simulator: {simulator_root(settings)}/v2")
+            print(f"PowerOffice Go simulator: {simulator_root(settings, 'poweroffice')}/v2")
         asgi = build_asgi(settings)
         tune_gc()
         uvicorn.run(

@@ -14,12 +14,14 @@ from models import Integration
 from routes.client_page import owned_client, page_context
 from routes.integrations import owned_integration
 from routes.params import ID_GUARDS
+from services import clients as client_service
 from services.auth import CurrentUser
 from services.balances import format_amount
+from services.connectors.registry import Connectors
 from services.crypto import KeyVault
 from services.demo import DEMO_SYSTEMS, grant_new_client, post_demo_voucher, simulator_root
 from services.settings import Settings
-from web.dependencies import wants_fragment
+from web.dependencies import Services, wants_fragment
 
 
 async def simulated_integration(
@@ -65,13 +67,24 @@ async def book_voucher(
     settings: NamedDependency[Settings],
     http: NamedDependency[httpx.AsyncClient],
     integration: NamedDependency[Integration],
+    connectors: NamedDependency[Connectors],
+    services: NamedDependency[Services],
     client_id: FromPath[int],
 ) -> Template:
-    """Demo: bokfør et bilag i Tripletex — the simulator books a voucher for the client, which
-    the next sync brings into the saldobalanse."""
+    """Demo: bokfør et bilag i <system> — the simulator books a voucher for the client, which
+    the next sync brings into the saldobalanse (for a system without webhooks, the demo
+    polls the client at once)."""
     client = await owned_client(db, integration, client_id)
-    voucher = await post_demo_voucher(http, simulator_root(settings), client.erp_id)
-    notice = {"voucher": voucher, "kr": format_amount}
+    voucher = await post_demo_voucher(
+        http, settings, integration.system, client.erp_id, client.org_number
+    )
+    system = connectors.describe(integration.system)
+    if not system.capabilities.webhooks and client.active:
+        # No callback will come: the demo brings the client's next poll forward.
+        await client_service.poll_now(db, client)
+        if services.sync_runner is not None:
+            services.sync_runner.wake()
+    notice = {"voucher": voucher, "kr": format_amount, "system_name": system.display_name}
     if wants_fragment(request):
         return Template("partials/demo_voucher_notice.html", context=notice)
     context = await page_context(db, settings, user, integration, client, demo_notice=True)

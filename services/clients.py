@@ -232,6 +232,13 @@ async def get_client(db: AsyncSession, integration_id: int, client_id: int) -> C
     return client
 
 
+async def poll_now(db: AsyncSession, client: Client) -> None:
+    """Due at the scheduler's next tick (demo mode: as if the poll interval had passed)."""
+    client.sync_due_at = utcnow()
+    db.add(client)
+    await db.commit()
+
+
 async def set_switch(db: AsyncSession, client: Client, switch: Switch, on: bool) -> Client:
     """Set one switch to an explicit value, so a repeated click cannot flip it back."""
     if getattr(client, switch.value) != on and client.id is not None:

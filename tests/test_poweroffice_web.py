@@ -268,3 +268,40 @@ async def execute_sql(settings: Settings, sql: str) -> None:
     from tests.conftest import execute
 
     await execute(settings, sql)
+
+
+async def test_demo_voucher_is_booked_in_poweroffice_and_brings_the_poll_forward(
+    client: AsyncTestClient, settings: Settings, poweroffice: PowerOffice
+) -> None:
+    import dataclasses
+
+    from app import create_app
+    from tests.conftest import execute, login
+
+    chosen = sorted(poweroffice.state.clients)[:1]
+    await client.get(await answer(poweroffice, await start(client), clients=chosen))
+    [(integration_id, client_id)] = await query(settings, "SELECT integration_id, id FROM client")
+    await execute(settings, "UPDATE client SET active = TRUE, sync_due_at = NULL")
+    books = poweroffice.state.clients[chosen[0]]
+    vouchers = len(books.vouchers)
+    url = f"/integrasjoner/{integration_id}/klienter/{client_id}"
+    async with AsyncTestClient(create_app(dataclasses.replace(settings, demo=True))) as demo:
+        await login(demo, "regnskap@kontor-a.no")
+        page = await demo.get(f"{url}/oversikt")
+        assert "Demo: bokfør et bilag i PowerOffice Go" in page.text
+        notice = await demo.post(
+            f"/demo/integrasjoner/{integration_id}/klienter/{client_id}/bilag",
+            headers=htmx(demo),
+        )
+    assert notice.status_code == 200, notice.text
+    assert "Bilag bokført i PowerOffice Go" in notice.text
+    assert "beløp 1\xa0250,00 kr" in notice.text
+    assert len(books.vouchers) == vouchers + 1
+    assert [(line.account_no, str(line.amount)) for line in books.vouchers[-1].lines] == [
+        (1500, "1250.00"),
+        (3000, "-1000.00"),
+        (2700, "-250.00"),
+    ]
+    # PowerOffice Go calls nobody: the demo makes the client due for its poll now.
+    [(due,)] = await query(settings, f"SELECT sync_due_at FROM client WHERE id = {client_id}")
+    assert due is not None
