@@ -212,7 +212,7 @@ async def create_onboarded_integration(
     """Finalize the onboarding and store the integration with its clients and their keys,
     in one transaction; nothing is stored when it fails."""
     description = check_description(raw_description)
-    email, onboarded = await finalize(connector, token)
+    _email, onboarded = await finalize(connector, token)
     integration = Integration(
         office_id=office_id,
         system=connector.system,
@@ -221,7 +221,7 @@ async def create_onboarded_integration(
         key_last4="",
         key_kind=CLIENT_KEYS_KIND,
         erp_company_id=0,
-        erp_company_name=email[:300],
+        erp_company_name="",  # the approving user (an e-mail) is not ours to keep
         clients_refreshed_at=utcnow(),
     )
     db.add(integration)
