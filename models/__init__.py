@@ -5,6 +5,7 @@ from sqlmodel import SQLModel
 from models.api_tokens import ApiToken
 from models.change_events import LiveMode, VoucherMonth, WebhookReceipt, WebhookSubscription
 from models.change_log import ChangeKind, DataChange
+from models.email_alerts import EmailAlert, EmailAlertSetting
 from models.integration import Client, Integration, PendingPeriod
 from models.ledger import Account, MonthMovement, SyncRun, YearOpening
 from models.login_throttle import LoginThrottle
@@ -25,6 +26,8 @@ __all__ = [
     "Client",
     "DataChange",
     "DeliveryStatus",
+    "EmailAlert",
+    "EmailAlertSetting",
     "FindingKind",
     "ImportStatus",
     "Integration",

@@ -1,6 +1,9 @@
-"""Innstillinger: API-nøkler (tokens for the downstream products) and Varsler (webhook)."""
+"""Innstillinger: API-nøkler (tokens for the downstream products) and Varsler (webhook and
+e-mail alerts)."""
 
 from __future__ import annotations
+
+from functools import partial
 
 from litestar import Controller, get, post
 from litestar.di import NamedDependency
@@ -22,6 +25,10 @@ from services.settings import Settings
 from web.dependencies import Services, wants_fragment
 
 NO_STORE = {"Cache-Control": "no-store"}  # pages that show a secret
+SMTP_MISSING = (
+    "E-post er ikke satt opp på denne serveren, så ingen e-postvarsler sendes. "
+    "Driftsansvarlig må sette SMTP_HOST og SMTP_FROM (se README)."
+)
 
 
 class SettingsController(Controller):
@@ -81,8 +88,9 @@ class SettingsController(Controller):
         db: NamedDependency[AsyncSession],
         user: NamedDependency[CurrentUser],
         vault: NamedDependency[KeyVault],
+        settings: NamedDependency[Settings],
     ) -> Template:
-        return await _notifications_page(db, user, vault)
+        return await _notifications_page(db, user, vault, settings)
 
     @post("/varsler", status_code=200)
     async def save_endpoint(
@@ -110,6 +118,7 @@ class SettingsController(Controller):
                 db,
                 user,
                 vault,
+                settings,
                 request=request,
                 values={"url": url, "enabled": enabled},
                 errors={exc.field: exc.message},
@@ -117,7 +126,7 @@ class SettingsController(Controller):
             )
         notice = "Varslene sendes hit fra nå av." if secret else "Endringene er lagret."
         return await _notifications_page(
-            db, user, vault, request=request, new_secret=secret, notice=notice
+            db, user, vault, settings, request=request, new_secret=secret, notice=notice
         )
 
     @post("/varsler/ny-hemmelighet", status_code=200)
@@ -127,6 +136,7 @@ class SettingsController(Controller):
         db: NamedDependency[AsyncSession],
         user: NamedDependency[CurrentUser],
         vault: NamedDependency[KeyVault],
+        settings: NamedDependency[Settings],
     ) -> Response:
         endpoint = await _owned_endpoint(db, user)
         secret = await notifications.rotate_secret(db, vault, endpoint)
@@ -134,6 +144,7 @@ class SettingsController(Controller):
             db,
             user,
             vault,
+            settings,
             request=request,
             new_secret=secret,
             notice="Ny signeringshemmelighet: varsler signeres med den fra nå av.",
@@ -148,19 +159,82 @@ class SettingsController(Controller):
         vault: NamedDependency[KeyVault],
         services: NamedDependency[Services],
     ) -> Response:
-        """Send testvarsel: queued and attempted at once, so the log shows the answer."""
+        """Send testvarsel: queued and attempted at once, so the page shows the answer: a
+        failure in red with its reason (the status code or the error)."""
         endpoint = await _owned_endpoint(db, user)
         delivery_id = await notifications.queue_test_event(db, endpoint)
         worker = notifications.NotificationWorker(services.session_factory, vault, services.guarded)
-        ok = await worker.deliver(delivery_id)
-        notice = (
-            "Testvarselet ble levert."
-            if ok
-            else "Testvarselet ble ikke tatt imot; se leveranseloggen. Vi prøver igjen."
-        )
+        notice: str | None = "Testvarselet ble levert."
+        failure: str | None = None
+        if not await worker.deliver(delivery_id):
+            attempt = await notifications.last_attempt(db, delivery_id)
+            reason = (attempt.error if attempt else None) or "Varselet kunne ikke sendes"
+            notice = None
+            failure = (
+                f"Testvarselet ble ikke tatt imot: {reason}. "
+                "Vi prøver igjen automatisk; se leveranseloggen."
+            )
         if not wants_fragment(request):
             return redirect(request, "/innstillinger/varsler")
-        return await _notifications_page(db, user, vault, request=request, notice=notice)
+        return await _notifications_page(
+            db, user, vault, services.settings, request=request, notice=notice, failure=failure
+        )
+
+    @post("/varsler/e-post", status_code=200)
+    async def save_email_alerts(
+        self,
+        request: HTMXRequest,
+        db: NamedDependency[AsyncSession],
+        user: NamedDependency[CurrentUser],
+        vault: NamedDependency[KeyVault],
+        settings: NamedDependency[Settings],
+        data: Form,
+    ) -> Response:
+        """E-postvarsler: the office's address, and whether alerts are sent."""
+        address = field(data, "address")
+        enabled = field(data, "enabled") in ("on", "true")
+        page = partial(_notifications_page, db, user, vault, settings, request=request, email=True)
+        try:
+            setting = await notifications.save_setting(db, user.office_id, address, enabled=enabled)
+        except notifications.NotificationInputError as exc:
+            return await page(
+                email_values={"address": address, "enabled": enabled},
+                email_errors={exc.field: exc.message},
+                status_code=422,
+            )
+        if not setting.enabled:
+            notice = "E-postvarsler er slått av."
+        elif settings.smtp.configured:
+            notice = f"E-postvarsler sendes til {setting.address} fra nå av."
+        else:
+            notice = (
+                "Adressen er lagret, men ingen e-post sendes før e-post er satt opp på serveren."
+            )
+        return await page(email_notice=notice)
+
+    @post("/varsler/e-post/test", status_code=200)
+    async def send_test_email(
+        self,
+        request: HTMXRequest,
+        db: NamedDependency[AsyncSession],
+        user: NamedDependency[CurrentUser],
+        vault: NamedDependency[KeyVault],
+        settings: NamedDependency[Settings],
+    ) -> Response:
+        """Send test-e-post: one e-mail to the saved address now; a failure in red with why."""
+        setting = await notifications.get_setting(db, user.office_id)
+        if setting is None or not setting.address:
+            raise NotFoundException()
+        page = partial(_notifications_page, db, user, vault, settings, request=request, email=True)
+        if not settings.smtp.configured:
+            return await page(email_failure=SMTP_MISSING)
+        try:
+            await notifications.send_test(
+                notifications.Mailer(settings.smtp), setting.address, user.office_name
+            )
+        except notifications.MailError as exc:
+            return await page(email_failure=f"Test-e-posten ble ikke sendt: {exc.reason}")
+        return await page(email_notice=f"Test-e-posten er sendt til {setting.address}.")
 
     @post("/varsler/slett", status_code=200)
     async def delete_endpoint(
@@ -241,19 +315,35 @@ async def _notifications_page(
     db: AsyncSession,
     user: CurrentUser,
     vault: KeyVault,
+    settings: Settings,
     *,
     request: HTMXRequest | None = None,
     values: dict[str, object] | None = None,
     errors: dict[str, str] | None = None,
     new_secret: str | None = None,
     notice: str | None = None,
+    failure: str | None = None,
+    email: bool = False,
+    email_values: dict[str, object] | None = None,
+    email_errors: dict[str, str] | None = None,
+    email_notice: str | None = None,
+    email_failure: str | None = None,
     status_code: int = 200,
 ) -> Template:
+    """Varsler: the webhook and the e-mail alerts. An htmx request gets the section it
+    changed (`email`: the e-mail alerts'), else the whole page."""
     endpoint = await notifications.get_endpoint(db, user.office_id)
+    alert_setting = await notifications.get_setting(db, user.office_id)
     fragment = request is not None and wants_fragment(request)
     log = await notifications.delivery_log(db, endpoint.id) if endpoint and endpoint.id else []
+    if not fragment:
+        template = "pages/settings_notifications.html"
+    elif email:
+        template = "partials/notification_email.html"
+    else:
+        template = "partials/notification_endpoint.html"
     return Template(
-        "partials/notification_endpoint.html" if fragment else "pages/settings_notifications.html",
+        template,
         context={
             "user": user,
             "tab": "varsler",
@@ -264,8 +354,21 @@ async def _notifications_page(
             or ({"url": endpoint.url, "enabled": endpoint.enabled} if endpoint else {}),
             "errors": errors or {},
             "notice": notice,
+            "failure": failure,
             "log": log,
             "event_types": sorted(notifications.EVENT_TYPES.values()),
+            "smtp_configured": settings.smtp.configured,
+            "smtp_missing": SMTP_MISSING,
+            "alert_setting": alert_setting,
+            "email_values": email_values
+            or (
+                {"address": alert_setting.address, "enabled": alert_setting.enabled}
+                if alert_setting
+                else {"address": "", "enabled": True}
+            ),
+            "email_errors": email_errors or {},
+            "email_notice": email_notice,
+            "email_failure": email_failure,
         },
         status_code=status_code,
         headers=NO_STORE,

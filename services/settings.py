@@ -6,6 +6,7 @@ import json
 import os
 import secrets
 from dataclasses import dataclass, field
+from email.utils import parseaddr
 from pathlib import Path
 
 from cryptography.fernet import Fernet
@@ -44,6 +45,77 @@ class SyncConfig:
         return config
 
 
+SMTP_SECURITY = ("starttls", "tls", "off")
+SMTP_DEFAULT_PORTS = {"starttls": 587, "tls": 465, "off": 25}
+
+
+@dataclass(frozen=True)
+class SmtpConfig:
+    """The mail server e-mail alerts go through (services/notifications/mailer.py); without
+    SMTP_HOST no e-mail is sent. The password is never shown: not in repr, logs or pages."""
+
+    host: str | None = None  # None: e-mail is not set up here
+    port: int = 587
+    security: str = "starttls"  # starttls (upgrade on connect), tls (TLS from the start), off
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    sender: str = ""  # From:, e.g. "ERP-integrasjon <varsel@kontoret.no>"
+
+    @property
+    def configured(self) -> bool:
+        return self.host is not None
+
+    @classmethod
+    def from_env(cls, env: dict[str, str]) -> SmtpConfig:
+        host = env.get("SMTP_HOST", "").strip()
+        others = [
+            name
+            for name in ("SMTP_PORT", "SMTP_TLS", "SMTP_USERNAME", "SMTP_PASSWORD", "SMTP_FROM")
+            if env.get(name, "").strip()
+        ]
+        if not host:
+            if others:
+                raise SettingsError(
+                    f"{others[0]} is set but SMTP_HOST is not: set SMTP_HOST to send e-mail "
+                    "alerts, or remove the SMTP_ variables"
+                )
+            return cls()
+        if any(c.isspace() or c in "/:@" for c in host):
+            raise SettingsError(f"SMTP_HOST must be a host name or address, not {host!r}")
+        security = env.get("SMTP_TLS", "").strip().lower() or "starttls"
+        if security not in SMTP_SECURITY:
+            raise SettingsError(f"SMTP_TLS must be starttls, tls or off, not {security!r}")
+        port = _int(env, "SMTP_PORT", SMTP_DEFAULT_PORTS[security])
+        if not 1 <= port <= 65535:
+            raise SettingsError(f"SMTP_PORT must be a port number (1-65535), not {port}")
+        username = env.get("SMTP_USERNAME", "").strip() or None
+        password = env.get("SMTP_PASSWORD", "") or None
+        if (username is None) != (password is None):
+            raise SettingsError("SMTP_USERNAME and SMTP_PASSWORD must be set together")
+        if username is not None and security == "off":
+            raise SettingsError(
+                "SMTP_USERNAME needs SMTP_TLS=starttls or tls: the password is never sent "
+                "unencrypted"
+            )
+        sender = env.get("SMTP_FROM", "").strip()
+        if not sender:
+            raise SettingsError("SMTP_FROM is required with SMTP_HOST (the alerts' sender)")
+        _, address = parseaddr(sender)
+        local, at, domain = address.rpartition("@")
+        if not at or not local or "." not in domain or any(c in sender for c in "\r\n"):
+            raise SettingsError(
+                f"SMTP_FROM must be an e-mail address (optionally 'Name <address>'), not {sender!r}"
+            )
+        return cls(
+            host=host,
+            port=port,
+            security=security,
+            username=username,
+            password=password,
+            sender=sender,
+        )
+
+
 class SettingsError(ValueError):
     """A configuration variable is missing or wrong; the message names it."""
 
@@ -68,6 +140,7 @@ class Settings:
     # A login ends this long after it began, however active (the idle expiry is 8 hours).
     session_max_hours: int = 12
     sync: SyncConfig = field(default_factory=lambda: SyncConfig())
+    smtp: SmtpConfig = field(default_factory=lambda: SmtpConfig())  # e-mail alerts
     # One settings block per system spoken (services/connectors/registry.py).
     systems: tuple[SystemSettings, ...] = ()
 
@@ -142,6 +215,7 @@ class Settings:
             log_format=log_format,
             session_max_hours=session_max_hours,
             sync=SyncConfig.from_env(env),
+            smtp=SmtpConfig.from_env(env),
             systems=tuple(
                 block
                 for factory in systems

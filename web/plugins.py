@@ -31,7 +31,7 @@ from services.connectors.registry import Connectors
 from services.crypto import KeyVault
 from services.db import SessionFactory, open_session
 from services.metrics import Metrics
-from services.notifications import running_notifications
+from services.notifications import EmailAlerts, running_notifications
 from services.outbound import outbound
 from services.outbound_guard import OutboundPolicy
 from services.saft.uploads import ImportRunner, sweep
@@ -91,7 +91,15 @@ class SyncPlugin(InitPlugin):
                         settings.public_base_url,
                     ) as runner,
                     running_notifications(
-                        base.session_factory, base.vault, out.guarded, enabled=settings.sync.enabled
+                        base.session_factory,
+                        base.vault,
+                        out.guarded,
+                        enabled=settings.sync.enabled,
+                        alerts=EmailAlerts.from_settings(
+                            base.session_factory,
+                            settings,
+                            lambda system: connectors.describe(system).display_name,
+                        ),
                     ),
                 ):
                     saft_imports = ImportRunner(base.session_factory)

@@ -16,6 +16,8 @@ delivery and each attempt is made by one process.
 - `endpoints`: the office's webhook URL and its secret (Innstillinger → Varsler).
 - `delivery`: events queued, the retry schedule and the worker.
 - `history`: the leveranselogg the settings page shows.
+- `email_alerts`, `mailer`: e-mails to the office's chosen address when a client has failed
+  for a day or a key is refused (at most one a day per problem), through SMTP_*.
 """
 
 from services.notifications.delivery import (
@@ -28,6 +30,13 @@ from services.notifications.delivery import (
     retry_now,
     running_notifications,
 )
+from services.notifications.email_alerts import (
+    EmailAlerts,
+    check_address,
+    get_setting,
+    save_setting,
+    send_test,
+)
 from services.notifications.endpoints import (
     NotificationInputError,
     check_url,
@@ -37,7 +46,8 @@ from services.notifications.endpoints import (
     rotate_secret,
     save_endpoint,
 )
-from services.notifications.history import LogEntry, delivery_log
+from services.notifications.history import LogEntry, delivery_log, last_attempt
+from services.notifications.mailer import Mailer, MailError
 from services.notifications.signing import new_secret, sign, signed_headers
 
 __all__ = [
@@ -45,13 +55,19 @@ __all__ = [
     "MAX_ATTEMPTS",
     "RETRY_SCHEDULE",
     "TEST_EVENT",
+    "EmailAlerts",
     "LogEntry",
+    "MailError",
+    "Mailer",
     "NotificationInputError",
     "NotificationWorker",
+    "check_address",
     "check_url",
     "delete_endpoint",
     "delivery_log",
     "get_endpoint",
+    "get_setting",
+    "last_attempt",
     "new_secret",
     "queue_test_event",
     "retry_now",
@@ -59,6 +75,8 @@ __all__ = [
     "rotate_secret",
     "running_notifications",
     "save_endpoint",
+    "save_setting",
+    "send_test",
     "sign",
     "signed_headers",
 ]

@@ -18,7 +18,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from functools import partial
@@ -39,6 +39,7 @@ from models.base import utcnow
 from services import publishing
 from services.crypto import KeyVault
 from services.db import SessionFactory
+from services.notifications.email_alerts import EmailAlerts
 from services.notifications.signing import signed_headers
 from services.outbound_guard import FAILED, GuardedClient, OutboundError
 
@@ -429,33 +430,46 @@ async def running_notifications(
     enabled: bool,
     interval: float = 2.0,
     deadline: float = DEADLINE,
+    alerts: EmailAlerts | None = None,
 ) -> AsyncIterator[NotificationWorker | None]:
-    """The worker as a background task of the app, ticking every `interval` seconds."""
+    """The worker as a background task of the app, ticking every `interval` seconds; and
+    beside it the e-mail alerts (when SMTP is configured), looking every `alerts.interval`."""
     if not enabled:
         yield None
         return
     worker = NotificationWorker(session_factory, vault, http, deadline=deadline)
 
-    async def loop() -> None:
+    async def loop(name: str, tick: Callable[[], Awaitable[object]], every: float) -> None:
         while True:
             try:
-                await worker.tick()
+                await tick()
             except Exception:
                 # A library that turns our cancellation into another exception must not keep
                 # this loop alive: shutdown would wait for it for ever.
                 if asyncio.current_task().cancelling():  # type: ignore[union-attr]
                     raise asyncio.CancelledError from None
-                log.exception("notification worker tick failed")
-            await asyncio.sleep(interval)
+                log.exception("%s tick failed", name)
+            await asyncio.sleep(every)
 
-    task = asyncio.create_task(loop(), name="notifications")
+    tasks = [
+        asyncio.create_task(
+            loop("notification worker", worker.tick, interval), name="notifications"
+        )
+    ]
+    if alerts is not None:
+        tasks.append(
+            asyncio.create_task(
+                loop("e-mail alerts", alerts.run_once, alerts.interval), name="email-alerts"
+            )
+        )
     try:
         yield worker
     finally:
-        task.cancel()
+        for task in tasks:
+            task.cancel()
         try:
             # Not `suppress(CancelledError): await task`: that would swallow a cancellation of
             # the caller too, and it would carry on as if never cancelled.
-            await asyncio.wait([task])
+            await asyncio.wait(tasks)
         finally:
             await worker.close()

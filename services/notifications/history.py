@@ -58,3 +58,15 @@ async def delivery_log(db: AsyncSession, endpoint_id: int, limit: int = 50) -> l
     return [
         LogEntry(d, attempts.get(d.id or 0, []), names.get(d.client_id or 0)) for d in deliveries
     ]
+
+
+async def last_attempt(db: AsyncSession, delivery_id: int) -> NotificationAttempt | None:
+    """A delivery's newest attempt (Send testvarsel shows its answer)."""
+    return (
+        await db.exec(
+            select(NotificationAttempt)
+            .where(col(NotificationAttempt.delivery_id) == delivery_id)
+            .order_by(col(NotificationAttempt.id).desc())
+            .limit(1)
+        )
+    ).first()
