@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
+from urllib.parse import parse_qsl, urlencode
 
 from litestar import Controller, get
 from litestar.di import NamedDependency, Provide
@@ -15,6 +16,7 @@ from litestar_htmx import HTMXRequest
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from models import Account, Client, Integration, SyncRun
+from routes.flash import take_flash
 from routes.integrations import owned_integration
 from routes.params import ID_GUARDS
 from services import balances
@@ -31,10 +33,20 @@ KINDS = {"full": "Full", "incremental": "Endringer"}
 TRIGGERS = {
     "activation": "Aktivering",
     "schedule": "Tidsplan",
-    "webhook": "Webhook",
-    "poll": "Polling",
+    "webhook": "Varsel fra systemet",
+    "poll": "Jevnlig sjekk",
     "manual": "Manuell",
     "nightly": "Nattlig",
+}
+# A failed run's error as the accountant reads it: stored as "<ErpError class>: <detail>"
+# in the system's own (English) words, which stay in the log and the API.
+ERRORS = {
+    "AccessDenied": "Ingen tilgang til klienten i regnskapssystemet",
+    "KeyRejected": "Nøkkelen ble avvist av regnskapssystemet",
+    "RateLimited": "Regnskapssystemet ba oss vente (for mange forespørsler)",
+    "ErpUnavailable": "Regnskapssystemet svarte ikke som det skulle",
+    "ErpError": "Regnskapssystemet svarte med en feil",
+    "interrupted": "Avbrutt: prosessen stoppet før synkroniseringen var ferdig",
 }
 RESULTS = {"ok": "OK", "failed": "Feilet", "running": "Pågår"}
 ACCOUNT_TYPES = {
@@ -71,6 +83,7 @@ class ClientPageController(Controller):
         aar: FromQuery[str | None] = None,
         fra: FromQuery[str | None] = None,
         til: FromQuery[str | None] = None,
+        liste: FromQuery[str | None] = None,
     ) -> Template:
         client = await owned_client(db, integration, client_id)
         imported = integration_service.takes_files(integration)
@@ -85,9 +98,31 @@ class ClientPageController(Controller):
                 status_code=422 if status == 400 else 200,
             )
         context = await page_context(
-            db, settings, user, integration, client, balance, imported=imported
+            db,
+            settings,
+            user,
+            integration,
+            client,
+            balance,
+            imported=imported,
+            back=_back_to(integration, liste),
+            **take_flash(request),
         )
         return Template("pages/client.html", context=context, status_code=status)
+
+
+def _back_to(integration: Integration, table: str | None) -> str:
+    """The client table as the accountant left it: its search, filter and sorting, read
+    back through ClientQuery (nothing else from the URL reaches the link)."""
+    base = f"/integrasjoner/{integration.id}"
+    if not table:
+        return base
+    values = dict(parse_qsl(table[:500]))
+    query = client_service.ClientQuery.parse(
+        values.get("q"), values.get("sort"), 0, values.get("status")
+    )
+    params = query.params()
+    return f"{base}?{urlencode(params)}" if params != {"sort": "navn"} else base
 
 
 async def owned_client(db: AsyncSession, integration: Integration, client_id: int) -> Client:
@@ -255,8 +290,13 @@ class HistoryRow:
             duration=duration,
             result=RESULTS.get(run.result, run.result),
             result_class=run.result if run.result in RESULTS else "",
-            error=run.error if run.result == "failed" else None,
+            error=_error_text(run.error) if run.result == "failed" else None,
         )
+
+
+def _error_text(error: str | None) -> str:
+    kind = (error or "").split(":", 1)[0].strip()
+    return ERRORS.get(kind, "Synkroniseringen feilet")
 
 
 def format_duration(seconds: Decimal) -> str:

@@ -9,9 +9,10 @@ from litestar_htmx import HTMXRequest, HTMXTemplate
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from models import Integration
+from routes.flash import set_flash, take_flash
 from routes.forms import Form, field
 from routes.integrations import owned_integration, redirect
-from routes.onboarding import begin_again, take_flash
+from routes.onboarding import begin_again
 from routes.params import ID_GUARDS, Offset
 from services import clients as client_service
 from services import integrations as integration_service
@@ -21,7 +22,7 @@ from services.connectors.registry import Connectors
 from services.crypto import KeyVault
 from services.saft import history as saft_history
 from services.settings import Settings
-from web.dependencies import wants_fragment
+from web.dependencies import Services, wants_fragment
 
 SWITCHES = {s.value for s in Switch}
 # Switches of a system data is fetched from; an integration that takes files has none.
@@ -105,6 +106,12 @@ class ClientController(Controller):
         if on and switch == Switch.ACTIVE and client.access_lost:
             on = False  # a client the key no longer reaches cannot be activated
         await client_service.set_switch(db, client, Switch(switch), on)
+        if field(data, "neste") == "oversikt":  # from the client's own page: back there
+            if switch == Switch.ACTIVE and on:
+                set_flash(request, notice="Klienten er aktivert og synkroniseres nå.")
+            return redirect(
+                request, f"/integrasjoner/{integration.id}/klienter/{client.id}/oversikt"
+            )
         if not wants_fragment(request):
             return redirect(request, f"/integrasjoner/{integration.id}")
         # The table's form made the request; the answer replaces the switch's row.
@@ -118,6 +125,30 @@ class ClientController(Controller):
             re_target=f"#client-{client.id}",
             re_swap="outerHTML",
         )
+
+    @post("/klienter/{client_id:int}/sjekk", status_code=200)
+    async def check_access(
+        self,
+        request: HTMXRequest,
+        db: NamedDependency[AsyncSession],
+        services: NamedDependency[Services],
+        integration: NamedDependency[Integration],
+        client_id: FromPath[int],
+    ) -> Response:
+        """Sjekk tilgang på nytt: sync the client at the next tick instead of hours later."""
+        _not_for_files(integration)
+        assert integration.id is not None
+        client = await client_service.get_client(db, integration.id, client_id)
+        if client is None:
+            raise NotFoundException()
+        await client_service.poll_now(db, client)
+        if services.sync_runner is not None:
+            services.sync_runner.wake()
+        set_flash(
+            request,
+            notice="Tilgangen sjekkes nå. Oppdater siden om litt for å se svaret.",
+        )
+        return redirect(request, _client_page(integration, client.id))
 
     @post("/oppdater", status_code=200)
     async def refresh(
@@ -141,7 +172,14 @@ class ClientController(Controller):
             )
         except integration_service.InputError as exc:
             return await _after_action(request, db, integration, data, error=exc.message)
-        return await _after_action(request, db, integration, data, notice=_refresh_notice(result))
+        new_ones = (
+            (f"/integrasjoner/{integration.id}?status=ny", "Vis de nye klientene")
+            if result.added
+            else None
+        )
+        return await _after_action(
+            request, db, integration, data, notice=_refresh_notice(result), link=new_ones
+        )
 
     @post("/aktiver-alle", status_code=200)
     async def activate_all(
@@ -164,6 +202,10 @@ class ClientController(Controller):
         return await _set_all_active(request, db, integration, data, on=False)
 
 
+def _client_page(integration: Integration, client_id: int | None) -> str:
+    return f"/integrasjoner/{integration.id}/klienter/{client_id}/oversikt"
+
+
 def _not_for_files(integration: Integration) -> None:
     """Client lists and activation belong to systems data is fetched from: an integration
     that takes files gets its clients from the files."""
@@ -176,15 +218,19 @@ async def _set_all_active(
 ) -> Response:
     _not_for_files(integration)
     assert integration.id is not None
-    changed = await client_service.set_all_active(db, integration.id, on)
-    notice = f"{changed} klienter {'aktivert' if on else 'deaktivert'}."
-    return await _after_action(request, db, integration, data, notice=notice)
+    query = ClientQuery.parse(field(data, "q"), field(data, "sort"), 0, field(data, "status"))
+    changed = await client_service.set_all_active(db, integration.id, on, query)
+    noun = "klient" if changed == 1 else "klienter"
+    notice = f"{changed} {noun} {'aktivert' if on else 'deaktivert'}"
+    if query.text or query.status:
+        notice += " av de viste"
+    return await _after_action(request, db, integration, data, notice=notice + ".")
 
 
 def _refresh_notice(result: integration_service.RefreshResult) -> str:
     parts = []
     if result.added:
-        parts.append(f"{result.added} nye klienter")
+        parts.append("1 ny klient" if result.added == 1 else f"{result.added} nye klienter")
     if result.regained:
         parts.append(f"{result.regained} har fått tilgang igjen")
     if result.lost:
@@ -200,12 +246,19 @@ async def _after_action(
     *,
     notice: str | None = None,
     error: str | None = None,
+    link: tuple[str, str] | None = None,
 ) -> Response:
     if not wants_fragment(request):
         return redirect(request, f"/integrasjoner/{integration.id}")
     query = ClientQuery.parse(field(data, "q"), field(data, "sort"), 0, field(data, "status"))
     return await _render(
-        db, "partials/client_section.html", integration, query, notice=notice, error=error
+        db,
+        "partials/client_section.html",
+        integration,
+        query,
+        notice=notice,
+        error=error,
+        notice_link=link,
     )
 
 

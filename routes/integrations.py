@@ -12,6 +12,7 @@ from litestar_htmx import ClientRedirect, HTMXRequest
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from models import Integration
+from routes.flash import set_flash, take_flash
 from routes.forms import Form, field
 from routes.onboarding import begin as begin_onboarding
 from routes.onboarding import begin_again
@@ -53,7 +54,10 @@ class IntegrationController(Controller):
 
     @get("/")
     async def index(
-        self, db: NamedDependency[AsyncSession], user: NamedDependency[CurrentUser]
+        self,
+        request: HTMXRequest,
+        db: NamedDependency[AsyncSession],
+        user: NamedDependency[CurrentUser],
     ) -> Template:
         integrations = await integration_service.list_integrations(db, user.office_id)
         counts = await client_service.counts_by_integration(
@@ -64,6 +68,7 @@ class IntegrationController(Controller):
             context={
                 "user": user,
                 "rows": [(i, counts.get(i.id or 0, client_service.Counts())) for i in integrations],
+                **take_flash(request),
             },
         )
 
@@ -114,6 +119,16 @@ class IntegrationController(Controller):
                 connectors,
                 values=values,
                 errors={exc.field: exc.message},
+            )
+        if file_system is not None:
+            set_flash(request, notice="Integrasjonen er opprettet. Last opp SAF-T-filene her.")
+        else:
+            total = (await client_service.counts(db, integration.id or 0)).total
+            noun = "1 klient" if total == 1 else f"{total} klienter"
+            set_flash(
+                request,
+                notice=f"Integrasjonen er opprettet med {noun}. Slå på AKTIV for klientene "
+                "som skal synkroniseres (eller Aktiver alle).",
             )
         return redirect(request, f"/integrasjoner/{integration.id}")
 
@@ -207,6 +222,7 @@ class IntegrationController(Controller):
                 errors={exc.field: exc.message},
                 integration=integration,
             )
+        set_flash(request, notice="Endringene er lagret.")
         return redirect(request, f"/integrasjoner/{integration.id}")
 
     @get("/{integration_id:int}/slett")
@@ -237,7 +253,11 @@ class IntegrationController(Controller):
         # Noted while the key is still known, removed at the ERP after the answer.
         subscriptions = await subscriptions_of_integration(db, integration)
         key = vault.decrypt(integration.key_ciphertext) if subscriptions else ""
+        name = integration_service.display_name(
+            integration, connectors.describe(integration.system).display_name
+        )
         await integration_service.delete_integration(db, integration)
+        set_flash(request, notice=f"«{name}» er slettet, med klientene og innstillingene deres.")
         response = redirect(request, "/integrasjoner")
         connector = connectors.get(integration.system)
         if subscriptions and connector is not None:  # none here: its callbacks get 404s

@@ -12,6 +12,7 @@ from litestar_htmx import ClientRedirect, HTMXRequest
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from models import Integration
+from routes.flash import set_flash
 from services import clients as client_service
 from services import integrations as integration_service
 from services import onboarding
@@ -22,21 +23,6 @@ from web.dependencies import wants_fragment
 
 CALLBACK_PATH = "/integrasjoner/tilkobling"
 SESSION_KEY = "onboarding"
-FLASH_KEY = "flash"  # a notice or error for the next page of the integration
-
-
-def set_flash(request: HTMXRequest, *, notice: str | None = None, error: str | None = None) -> None:
-    request.set_session({**(request.session or {}), FLASH_KEY: {"notice": notice, "error": error}})
-
-
-def take_flash(request: HTMXRequest) -> dict[str, str | None]:
-    """The notice or error left for this page, once."""
-    session = dict(request.session or {})
-    flash = session.pop(FLASH_KEY, None)
-    if not isinstance(flash, dict):
-        return {}
-    request.set_session(session)
-    return {k: v for k, v in flash.items() if k in ("notice", "error") and isinstance(v, str)}
 
 
 async def begin(
@@ -134,7 +120,7 @@ async def finish(
                 token=one_time,
             )
             counts = await client_service.counts(db, created.id or 0)
-            notice = _connected_notice(connector.display_name, counts.active + counts.inactive)
+            notice = _connected_notice(connector.display_name, counts.total)
             set_flash(request, notice=notice)
             return Outcome(url=f"/integrasjoner/{created.id}")
         result = await onboarding.reonboard(db, vault, connector, integration, one_time)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import Any
 
 from sqlalchemy import ColumnElement, and_, bindparam, case, func, not_, or_
 from sqlmodel import col, select, update
@@ -34,6 +36,7 @@ class StatusFilter(StrEnum):
     OK = "ok"
     ERROR = "feil"
     KEY_ERROR = "nokkelfeil"
+    STALE = "ikke-oppdatert"
     INACTIVE = "inaktiv"
     NEW = "ny"
 
@@ -42,13 +45,17 @@ STATUS_LABELS = {
     StatusFilter.OK: "OK",
     StatusFilter.ERROR: "Feil",
     StatusFilter.KEY_ERROR: "Nøkkelfeil",
+    StatusFilter.STALE: "Ikke oppdatert siste 24 timer",
     StatusFilter.INACTIVE: "Inaktiv",
     StatusFilter.NEW: "Ny",
 }
+# An active client not synced for this long is stale (the filter, and the row says so).
+STALE_AFTER = timedelta(hours=24)
 
 
-def status_condition(status: StatusFilter) -> ColumnElement[bool]:
+def status_condition(status: StatusFilter, now: datetime | None = None) -> ColumnElement[bool]:
     active = col(Client.active)
+    stale_before = (now or utcnow()) - STALE_AFTER
     failing = and_(
         col(Client.sync_status) == SyncStatus.ERROR,
         col(Client.sync_failures) >= SHOW_AFTER_FAILURES,
@@ -62,6 +69,9 @@ def status_condition(status: StatusFilter) -> ColumnElement[bool]:
             or_(failing, col(Client.sync_status) == SyncStatus.NO_ACCESS, col(Client.access_lost)),
         ),
         StatusFilter.KEY_ERROR: and_(active, col(Client.sync_status) == SyncStatus.KEY_ERROR),
+        StatusFilter.STALE: and_(
+            active, or_(col(Client.synced_at).is_(None), col(Client.synced_at) < stale_before)
+        ),
         StatusFilter.INACTIVE: not_(active),
         StatusFilter.NEW: col(Client.is_new),
     }[status]
@@ -72,6 +82,32 @@ class Sort(StrEnum):
     NAME_DESC = "-navn"
     ORG_NUMBER = "orgnr"
     ORG_NUMBER_DESC = "-orgnr"
+    STATUS = "status"  # what needs attention first
+    STATUS_DESC = "-status"
+    UPDATED = "oppdatert"  # the longest since updated first
+    UPDATED_DESC = "-oppdatert"
+
+
+def attention_rank() -> ColumnElement[int]:
+    """A client's place when sorted by status: what the accountant must act on first, then
+    what waits, then what is fine, then the inactive."""
+    failing = and_(
+        col(Client.sync_status) == SyncStatus.ERROR,
+        col(Client.sync_failures) >= SHOW_AFTER_FAILURES,
+    )
+    return case(
+        (not_(col(Client.active)), 3),
+        (
+            or_(
+                col(Client.access_lost),
+                col(Client.sync_status).in_((SyncStatus.NO_ACCESS, SyncStatus.KEY_ERROR)),
+                failing,
+            ),
+            0,
+        ),
+        (col(Client.sync_status) == SyncStatus.OK, 2),
+        else_=1,
+    )
 
 
 @dataclass(frozen=True)
@@ -116,10 +152,15 @@ class ClientPage:
 
 @dataclass(frozen=True)
 class Counts:
-    active: int = 0
+    active: int = 0  # switched on and reachable: what is kept up to date
     inactive: int = 0
     attention: int = 0  # active clients with an error the accountant must act on
     new: int = 0
+    no_access: int = 0  # switched on, but the system gives no access: not counted as active
+
+    @property
+    def total(self) -> int:
+        return self.active + self.inactive + self.no_access
 
 
 def sort_key(name: str) -> str:
@@ -139,19 +180,40 @@ def describe(client: Client, name: str, org_number: str) -> None:
     client.search_text = search_text(name, org_number)
 
 
-async def list_clients(db: AsyncSession, integration_id: int, query: ClientQuery) -> ClientPage:
+def shown(integration_id: int, query: ClientQuery) -> list[ColumnElement[bool]]:
+    """The clients a query shows (search and status filter): also what bulk actions act on."""
     where = [col(Client.integration_id) == integration_id]
     if query.text:
         where.append(_matches(query.text))
     if query.status is not None:
         where.append(status_condition(query.status))
-    matching = (await db.exec(select(func.count()).select_from(Client).where(*where))).one()
-    order = {
+    return where
+
+
+def _order(sort: Sort) -> tuple[ColumnElement[Any], ...]:
+    # Never synced counts as the oldest; ties keep the name order.
+    oldest_first = case((col(Client.synced_at).is_(None), 0), else_=1)
+    return {
         Sort.NAME: (col(Client.sort_key), col(Client.id)),
         Sort.NAME_DESC: (col(Client.sort_key).desc(), col(Client.id).desc()),
         Sort.ORG_NUMBER: (col(Client.org_number), col(Client.id)),
         Sort.ORG_NUMBER_DESC: (col(Client.org_number).desc(), col(Client.id).desc()),
-    }[query.sort]
+        Sort.STATUS: (attention_rank(), col(Client.sort_key), col(Client.id)),
+        Sort.STATUS_DESC: (attention_rank().desc(), col(Client.sort_key), col(Client.id)),
+        Sort.UPDATED: (oldest_first, col(Client.synced_at), col(Client.sort_key), col(Client.id)),
+        Sort.UPDATED_DESC: (
+            oldest_first.desc(),
+            col(Client.synced_at).desc(),
+            col(Client.sort_key),
+            col(Client.id),
+        ),
+    }[sort]
+
+
+async def list_clients(db: AsyncSession, integration_id: int, query: ClientQuery) -> ClientPage:
+    where = shown(integration_id, query)
+    matching = (await db.exec(select(func.count()).select_from(Client).where(*where))).one()
+    order = _order(query.sort)
     rows = (
         await db.exec(
             select(Client).where(*where).order_by(*order).offset(query.offset).limit(PAGE_SIZE)
@@ -190,14 +252,16 @@ async def counts_by_integration(db: AsyncSession, integration_ids: list[int]) ->
         return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
 
     attention = or_(status_condition(StatusFilter.ERROR), status_condition(StatusFilter.KEY_ERROR))
+    unreachable = and_(col(Client.active), without_access())
     rows = (
         await db.exec(
             select(
                 Client.integration_id,
-                tally(col(Client.active)),
+                tally(and_(col(Client.active), not_(without_access()))),
                 tally(not_(col(Client.active))),
                 tally(attention),
                 tally(col(Client.is_new)),
+                tally(unreachable),
             )
             .where(col(Client.integration_id).in_(integration_ids))
             .group_by(col(Client.integration_id))
@@ -205,10 +269,23 @@ async def counts_by_integration(db: AsyncSession, integration_ids: list[int]) ->
     ).all()
     return {
         integration_id: Counts(
-            active=int(active), inactive=int(inactive), attention=int(attn), new=int(new)
+            active=int(active),
+            inactive=int(inactive),
+            attention=int(attn),
+            new=int(new),
+            no_access=int(no_access),
         )
-        for integration_id, active, inactive, attn, new in rows
+        for integration_id, active, inactive, attn, new, no_access in rows
     }
+
+
+def without_access() -> ColumnElement[bool]:
+    """The system does not let us read the client (not granted, withdrawn, or its key
+    refused): switched on, it is still not kept up to date."""
+    return or_(
+        col(Client.access_lost),
+        col(Client.sync_status).in_((SyncStatus.NO_ACCESS, SyncStatus.KEY_ERROR)),
+    )
 
 
 # Built once: it runs twice for every sync.
@@ -253,9 +330,12 @@ async def set_switch(db: AsyncSession, client: Client, switch: Switch, on: bool)
     return client
 
 
-async def set_all_active(db: AsyncSession, integration_id: int, on: bool) -> int:
-    """Aktiver alle / Deaktiver alle. Clients the key no longer reaches are not activated."""
-    where = [col(Client.integration_id) == integration_id, col(Client.active) != on]
+async def set_all_active(
+    db: AsyncSession, integration_id: int, on: bool, query: ClientQuery | None = None
+) -> int:
+    """Aktiver alle / Deaktiver alle, of the clients the table shows (its search and status
+    filter). Clients the key no longer reaches are not activated."""
+    where = [*shown(integration_id, query or ClientQuery()), col(Client.active) != on]
     if on:
         where.append(col(Client.access_lost).is_(False))
     now = utcnow()

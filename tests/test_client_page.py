@@ -15,7 +15,16 @@ from litestar.testing import AsyncTestClient
 
 from services.settings import Settings
 from simulators.tripletex.model import Company
-from tests.conftest import Simulator, add_user, create_integration, csrf, htmx, login, query
+from tests.conftest import (
+    Simulator,
+    add_user,
+    create_integration,
+    csrf,
+    execute,
+    htmx,
+    login,
+    query,
+)
 from tests.sync_support import sync_engine
 
 pytestmark = pytest.mark.anyio
@@ -248,10 +257,21 @@ async def test_client_never_synced_shows_the_empty_state(
         page = await client.get(url, params=params)
         assert page.status_code == 200
         body = text_of(page.text)
-        assert "Ingen data ennå — klienten er ikke synkronisert." in body
+        assert "Ingen data ennå — klienten er ikke aktiv. Trykk Aktiver klienten" in body
         assert "Sist synkronisert: aldri" in body
         assert "Ingen synkroniseringer ennå." in body
         assert 'id="trial-balance"' not in page.text
+    # Not a dead end: the page activates the client and comes back, saying so.
+    activated = await client.post(
+        f"/integrasjoner/{integration_id}/klienter/{client_id}/active",
+        data={"on": "true", "neste": "oversikt", "_csrf_token": csrf(client)},
+    )
+    body = text_of(activated.text)
+    assert str(activated.url).endswith(url)
+    assert "Klienten er aktivert og synkroniseres nå." in body
+    assert "Ingen data ennå — klienten er ikke synkronisert ennå." in body
+    assert "Aktiver klienten" not in body
+    assert await query(settings, f"SELECT active FROM client WHERE id = {client_id}") == [(True,)]
 
 
 async def test_sync_history_lists_runs_with_their_requests(
@@ -283,11 +303,25 @@ async def test_sync_history_lists_runs_with_their_requests(
         rf"\d\d\.\d\d\.\d{{4}} kl\. \d\d:\d\d:\d\d Full Manuell {requests} {periods} \d+,\d s OK",
         oldest,
     ), oldest
-    assert " Endringer Polling " in newest and newest.endswith(" OK")
+    assert " Endringer Jevnlig sjekk " in newest and newest.endswith(" OK")
 
     failed_url = f"/integrasjoner/{synced.integration_id}/klienter/{refused_id}/oversikt"
     failed = text_of((await client.get(failed_url)).text)
-    assert "Aktivering" in failed and "Feilet" in failed and "AccessDenied" in failed
+    assert "Aktivering" in failed and "Feilet" in failed
+    # In Norwegian, not the system's own English words; and the way to try again is there.
+    assert "Ingen tilgang til klienten i regnskapssystemet" in failed
+    assert "AccessDenied" not in failed and "403" not in failed
+    # Switched on but without access: the page offers to check again, at once.
+    await execute(
+        settings, f"UPDATE client SET active = TRUE, sync_due_at = NULL WHERE id = {refused_id}"
+    )
+    assert "Sjekk tilgang på nytt" in text_of((await client.get(failed_url)).text)
+    checked = await client.post(
+        failed_url.replace("/oversikt", "/sjekk"), data={"_csrf_token": csrf(client)}
+    )
+    assert "Tilgangen sjekkes nå." in text_of(checked.text)
+    [(due,)] = await query(settings, f"SELECT sync_due_at FROM client WHERE id = {refused_id}")
+    assert due is not None
 
 
 async def test_another_office_gets_not_found(

@@ -1,12 +1,14 @@
 """The client table: search, sorting, paging, switches and bulk actions."""
 
 import re
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from litestar.testing import AsyncTestClient
 
 from services.clients import sort_key
-from tests.conftest import Simulator, create_integration, csrf, htmx
+from services.settings import Settings
+from tests.conftest import Simulator, create_integration, csrf, execute, htmx, query
 
 pytestmark = pytest.mark.anyio
 
@@ -145,6 +147,30 @@ async def test_activate_all_then_deactivate_all(
     assert f"Inaktive klienter: <strong>{total}</strong>" in deactivated.text
 
 
+async def test_bulk_actions_act_on_the_clients_shown_and_say_so(
+    client: AsyncTestClient, settings: Settings, simulator: Simulator
+) -> None:
+    integration_id = await create_integration(client)
+    base = f"/integrasjoner/{integration_id}"
+    names = [c.name for c in simulator.state.clients_of("demo-regnskapskontor")]
+    word = next(w for w in ("Bygg", "AS") if 1 < sum(w in n for n in names) < len(names))
+    shown = [n for n in names if word.casefold() in n.casefold()]
+    table = await client.get(base, params={"q": word}, headers=htmx(client))
+    # The buttons name what they act on, and ask before acting with the count.
+    assert f"Aktiver {len(shown)} viste" in table.text
+    assert f"{len(shown)} klienter (de viste) aktiveres. Fortsette?" in table.text
+    assert "Aktiver alle" not in table.text
+    activated = await client.post(
+        f"{base}/aktiver-alle", data={"q": word, "sort": "navn"}, headers=htmx(client)
+    )
+    assert f"{len(shown)} klienter aktivert av de viste." in activated.text
+    active = {name for (name,) in await query(settings, "SELECT name FROM client WHERE active")}
+    assert active == set(shown)
+    # Unfiltered, the guide's own labels.
+    page = await client.get(base)
+    assert "Aktiver alle" in page.text and "Deaktiver alle" in page.text
+
+
 async def test_refresh_brings_in_new_clients_marked_new(
     client: AsyncTestClient, simulator: Simulator
 ) -> None:
@@ -153,7 +179,8 @@ async def test_refresh_brings_in_new_clients_marked_new(
     response = await client.post(
         f"/integrasjoner/{integration_id}/oppdater", data={}, headers=htmx(client)
     )
-    assert "1 nye klienter" in response.text
+    assert "Klientlisten er oppdatert: 1 ny klient." in response.text
+    assert f'href="/integrasjoner/{integration_id}?status=ny">Vis de nye klientene' in response.text
     found = await client.get(
         f"/integrasjoner/{integration_id}",
         params={"q": company.organization_number},
@@ -232,6 +259,9 @@ async def test_delete_asks_first_then_removes_everything(client: AsyncTestClient
     )
     assert response.status_code == 303
     assert (await client.get(f"/integrasjoner/{integration_id}")).status_code == 404
+    listing = (await client.get("/integrasjoner")).text
+    assert "«Tripletex - Skal slettes» er slettet" in listing  # said once, then gone
+    assert f'href="/integrasjoner/{integration_id}"' not in listing
     assert "Skal slettes" not in (await client.get("/integrasjoner")).text
 
 
@@ -259,3 +289,46 @@ async def test_back_button_after_a_history_cache_miss_gets_the_whole_page(
     restore = {**htmx(client), "HX-History-Restore-Request": "true"}
     page = await client.get(url, headers=restore)
     assert "<html" in page.text and "Klienter" in page.text
+
+
+async def test_stale_clients_are_filtered_and_sorted_by_age_and_status(
+    client: AsyncTestClient, settings: Settings
+) -> None:
+    integration_id = await create_integration(client)
+    base = f"/integrasjoner/{integration_id}"
+    ids = [i for (i,) in await query(settings, "SELECT id FROM client ORDER BY id")][:4]
+    fresh, old, older, failing = ids
+    now = "CURRENT_TIMESTAMP"
+    await execute(
+        settings,
+        f"UPDATE client SET active = TRUE, sync_status = 'ok', synced_at = {now} "
+        f"WHERE id IN ({fresh}, {old}, {older}, {failing})",
+    )
+    for client_id, hours in ((old, 30), (older, 50)):
+        moment = (datetime.now(UTC) - timedelta(hours=hours)).strftime("%Y-%m-%d %H:%M:%S")
+        await execute(settings, f"UPDATE client SET synced_at = '{moment}' WHERE id = {client_id}")
+    await execute(
+        settings,
+        f"UPDATE client SET sync_status = 'no_access', sync_error = 'x' WHERE id = {failing}",
+    )
+
+    stale = await client.get(base, params={"status": "ikke-oppdatert"}, headers=htmx(client))
+    rows = re.findall(r'<tr id="client-(\d+)"', stale.text)
+    assert sorted(map(int, rows)) == sorted([old, older])
+    assert stale.text.count("Ikke oppdatert siste 24 timer</span>") == 2
+
+    by_age = await client.get(
+        base, params={"status": "ikke-oppdatert", "sort": "oppdatert"}, headers=htmx(client)
+    )
+    assert [int(i) for i in re.findall(r'<tr id="client-(\d+)"', by_age.text)] == [older, old]
+
+    by_status = await client.get(base, params={"sort": "status"}, headers=htmx(client))
+    order = [int(i) for i in re.findall(r'<tr id="client-(\d+)"', by_status.text)]
+    assert order[0] == failing  # what needs attention first; the inactive last
+    assert set(order[1:4]) == {fresh, old, older}
+    assert "Ingen tilgang</span>" in by_status.text
+
+    # A client without access is switched on but not counted as active.
+    counts = await client.get(base)
+    assert "Aktive klienter: <strong>3</strong>" in counts.text
+    assert "Uten tilgang: <strong>1</strong>" in counts.text

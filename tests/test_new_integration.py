@@ -54,8 +54,11 @@ async def test_own_company_key_has_exactly_the_office_itself(
 ) -> None:
     integration_id = await create_integration(client, key="demo-eget-selskap", description="Eget")
     page = (await client.get(f"/integrasjoner/{integration_id}")).text
-    assert "1 klienter" in page
+    assert "Integrasjonen er opprettet med 1 klient. Slå på AKTIV" in page  # said once
+    assert "1 klient</p>" in page.replace("\n", "").replace("  ", "")
     assert simulator.state.office().name in page
+    again = (await client.get(f"/integrasjoner/{integration_id}")).text
+    assert "Integrasjonen er opprettet" not in again
 
 
 @pytest.mark.parametrize(

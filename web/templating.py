@@ -11,7 +11,9 @@ from jinja2.runtime import Context
 from litestar.plugins.jinja import JinjaTemplateEngine
 
 from models import Integration
+from models.base import utcnow
 from services.balances import format_amount
+from services.clients import STALE_AFTER
 from services.connectors.base import ConnectKind, SystemDescription
 from services.connectors.registry import Connectors
 from services.demo import DEMO_SYSTEMS
@@ -29,6 +31,16 @@ def local_time(value: datetime | None) -> str:
     if value is None:
         return "aldri"
     return value.astimezone(OSLO).strftime("%d.%m.%Y kl. %H:%M")
+
+
+def plural(count: int, one: str, many: str) -> str:
+    """1 klient, 2 klienter: the number with the noun that agrees with it."""
+    return f"{count} {one if count == 1 else many}"
+
+
+def is_stale(synced_at: datetime | None) -> bool:
+    """Not updated within the last 24 hours (an active client's row says so)."""
+    return synced_at is None or synced_at < utcnow() - STALE_AFTER
 
 
 def org_number(value: str) -> str:
@@ -59,6 +71,7 @@ def configure(settings: Settings) -> Callable[[JinjaTemplateEngine], None]:
             demo_systems=DEMO_SYSTEMS if settings.demo else frozenset(),
             htmx_file=HTMX_FILE,
             show_after_failures=SHOW_AFTER_FAILURES,
+            is_stale=is_stale,
             # How changes reach us: webhooks when the system can reach this app, else polling.
             webhooks_on=settings.public_base_url is not None,
             poll_minutes=settings.sync.poll_minutes,
@@ -67,6 +80,7 @@ def configure(settings: Settings) -> Callable[[JinjaTemplateEngine], None]:
         env.filters.update(
             local_time=local_time,
             org_number=org_number,
+            plural=plural,
             integration_name=integration_name,
             import_period=saft_history.period_label,
             import_status=saft_history.status_label,

@@ -98,8 +98,12 @@ def test_guide_flow_search_sort_switches_and_bulk(page: Page) -> None:
         "aria-checked", "true"
     )
 
+    # Bulk actions ask first, naming how many clients they act on.
+    asked: list[str] = []
+    page.on("dialog", lambda dialog: (asked.append(dialog.message), dialog.accept()))
     page.get_by_role("button", name="Aktiver alle", exact=True).click()
     expect(page.locator("#client-counts")).to_contain_text("Inaktive klienter: 0")
+    assert asked and asked[-1].endswith("aktiveres. Fortsette?"), asked
     page.get_by_role("button", name="Deaktiver alle").click()
     expect(page.locator("#client-counts")).to_contain_text("Aktive klienter: 0")
 
@@ -111,7 +115,9 @@ def test_new_client_appears_after_refresh_and_system_can_be_changed(page: Page) 
     page.get_by_role("button", name="Demo: gi tilgang til en ny klient").click()
     granted = page.locator("#demo-notice strong").first.inner_text()
     page.get_by_role("button", name="Oppdater klientliste").click()
-    expect(page.get_by_role("status")).to_contain_text("1 nye klienter")
+    expect(page.get_by_role("status").filter(has_text="Klientlisten er oppdatert")).to_contain_text(
+        "1 ny klient"
+    )
     assert page.locator("#client-counts").inner_text() != before
     page.get_by_placeholder("Søk...").fill(granted[:12])
     new_row = page.locator("tr", has_text=granted)
@@ -134,7 +140,10 @@ def test_own_company_key_and_delete(page: Page) -> None:
     expect(page.get_by_text("Vil du slette")).to_be_visible()
     page.get_by_role("button", name="Ja, slett integrasjonen").click()
     expect(page.get_by_role("heading", name="Integrasjoner")).to_be_visible()
-    expect(page.get_by_text("Tripletex - Eget selskap")).to_have_count(0)
+    expect(page.get_by_role("status")).to_have_text(
+        "«Tripletex - Eget selskap» er slettet, med klientene og innstillingene deres."
+    )
+    expect(page.get_by_role("link", name="Tripletex - Eget selskap")).to_have_count(0)
 
 
 def test_setup_guide_is_a_readable_page(page: Page) -> None:
