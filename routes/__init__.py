@@ -9,6 +9,7 @@ from routes.auth import AuthController
 from routes.change_events import change_callback
 from routes.client_page import ClientPageController
 from routes.clients import ClientController
+from routes.exports import ExportController
 from routes.guide import system_guide
 from routes.health import HEALTH_ROUTES
 from routes.integrations import IntegrationController
@@ -29,6 +30,7 @@ def all_routes() -> list[ControllerRouterHandler]:
         IntegrationController,
         ClientController,
         ClientPageController,
+        ExportController,
         SaftImportController,
         SettingsController,
         system_guide,
