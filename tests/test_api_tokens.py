@@ -27,7 +27,7 @@ async def test_settings_link_in_the_top_bar_leads_to_api_keys(client: AsyncTestC
     assert settings_page.status_code == 200
     assert "API-nøkler" in settings_page.text
     assert "Ny API-nøkkel" in settings_page.text
-    assert "Varsler (webhook)" in settings_page.text
+    assert ">Varsler</a>" in settings_page.text
 
 
 async def test_new_token_is_shown_once_and_stored_only_as_a_hash(
