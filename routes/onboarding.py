@@ -92,8 +92,12 @@ async def finish(
 ) -> Outcome:
     """Finish the onboarding this session started, whatever the system's answer."""
     session = dict(request.session or {})
-    pending = onboarding.PendingOnboarding.from_session(session.pop(SESSION_KEY, None))
-    request.set_session(session)  # single use, whatever the outcome
+    pending = onboarding.PendingOnboarding.from_session(session.get(SESSION_KEY))
+    if pending is not None and onboarding.same_state(pending, state):
+        # Single use, whatever the outcome. A redirect with another state (forged, or an
+        # old one) leaves the onboarding under way alone.
+        session.pop(SESSION_KEY)
+        request.set_session(session)
     connector = onboarding.onboarding_connector(connectors, pending.system) if pending else None
     integration = None
     if pending is not None and pending.integration_id is not None:
@@ -135,7 +139,8 @@ async def finish(
 
 
 NOT_STARTED_HERE = (
-    "Svaret fra regnskapssystemet hører ikke til en tilkobling startet i denne nettleseren, "
+    "Svaret fra regnskapssystemet hører ikke til en tilkobling som ble startet i denne "
+    "nettleseren, "
     "eller tilkoblingen er allerede fullført. Ingenting er lagret. Start tilkoblingen på nytt."
 )
 

@@ -13,6 +13,7 @@ failure is an InputError in Norwegian, and nothing is stored.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import secrets
 import time
@@ -20,6 +21,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from urllib.parse import urlsplit
 
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -38,6 +40,7 @@ if TYPE_CHECKING:
 # How long a started onboarding waits for the system's redirect (PowerOffice's
 # TemporaryUrl is valid for less).
 MAX_AGE_SECONDS = 3600
+IDENTIFY_AT_ONCE = 4  # ClientIntegrationInformation requests in flight after a Finalize
 FIELD = "onboarding"  # the form field its errors belong to
 
 
@@ -55,6 +58,8 @@ class OnboardingConnector(Protocol):
     async def initiate(self, redirect_uri: str) -> tuple[str, datetime]: ...
 
     async def finalize(self, onboarding_token: str) -> tuple[str, Sequence[Onboarded]]: ...
+
+    async def client_uuid(self, client_key: str) -> str: ...
 
 
 def onboarding_connector(connectors: Connectors, system: str) -> OnboardingConnector | None:
@@ -113,6 +118,15 @@ async def start(
             f"Fikk ikke kontakt med {name} akkurat nå, så tilkoblingen ble ikke startet. "
             "Prøv igjen om litt.",
         ) from None
+    # The browser is sent there: only to a web address, https unless we run on http
+    # ourselves (demo mode, with the simulator beside the app).
+    target = urlsplit(url)
+    allowed = {"https"} | ({"http"} if callback_url.startswith("http://") else set())
+    if target.scheme not in allowed or not target.netloc:
+        raise InputError(
+            FIELD,
+            f"{name} svarte med en adresse vi ikke sender deg videre til. Ingenting er lagret.",
+        )
     return pending, url
 
 
@@ -135,6 +149,11 @@ REFUSALS = {
 }
 
 
+def same_state(pending: PendingOnboarding, state: str) -> bool:
+    """The redirect answers this onboarding (compared in constant time)."""
+    return secrets.compare_digest(pending.state.encode(), state.encode())
+
+
 def check_return(
     pending: PendingOnboarding | None,
     connector: OnboardingConnector,
@@ -147,15 +166,12 @@ def check_return(
     """The onboarding token of a redirect that answers the onboarding this user started;
     otherwise an InputError saying why, in Norwegian."""
     name = connector.display_name
-    if (
-        pending is None
-        or pending.system != connector.system
-        or not secrets.compare_digest(pending.state.encode(), state.encode())
-    ):
+    if pending is None or pending.system != connector.system or not same_state(pending, state):
         raise InputError(
             FIELD,
-            f"Svaret fra {name} hører ikke til en tilkobling startet i denne nettleseren, eller "
-            "tilkoblingen er allerede fullført. Ingenting er lagret. Start tilkoblingen på nytt.",
+            f"Svaret fra {name} hører ikke til en tilkobling som ble startet i denne "
+            "nettleseren, eller tilkoblingen er allerede fullført. Ingenting er lagret. "
+            "Start tilkoblingen på nytt.",
         )
     if (now if now is not None else time.time()) - pending.started > MAX_AGE_SECONDS:
         raise InputError(
@@ -173,11 +189,20 @@ def check_return(
     return token
 
 
-async def finalize(connector: OnboardingConnector, token: str) -> tuple[str, Sequence[Onboarded]]:
-    """The approving user's e-mail and the approved clients; the failure in Norwegian."""
+@dataclass(frozen=True)
+class Identified:
+    """An approved client with the system's own id for it."""
+
+    erp_id: int
+    client: Onboarded
+
+
+async def finalize(connector: OnboardingConnector, token: str) -> list[Identified]:
+    """The approved clients, each with the system's id for it; the failure in Norwegian."""
     name = connector.display_name
     try:
-        email, onboarded = await connector.finalize(token)
+        _email, onboarded = await connector.finalize(token)
+        identified = await _identify(connector, onboarded)
     except ErpUnavailable:
         raise InputError(
             FIELD,
@@ -195,9 +220,26 @@ async def finalize(connector: OnboardingConnector, token: str) -> tuple[str, Seq
             FIELD,
             f"{name} svarte med en feil (status {exc.status}). Ingenting er lagret.",
         ) from None
-    if not onboarded:
+    if not identified:
         raise InputError(FIELD, f"Ingen klienter ble godkjent i {name}. Ingenting er lagret.")
-    return email, onboarded
+    return identified
+
+
+async def _identify(
+    connector: OnboardingConnector, onboarded: Sequence[Onboarded]
+) -> list[Identified]:
+    """Each client's id at the system (one small request per client, a few at a time); a
+    client listed twice is kept once."""
+    slots = asyncio.Semaphore(IDENTIFY_AT_ONCE)
+
+    async def identify(item: Onboarded) -> Identified:
+        async with slots:
+            return Identified(_erp_id(await connector.client_uuid(item.client_key)), item)
+
+    unique: dict[int, Identified] = {}
+    for found in await asyncio.gather(*(identify(item) for item in onboarded)):
+        unique.setdefault(found.erp_id, found)
+    return list(unique.values())
 
 
 async def create_onboarded_integration(
@@ -212,7 +254,7 @@ async def create_onboarded_integration(
     """Finalize the onboarding and store the integration with its clients and their keys,
     in one transaction; nothing is stored when it fails."""
     description = check_description(raw_description)
-    _email, onboarded = await finalize(connector, token)
+    onboarded = await finalize(connector, token)
     integration = Integration(
         office_id=office_id,
         system=connector.system,
@@ -246,31 +288,32 @@ async def reonboard(
 ) -> Reonboarded:
     """Oppdater klientliste / Endre system: the clients approved this time come in (new ones
     inactive and marked new) or get their new key; the others keep theirs."""
-    _email, onboarded = await finalize(connector, token)
+    onboarded = await finalize(connector, token)
     added = await merge_onboarded(db, vault, integration, onboarded)
     integration.clients_refreshed_at = utcnow()
     integration.updated_at = utcnow()
     db.add(integration)
     await db.commit()
-    return Reonboarded(added=added, renewed=len({o.org_number for o in onboarded}) - added)
+    return Reonboarded(added=added, renewed=len(onboarded) - added)
 
 
 async def merge_onboarded(
-    db: AsyncSession, vault: KeyVault, integration: Integration, onboarded: Sequence[Onboarded]
+    db: AsyncSession, vault: KeyVault, integration: Integration, onboarded: Sequence[Identified]
 ) -> int:
     """Add the clients not seen before and give known ones their new key (re-onboarding);
-    returns how many were added. A client is known by its organisation number."""
+    returns how many were added. A client is known by the system's id for it."""
     assert integration.id is not None
     found = await db.exec(select(Client).where(col(Client.integration_id) == integration.id))
-    known = {client.org_number: client for client in found.all()}
+    known = {client.erp_id: client for client in found.all()}
     added = 0
-    for item in onboarded:
+    for identified in onboarded:
+        item = identified.client
         org = "".join(item.org_number.split())
-        client = known.get(org)
+        client = known.get(identified.erp_id)
         if client is None:
             client = Client(
                 integration_id=integration.id,
-                erp_id=_erp_id(org, item.name),
+                erp_id=identified.erp_id,
                 name="",
                 sort_key="",
                 search_text="",
@@ -287,9 +330,10 @@ async def merge_onboarded(
     return added
 
 
-def _erp_id(org_number: str, name: str) -> int:
-    """The client's number here: its organisation number (the system's own client id is a
-    UUID), or for a company without one a stable number from its name."""
-    if org_number.isdigit():
-        return int(org_number)
-    return int(hashlib.sha256(name.encode()).hexdigest()[:15], 16)
+def _erp_id(client_uuid: str) -> int:
+    """The client's number here, from the system's id (a UUID): its first 60 bits, which
+    fit our bigint column and do not repeat among one partner's clients in practice."""
+    digits = "".join(ch for ch in client_uuid.lower() if ch in "0123456789abcdef")
+    if len(digits) < 15:
+        return int(hashlib.sha256(client_uuid.encode()).hexdigest()[:15], 16)
+    return int(digits[:15], 16)

@@ -1,3 +1,9 @@
+// A message the page opens with (a failed connection, a refused form) gets the focus, so it
+// is read out and the keyboard starts there.
+document.addEventListener("DOMContentLoaded", () => {
+  document.querySelector("[data-focus-on-load]")?.focus();
+});
+
 // Tell the accountant when a request failed, instead of leaving a screen that looks saved.
 document.addEventListener("htmx:responseError", showRequestError);
 document.addEventListener("htmx:sendError", showRequestError);

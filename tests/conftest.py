@@ -175,7 +175,8 @@ def poweroffice(_poweroffice_server: tuple[str, _Swappable]) -> Iterator[PowerOf
     validator = spec_validator()
 
     def check(method: str, path: str, status: int, body: bytes) -> None:
-        sim.problems.extend(validator.validate(method, path, status, body))
+        if path in validator.spec["paths"]:  # the token endpoint is OAuth's, not in the spec
+            sim.problems.extend(validator.validate(method, path, status, body))
 
     previous = swappable.target
     swappable.target = poweroffice_simulator.create_poweroffice_app(

@@ -394,7 +394,7 @@ async def test_5xx_are_retried_then_erp_unavailable(world: World) -> None:
         assert _nonzero(balances.movement) == _nonzero(movement)
 
 
-async def test_a_posted_voucher_is_seen_and_an_unchanged_poll_costs_two_requests(
+async def test_a_posted_voucher_is_seen_and_an_unchanged_poll_costs_one_request(
     world: World,
 ) -> None:
     await world.onboard([1])
@@ -425,19 +425,20 @@ async def test_a_posted_voucher_is_seen_and_an_unchanged_poll_costs_two_requests
     world.transport.reset()
     chart, october, november = await poll()
     assert chart is None and october.unchanged and not november.unchanged  # type: ignore[attr-defined]
-    assert world.transport.count() == 3
+    assert world.transport.count() == 2
     world.clock.now += 600
     world.transport.reset()
     chart, october, november = await poll()
     assert chart is None and october.unchanged and november.unchanged  # type: ignore[attr-defined]
-    # Two requests, and the access token's renewal (it lives 20 minutes: every other poll).
-    assert world.transport.count() - world.transport.count("/OAuth/Token") == 2
+    # One request (the change check), and the access token's renewal (it lives 20 minutes:
+    # every other poll).
+    assert world.transport.count() - world.transport.count("/OAuth/Token") == 1
     assert world.transport.count("/OAuth/Token") == 1
     world.clock.now += 600
     world.transport.reset()
     chart, october, november = await poll()
     assert chart is None and october.unchanged and november.unchanged  # type: ignore[attr-defined]
-    assert world.transport.count() == 2
+    assert world.transport.count() == 1
 
     # A voucher posted in October through the simulator's control API, a minute later.
     world.state.clock.advance(60)
@@ -468,16 +469,30 @@ async def test_a_posted_voucher_is_seen_and_an_unchanged_poll_costs_two_requests
         opening, movement = _expected(sim, *_month(year, month))
         assert _nonzero(balances.opening) == _nonzero(opening)  # type: ignore[attr-defined]
         assert _nonzero(balances.movement) == _nonzero(movement)  # type: ignore[attr-defined]
-    # The check, the unchanged chart, and the two month ends after the voucher's date (and
-    # the token, renewed every other poll).
+    # The check and the two month ends after the voucher's date (and the token, renewed
+    # every other poll): its lines name known accounts, so the chart is not asked.
     assert world.transport.count("/v2/TrialBalance") == 2
-    assert world.transport.count() - world.transport.count("/OAuth/Token") == 4
+    assert world.transport.count() - world.transport.count("/OAuth/Token") == 3
 
-    # A renamed account shows in the chart's change filter.
+    # A renamed account shows in the chart's change filter, which polls ask once an hour.
     world.state.save_account(1, 1920, "Driftskonto")
     world.clock.now += 600
+    assert await world.connector.fetch_accounts(key, company, conditional=True) is None
+    world.clock.now += poweroffice.CHART_RECHECK_SECONDS
     accounts = await world.connector.fetch_accounts(key, company, conditional=True)
     assert accounts is not None and any(a.name == "Driftskonto" for a in accounts)
+
+    # A new account with a line on it: the next poll fetches the chart, well within the hour.
+    world.state.clock.advance(60)
+    world.state.save_account(1, 6540, "Inventar")
+    world.state.post_voucher(1, [(6540, Decimal("99.00")), (1920, Decimal("-99.00"))])
+    world.clock.now += 600
+    balances = await world.connector.fetch_balances(
+        key, company, *_month(2025, 11), conditional=True
+    )
+    assert balances.movement.get(6540) == Decimal("99.00")
+    accounts = await world.connector.fetch_accounts(key, company, conditional=True)
+    assert accounts is not None and any(a.number == 6540 for a in accounts)
 
 
 async def test_periods_across_a_year_end_and_forget_cache(world: World) -> None:

@@ -222,3 +222,32 @@ async def test_a_refused_client_key_stops_only_that_client_until_it_is_approved_
     [(due,)] = await query(settings, f"SELECT sync_due_at FROM client WHERE id = {refused_id}")
     assert due is not None
     assert await engine.sync_client(refused_id, trigger="schedule") == "ok"
+
+
+async def test_clients_are_told_apart_by_poweroffice_s_own_id_not_their_org_number(
+    settings: Settings, office_db: OfficeDb, world: World
+) -> None:
+    """Two approved clients without an organisation number (a sole trader, a new company)
+    and one listed twice stay apart, and re-onboarding gives each its own key back."""
+    first, second, third = sorted(world.state.clients)[:3]
+    for client_id in (first, second):
+        world.state.clients[client_id].org_no = ""
+    vault = KeyVault(settings.encryption_keys)
+    integration = await onboard(office_db, vault, world, [first, second, third])
+    rows = await query(settings, "SELECT name, org_number, key_ciphertext FROM client")
+    assert len(rows) == 3
+    keys = {c.name: c.client_key for c in world.state.clients.values()}
+    for name, _, ciphertext in rows:
+        assert vault.decrypt(ciphertext) == keys[name]  # each its own key
+
+    async with office_db.factory() as db:
+        found = await db.get(Integration, integration.id)
+        assert found is not None
+        result = await reonboard(
+            db, vault, world.connector, found, await approved_token(world, [first, second])
+        )
+    assert (result.added, result.renewed) == (0, 2)
+    rows = await query(settings, "SELECT name, key_ciphertext FROM client ORDER BY id")
+    assert len(rows) == 3 and len({name for name, _ in rows}) == 3
+    for name, ciphertext in rows:
+        assert vault.decrypt(ciphertext) == keys[name]

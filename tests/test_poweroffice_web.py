@@ -84,7 +84,7 @@ async def test_approving_brings_the_chosen_clients_in_with_their_keys_encrypted(
 
     # The same answer again (back button, a replay) stores nothing more.
     replay = await client.get(callback)
-    assert "hører ikke til en tilkobling startet i denne nettleseren" in replay.text
+    assert "hører ikke til en tilkobling som ble startet i denne" in replay.text
     assert len(await query(settings, "SELECT id FROM client")) == 5
 
 
@@ -92,9 +92,9 @@ async def test_approving_brings_the_chosen_clients_in_with_their_keys_encrypted(
     ("how", "message"),
     [
         ("cancel", "Tilkoblingen ble avbrutt i PowerOffice Go. Ingenting er lagret."),
-        ("forged state", "hører ikke til en tilkobling startet i denne nettleseren"),
+        ("forged state", "hører ikke til en tilkobling som ble startet i denne"),
         ("expired token", "godtok ikke tilkoblingen (den er utløpt eller allerede brukt)"),
-        ("another session", "hører ikke til en tilkobling startet i denne nettleseren"),
+        ("another session", "hører ikke til en tilkobling som ble startet i denne"),
     ],
 )
 async def test_a_failed_onboarding_says_why_and_stores_nothing(
@@ -106,6 +106,7 @@ async def test_a_failed_onboarding_says_why_and_stores_nothing(
 ) -> None:
     url = await start(client, description="Avdeling nord")
     callback = await answer(poweroffice, url, action="refuse" if how == "cancel" else "approve")
+    genuine = callback
     if how == "forged state":
         state = parse_qs(urlsplit(callback).query)["state"][0]
         callback = callback.replace(state, state[:-4] + "AAAA")
@@ -125,6 +126,11 @@ async def test_a_failed_onboarding_says_why_and_stores_nothing(
         assert 'value="poweroffice" data-onboarding checked' in page.text
     assert await integrations(settings) == []
     assert await query(settings, "SELECT id FROM client") == []
+    if how == "forged state":
+        # A forged redirect does not spoil the user's own: the genuine one still lands.
+        landed = await client.get(genuine, follow_redirects=False)
+        assert landed.status_code == 303
+        assert len(await integrations(settings)) == 1
 
 
 async def test_poweroffice_down_at_the_start_is_said_on_the_form(

@@ -75,6 +75,11 @@ def configure(settings: Settings) -> Callable[[JinjaTemplateEngine], None]:
             # How changes reach us: webhooks when the system can reach this app, else polling.
             webhooks_on=settings.public_base_url is not None,
             poll_minutes=settings.sync.poll_minutes,
+            every_minutes=(
+                "hvert minutt"
+                if settings.sync.poll_minutes == 1
+                else f"hvert {settings.sync.poll_minutes}. minutt"
+            ),
             file_connect=ConnectKind.FILE,  # a system whose data arrives as files
         )
         env.filters.update(

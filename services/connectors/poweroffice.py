@@ -73,6 +73,9 @@ PAGE_SIZE = 5000  # ResourceParameters.PageSize's documented default
 FRESH_SECONDS = 60.0
 # A change check this recent answers every conditional fetch of the client (one per sync).
 CHECK_REUSE_SECONDS = 15.0
+# How often a poll asks whether accounts were renamed or closed (new accounts show sooner:
+# by the lines posted on them).
+CHART_RECHECK_SECONDS = 3600.0
 # Until the first change check has seen PowerOffice's own timestamps, what we cached is
 # checked against our clock, this much earlier (clock skew, commit lag): a voucher in the
 # margin costs a needless re-fetch, never a missed one.
@@ -351,10 +354,15 @@ class _Ledger:
     years: dict[int, float] = field(default_factory=dict)  # year -> monotonic time loaded
     chart: _Cached | None = None  # list of the chart's rows
     chart_seen: datetime | None = None  # the newest LastChangedDateTimeOffset in it
+    chart_checked: float | None = None  # monotonic time the chart's change filter last ran
+    unknown_account: bool = False  # a new line names an account the cached chart lacks
     # Account transactions created after this are not yet reflected in `trial_balances`.
     watermark: datetime | None = None
     checked: float | None = None  # monotonic time of the last change check
     changed: set[tuple[int, int]] = field(default_factory=set)  # months seen changed, unasked
+    # Moved on by every change check that drops cached figures: a fetch that was under way
+    # meanwhile may hold figures from before the change and must not cache them.
+    generation: int = 0
     locks: dict[Any, asyncio.Lock] = field(default_factory=dict)
 
     def lock(self, what: Any) -> asyncio.Lock:
@@ -367,9 +375,10 @@ class PowerOfficeConnector:
     capabilities = Capabilities(connect=ConnectKind.ONBOARDING, webhooks=False)
     wording = Wording(
         no_api_access=(
-            "Klienten har ikke aktivert integrasjonen. En bruker med administratortilgang på "
-            "klienten i PowerOffice Go kan aktivere den under Innstillinger → Integrasjoner, "
-            "eller trykk Oppdater klientliste og godkjenn klienten."
+            "Integrasjonen er slått av for klienten i PowerOffice Go. En bruker med "
+            "administratortilgang på klienten kan slå den på igjen under Innstillinger → "
+            "Integrasjoner; trykk deretter Sjekk tilgang på nytt, eller Oppdater klientliste "
+            "og godkjenn klienten."
         ),
         access_lost=(
             "Klienten har deaktivert integrasjonen i PowerOffice Go. En bruker med "
@@ -407,6 +416,13 @@ class PowerOfficeConnector:
     async def finalize(self, onboarding_token: str) -> tuple[str, list[OnboardedClient]]:
         return await self._client.finalize(onboarding_token)
 
+    async def client_uuid(self, client_key: str) -> str:
+        """PowerOffice's own id of the client a key belongs to (ClientIntegrationInformation's
+        ClientId): what tells onboarded clients apart, since names and organisation numbers
+        can repeat or be missing. Answered also for a client that withdrew its access."""
+        answer = _json(await self._client.get(client_key, "/ClientIntegrationInformation"))
+        return str(answer["ClientId"])
+
     async def inspect_key(self, key: str) -> KeyInfo:
         """Check a client key now: a fresh token, and what PowerOffice says of the client.
         PowerOffice v2 has no numeric client id (ClientId is a UUID): erp ids are 0 here,
@@ -428,6 +444,17 @@ class PowerOfficeConnector:
     ) -> list[RemoteAccount] | None:
         ledger = self._ledger(key, company)
         if conditional and ledger.chart is not None and ledger.chart_seen is not None:
+            # New accounts come with lines on them (the change check sees those); renames
+            # alone are looked for once in CHART_RECHECK_SECONDS: an unchanged poll is then
+            # the change check's one request.
+            await self._check(key, ledger)
+            recent = (
+                ledger.chart_checked is not None
+                and self._clock() - ledger.chart_checked < CHART_RECHECK_SECONDS
+            )
+            if recent and not ledger.unknown_account:
+                return None
+            ledger.chart_checked = self._clock()
             changed = await self._client.get(
                 key,
                 "/GeneralLedgerAccounts",
@@ -557,13 +584,14 @@ class PowerOfficeConnector:
                 return cached.value  # type: ignore[no-any-return]
             if ledger.watermark is None:
                 ledger.watermark = self._wall_clock() - CLOCK_MARGIN
-            fetched = self._clock()
+            fetched, generation = self._clock(), ledger.generation
             rows = await self._client.rows(key, "/TrialBalance", {"date": day.isoformat()})
             sums: dict[int, Decimal] = {}
             for row in rows:
                 number = int(row["AccountNo"])
                 sums[number] = sums.get(number, ZERO) + _money(row.get("Balance"))
-            ledger.trial_balances[day] = _Cached(sums, fetched)
+            if generation == ledger.generation:
+                ledger.trial_balances[day] = _Cached(sums, fetched)
             return sums
 
     async def _year(self, key: str, ledger: _Ledger, year: int) -> None:
@@ -580,7 +608,7 @@ class PowerOfficeConnector:
                 return
             if ledger.watermark is None:
                 ledger.watermark = self._wall_clock() - CLOCK_MARGIN
-            fetched = self._clock()
+            fetched, generation = self._clock(), ledger.generation
             before = date(year - 1, 12, 31)
             opening, lines, chart = await asyncio.gather(
                 self._trial_balance(key, ledger, before, max_age=FRESH_SECONDS),
@@ -596,6 +624,8 @@ class PowerOfficeConnector:
                 sums = moved[_day(line["PostingDate"]).month]
                 number = int(line["AccountNo"])
                 sums[number] = sums.get(number, ZERO) + _money(line.get("Amount"))
+            if generation != ledger.generation:
+                return  # a change check dropped this year meanwhile: fetched afresh instead
             is_balance = _classify(chart)
             running = {n: amount for n, amount in opening.items() if is_balance(n)}
             for month in range(1, 13):
@@ -616,6 +646,7 @@ class PowerOfficeConnector:
             fetched = self._clock()
             rows = await self._client.rows(key, "/GeneralLedgerAccounts")
             ledger.chart = _Cached(rows, fetched)
+            ledger.chart_checked, ledger.unknown_account = fetched, False
             moments = [
                 _parse_moment(r["LastChangedDateTimeOffset"])
                 for r in rows
@@ -637,11 +668,16 @@ class PowerOfficeConnector:
                 ledger.changed.update(
                     (day.year, day.month) for day in (_day(r["PostingDate"]) for r in created)
                 )
+                if ledger.chart is not None:
+                    charted = {int(row["AccountNo"]) for row in ledger.chart.value}
+                    if any(int(row["AccountNo"]) not in charted for row in created):
+                        ledger.unknown_account = True
                 earliest = min(_day(row["PostingDate"]) for row in created)
                 for day in [d for d in ledger.trial_balances if d >= earliest]:
                     del ledger.trial_balances[day]
                 for year in [y for y in ledger.years if y >= earliest.year]:
                     del ledger.years[year]
+                ledger.generation += 1
                 newest = max(_parse_moment(row["CreatedDateTimeOffset"]) for row in created)
                 ledger.watermark = max(since, newest)
             ledger.checked = checked

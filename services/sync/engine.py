@@ -245,20 +245,22 @@ class SyncEngine:
     async def _fetch_and_store(self, job: _Job, months: list[Month], stats: RequestStats) -> None:
         """Fetch and store in batches of months; the last batch's transaction also records
         the result, so a sync ends in one commit."""
-        started = utcnow()  # every fetch below answers the notes older than this
         if job.ask_changes and isinstance(job.connector, ReportsChangedMonths):
             # A system without webhooks that can say which months changed: those are
-            # fetched too, however old, rather than waiting for the nightly reconcile.
+            # fetched too, however old, rather than waiting for the nightly reconcile. They
+            # are noted first, so a run that fails later leaves them for the next one.
             async with self.requests.slot(job.integration_id):
                 changed = await job.connector.changed_months(job.key, job.company)
             extra = {Month(year, month) for year, month in changed} & set(job.window)
-            if extra - set(months):
+            if extra:
                 months = sorted(set(months) | extra)
                 async with self.session_factory() as db:
+                    await pending.note_months(db, job.client_id, extra, source="poll")
                     await db.exec(
                         STARTED, params={"client_id": job.client_id, "total": len(months) + 1}
                     )  # type: ignore[call-overload]
                     await db.commit()
+        started = utcnow()  # every fetch below answers the notes older than this
         # A change in an earlier year moves every later year's opening balance: fetched
         # with the last batch, unless that year's January is synced anyway.
         openings = sorted(

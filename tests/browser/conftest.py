@@ -116,7 +116,7 @@ def new_integration(page: Page, key: str, description: str) -> None:
     page.get_by_label("Egen brukernøkkel").fill(key)
     page.get_by_label("Beskrivelse (Ikke fyll inn personopplysninger i feltet)").fill(description)
     page.get_by_role("button", name="Opprett").click()
-    expect(page.get_by_role("heading", name="Klienter")).to_be_visible()
+    expect(page.get_by_role("heading", name="Klienter", exact=True)).to_be_visible()
 
 
 def screenshot(page: Page, name: str) -> None:

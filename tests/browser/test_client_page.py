@@ -78,4 +78,4 @@ def test_client_page_shows_the_saldobalanse_and_swaps_the_period(page: Page) -> 
     page.go_back()
     expect(page.get_by_role("heading", name=company.name)).to_be_visible()
     page.get_by_role("link", name="← Tilbake til klienter").click()
-    expect(page.get_by_role("heading", name="Klienter")).to_be_visible()
+    expect(page.get_by_role("heading", name="Klienter", exact=True)).to_be_visible()
