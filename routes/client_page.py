@@ -11,7 +11,7 @@ from litestar import Controller, get
 from litestar.di import NamedDependency, Provide
 from litestar.exceptions import NotFoundException
 from litestar.params import FromPath, FromQuery
-from litestar.response import Template
+from litestar.response import Response, Template
 from litestar_htmx import HTMXRequest
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -25,7 +25,7 @@ from services import integrations as integration_service
 from services.auth import CurrentUser
 from services.saft import history as saft_history
 from services.settings import Settings
-from web.templating import OSLO
+from web.templating import OSLO, local_time
 
 HISTORY_LENGTH = 20
 TABLE_ID = "trial-balance"
@@ -106,9 +106,69 @@ class ClientPageController(Controller):
             balance,
             imported=imported,
             back=_back_to(integration, liste),
+            live_url=None if imported else _live_url(client, balance),
             **take_flash(request),
         )
         return Template("pages/client.html", context=context, status_code=status)
+
+    @get("/nytt")
+    async def news(
+        self,
+        db: NamedDependency[AsyncSession],
+        user: NamedDependency[CurrentUser],
+        settings: NamedDependency[Settings],
+        integration: NamedDependency[Integration],
+        client_id: FromPath[int],
+        siden: FromQuery[str] = "",
+        aar: FromQuery[str | None] = None,
+        fra: FromQuery[str | None] = None,
+        til: FromQuery[str | None] = None,
+    ) -> Response:
+        """Asked every few seconds by the open page: nothing (204) while the client's data
+        and status are as the page shows them; else the parts that changed, in place."""
+        client = await owned_client(db, integration, client_id)
+        if integration_service.takes_files(integration) or _live_token(client) == siden:
+            return Response(b"", status_code=204)
+        if siden.startswith(NEVER_SYNCED) and client.synced_at is not None:
+            # The first data: the page gets its saldobalanse section, so it loads anew.
+            return Response(b"", status_code=204, headers={"HX-Refresh": "true"})
+        balance = await balance_context(db, settings, client, aar, fra, til)
+        fresh = siden.split("|", 1)[0] != _moment(client.synced_at)
+        context = await page_context(
+            db,
+            settings,
+            user,
+            integration,
+            client,
+            balance,
+            live_url=_live_url(client, balance),
+            changed=True,
+            news=f"Nye tall hentet {local_time(client.synced_at)}." if fresh else None,
+        )
+        return Template("partials/client_live.html", context=context)
+
+
+NEVER_SYNCED = "-|"  # the live token of a client without data yet
+
+
+def _moment(moment: datetime | None) -> str:
+    return moment.isoformat() if moment is not None else "-"
+
+
+def _live_token(client: Client) -> str:
+    """What the open page shows of the client's state: it asks again until this changes."""
+    return f"{_moment(client.synced_at)}|{client.sync_status}|{client.progress_done}"
+
+
+def _live_url(client: Client, balance: dict[str, object]) -> str:
+    """The page's question, with the period it shows (kept when new figures arrive)."""
+    params: dict[str, object] = {"siden": _live_token(client)}
+    report = balance.get("report")
+    if report is not None:
+        period = report.period  # type: ignore[attr-defined]
+        params |= {"aar": period.year, "fra": period.first_month, "til": period.last_month}
+    base = f"/integrasjoner/{client.integration_id}/klienter/{client.id}/oversikt/nytt"
+    return f"{base}?{urlencode(params)}"
 
 
 def _back_to(integration: Integration, table: str | None) -> str:

@@ -4,6 +4,24 @@ document.addEventListener("DOMContentLoaded", () => {
   document.querySelector("[data-focus-on-load]")?.focus();
 });
 
+// Esc closes the tooltip under the pointer or on the focused element; it shows again once
+// the pointer or the focus has left it.
+document.addEventListener("keydown", (event) => {
+  if (event.key !== "Escape") return;
+  const open = [document.activeElement, ...document.querySelectorAll("[data-tip]:hover")];
+  for (const element of open) {
+    if (element instanceof Element && element.hasAttribute("data-tip")) {
+      element.setAttribute("data-tip-closed", "");
+    }
+  }
+});
+for (const type of ["mouseout", "focusout"]) {
+  document.addEventListener(type, (event) => {
+    const element = event.target instanceof Element && event.target.closest("[data-tip-closed]");
+    if (element && !element.contains(event.relatedTarget)) element.removeAttribute("data-tip-closed");
+  });
+}
+
 // Tell the accountant when a request failed, instead of leaving a screen that looks saved.
 document.addEventListener("htmx:responseError", showRequestError);
 document.addEventListener("htmx:sendError", showRequestError);

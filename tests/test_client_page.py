@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from datetime import date
 from decimal import Decimal
 
+import httpx
 import pytest
 from litestar.testing import AsyncTestClient
 
@@ -473,3 +474,40 @@ def test_amounts_are_written_the_norwegian_way() -> None:
     assert format_amount(Decimal("999.5")) == "999,50"
     assert format_amount(Decimal("1000")) == f"1{nbsp}000,00"
     assert format_amount(Decimal("-1234567.89")) == f"-1{nbsp}234{nbsp}567,89"
+
+
+async def test_the_open_page_gets_new_figures_when_a_sync_lands(
+    client: AsyncTestClient, settings: Settings, simulator: Simulator, synced: Synced
+) -> None:
+    """Point 2 of issue 19: the page asks every few seconds; nothing until the client's data
+    changes, then the header, the saldobalanse for the period shown and the history."""
+    today = simulator.state.today
+    period = {"aar": today.year, "fra": today.month, "til": today.month}
+    page = await client.get(synced.url, params=period)
+    live = re.search(r'id="client-live" hx-get="([^"]+)"', page.text)
+    assert live, "the page asks for news"
+    url = live.group(1).replace("&amp;", "&")
+    assert f"aar={today.year}" in url and f"fra={today.month}" in url
+    unchanged = await client.get(url, headers=htmx(client))
+    assert unchanged.status_code == 204
+
+    before, _ = balance_table(page.text)
+    company = synced.company
+    async with httpx.AsyncClient() as http:  # booked in Tripletex meanwhile
+        booked = await http.post(f"{simulator.root}/_sim/companies/{company.id}/vouchers", json={})
+        assert booked.status_code == 201
+    async with sync_engine(settings, simulator) as engine:
+        assert await engine.sync_client(synced.client_id, trigger="poll", full=True) == "ok"
+    news = await client.get(url, headers=htmx(client))
+    assert news.status_code == 200
+    assert "Nye tall hentet" in news.text
+    for part in ('id="client-head"', 'id="trial-balance"', 'id="client-history"'):
+        assert re.search(part + r'[^>]*hx-swap-oob="true"', news.text), part
+    after, total = balance_table(news.text)
+    assert after != before and total == (Decimal("0.00"),) * 3
+    # The period shown is kept, and the next question carries the new state.
+    assert f"{today.year}" in news.text
+    again = re.search(r'id="client-live" hx-get="([^"]+)"', news.text)
+    assert again and again.group(1) != live.group(1)
+    quiet = await client.get(again.group(1).replace("&amp;", "&"), headers=htmx(client))
+    assert quiet.status_code == 204
