@@ -4,6 +4,7 @@ from litestar.static_files import create_static_files_router
 from litestar.types import ControllerRouterHandler
 
 from routes.account import AccountController
+from routes.attention import attention
 from routes.api import api_routes
 from routes.auth import AuthController
 from routes.change_events import change_callback
@@ -27,6 +28,7 @@ def all_routes() -> list[ControllerRouterHandler]:
     return [
         AuthController,
         AccountController,
+        attention,
         IntegrationController,
         ClientController,
         ClientPageController,

@@ -347,3 +347,54 @@ async def set_all_active(
     await publishing.record_switch(db, changed, Switch.ACTIVE.value, on)
     await db.commit()
     return result.rowcount
+
+
+@dataclass(frozen=True)
+class AttentionRow:
+    client: Client
+    integration: Integration
+    stale: bool  # not updated within STALE_AFTER (beside or instead of an error)
+
+
+async def needing_attention(
+    db: AsyncSession, office_id: int, limit: int = 500
+) -> tuple[list[AttentionRow], int]:
+    """Oppfølging: the office's active clients with an error, without access, or not updated
+    within a day, across all its integrations that fetch data (the oldest first); and how
+    many there are in all."""
+    now = utcnow()
+    problem = or_(
+        status_condition(StatusFilter.ERROR, now),
+        status_condition(StatusFilter.KEY_ERROR, now),
+        status_condition(StatusFilter.STALE, now),
+    )
+    where = [
+        col(Integration.office_id) == office_id,
+        col(Integration.key_kind) != "none",  # files arrive when the office sends them
+        problem,
+    ]
+    joined = select(Client, Integration).join(
+        Integration, col(Integration.id) == col(Client.integration_id)
+    )
+    total = (
+        await db.exec(
+            select(func.count())
+            .select_from(Client)
+            .join(Integration, col(Integration.id) == col(Client.integration_id))
+            .where(*where)
+        )
+    ).one()
+    rows = (
+        await db.exec(
+            joined.where(*where).order_by(attention_rank(), *_order(Sort.UPDATED)).limit(limit)
+        )
+    ).all()
+    stale_before = now - STALE_AFTER
+    return [
+        AttentionRow(
+            client,
+            integration,
+            stale=client.synced_at is None or client.synced_at < stale_before,
+        )
+        for client, integration in rows
+    ], int(total)

@@ -68,9 +68,50 @@ def browser() -> Iterator[Browser]:
         browser.close()
 
 
+# axe-core on every state of our pages a test visits: after each load and each htmx swap
+# (settled, and debounced so a burst of swaps is checked once). Injected before the page's own
+# scripts through the DevTools protocol, which the page's CSP does not govern; the simulators'
+# pages are not ours and are left out.
+AXE_ON_EVERY_STATE = """
+(() => {
+  if (window.top !== window || /^\\/(tripletex|poweroffice)(\\/|$)/.test(location.pathname)) return;
+  // One run at a time (axe refuses overlapping runs): the tests' own checks queue here too.
+  let queue = Promise.resolve();
+  window.__runAxe = () => {
+    const run = queue.then(() => axe.run(document, {
+      runOnly: {type: "tag", values: ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]},
+    }));
+    queue = run.catch(() => undefined);
+    return run;
+  };
+  let timer;
+  const check = () => {
+    clearTimeout(timer);
+    timer = setTimeout(async () => {
+      // A request in flight dims what it will replace: a passing state; the swap that ends
+      // it is checked when it settles.
+      if (document.querySelector(".htmx-request")) return;
+      const found = await window.__runAxe();
+      for (const v of found.violations) {
+        window.reportAxeViolation(
+          `${location.pathname}${location.search} ${v.id}: ${v.help} ` +
+          `(${v.nodes.map(n => n.target).join(", ")})`);
+      }
+    }, 150);
+  };
+  window.addEventListener("load", check);
+  document.addEventListener("htmx:afterSettle", check);
+})();
+"""
+
+
 @pytest.fixture
 def page(browser: Browser, server: str) -> Iterator[Page]:
     context = browser.new_context(base_url=server, locale="nb-NO")
+    violations: list[str] = []
+    context.expose_function("reportAxeViolation", lambda found: violations.append(found))
+    context.add_init_script(script=AXE.read_text(encoding="utf-8"))
+    context.add_init_script(script=AXE_ON_EVERY_STATE)
     page = context.new_page()
     errors: list[str] = []
     # Script errors and CSP violations; an HTTP error status shows up in the tests themselves.
@@ -84,9 +125,11 @@ def page(browser: Browser, server: str) -> Iterator[Page]:
     )
     page.on("pageerror", lambda e: errors.append(str(e)))
     yield page
+    page.wait_for_timeout(400)  # the last state's check (debounced) reports in
     context.close()
     # A CSP violation or a script error shows up here.
     assert not errors, errors
+    assert not violations, sorted(set(violations))
 
 
 def assert_accessible(page: Page) -> None:
@@ -95,9 +138,9 @@ def assert_accessible(page: Page) -> None:
     if not page.evaluate("() => typeof window.axe === 'object'"):
         page.evaluate(AXE.read_text(encoding="utf-8") + "\n;undefined")
     violations = page.evaluate(
-        """async () => (await axe.run(document, {
+        """async () => (await (window.__runAxe ? window.__runAxe() : axe.run(document, {
             runOnly: {type: "tag", values: ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]},
-        })).violations.map(v => `${v.id}: ${v.help} (${v.nodes.map(n => n.target).join(", ")})`)"""
+        }))).violations.map(v => `${v.id}: ${v.help} (${v.nodes.map(n => n.target).join(", ")})`)"""
     )
     assert violations == [], violations
 
