@@ -1,5 +1,6 @@
 """Integrations: the list, Ny integrasjon, Endre system, Slett system."""
 
+import time
 from typing import Annotated
 
 from litestar import Controller, get, post
@@ -103,13 +104,17 @@ class IntegrationController(Controller):
                     db, file_system, office_id=user.office_id, raw_description=description
                 )
             else:
+                # A refused form keeps the key as typed (issue 19: Tripletex shows a new key
+                # only once). It goes back in that one answer's password field, nowhere else.
+                values["key"] = field(data, "key")
                 integration = await integration_service.create_integration(
                     db,
                     vault,
                     integration_service.chosen_key_system(connectors, values["system"]),
                     office_id=user.office_id,
-                    raw_key=field(data, "key"),
+                    raw_key=values["key"],
                     raw_description=description,
+                    same_key_as=_id_or_none(field(data, "same_key_as")),
                 )
         except integration_service.InputError as exc:
             return _form_response(
@@ -119,6 +124,19 @@ class IntegrationController(Controller):
                 connectors,
                 values=values,
                 errors={exc.field: exc.message},
+            )
+        except integration_service.SameKeyInUse as exc:
+            # Refused until the accountant confirms: a second integration with the same key
+            # is almost always a mistake (the same clients synced twice on one rate limit),
+            # but not always (a copy kept apart on purpose), so "Opprett likevel" is offered.
+            return _form_response(
+                request,
+                "pages/integration_new.html",
+                user,
+                connectors,
+                values=values,
+                errors={},
+                same_key=exc.existing,
             )
         if file_system is not None:
             set_flash(request, notice="Integrasjonen er opprettet. Last opp SAF-T-filene her.")
@@ -204,15 +222,42 @@ class IntegrationController(Controller):
                 if again:
                     return again
             else:
-                await integration_service.change_system(
-                    db,
-                    vault,
-                    integration_service.connector_of(connectors, integration),
-                    integration,
-                    raw_key=field(data, "key"),
-                    raw_description=description,
-                )
+                raw_key = field(data, "key")
+                # "Lagre likevel" for the key waiting in the session; a key typed meanwhile
+                # is a new one, checked (and asked about) anew.
+                typed = integration_service.clean_key(raw_key)
+                confirmed = field(data, "confirm") == "key" and not typed
+                if confirmed:
+                    raw_key = _take_pending_key(request, vault, integration)
+                    if not raw_key:
+                        raise integration_service.InputError(
+                            "key",
+                            "Den nye nøkkelen er ikke husket lenger. Fyll den inn på nytt.",
+                        )
+                try:
+                    await integration_service.change_system(
+                        db,
+                        vault,
+                        integration_service.connector_of(connectors, integration),
+                        integration,
+                        raw_key=raw_key,
+                        raw_description=description,
+                        confirmed=confirmed,
+                    )
+                except integration_service.KeyReachesFewer as ask:
+                    _keep_pending_key(request, vault, integration, raw_key)
+                    return _form_response(
+                        request,
+                        "pages/integration_edit.html",
+                        user,
+                        connectors,
+                        values={"description": description},
+                        errors={},
+                        integration=integration,
+                        key_reach=ask.reach,
+                    )
         except integration_service.InputError as exc:
+            _forget_pending_key(request)
             return _form_response(
                 request,
                 "pages/integration_edit.html",
@@ -222,6 +267,7 @@ class IntegrationController(Controller):
                 errors={exc.field: exc.message},
                 integration=integration,
             )
+        _forget_pending_key(request)
         set_flash(request, notice="Endringene er lagret.")
         return redirect(request, f"/integrasjoner/{integration.id}")
 
@@ -288,6 +334,8 @@ def _form_page(
     errors: dict[str, str],
     integration: Integration | None = None,
     status_code: int = 200,
+    same_key: Integration | None = None,
+    key_reach: integration_service.KeyReach | None = None,
 ) -> Template:
     key_systems = connectors.connectable_by(ConnectKind.KEY)
     onboarding_systems = connectors.connectable_by(ConnectKind.ONBOARDING)
@@ -313,6 +361,8 @@ def _form_page(
             "planned_systems": connectors.planned(),
             "file_systems": connectors.file_systems(),
             "selected": selected,
+            "same_key": same_key,
+            "key_reach": key_reach,
         },
         status_code=status_code,
     )
@@ -327,9 +377,17 @@ def _form_response(
     values: dict[str, str],
     errors: dict[str, str],
     integration: Integration | None = None,
+    same_key: Integration | None = None,
+    key_reach: integration_service.KeyReach | None = None,
 ) -> Template:
-    # The key is never sent back: the accountant pastes it again.
-    template = "partials/integration_form.html" if wants_fragment(request) else page
+    """The form again: refused (422), or asking before a key is saved (Endre system, 200).
+    Ny integrasjon gives the typed key back in `values`; Endre system never does."""
+    if not wants_fragment(request):
+        template = page
+    elif key_reach is not None:
+        template = "partials/integration_key_confirm.html"
+    else:
+        template = "partials/integration_form.html"
     return _form_page(
         template,
         user,
@@ -337,5 +395,58 @@ def _form_response(
         values=values,
         errors=errors,
         integration=integration,
-        status_code=422,
+        status_code=200 if key_reach is not None else 422,
+        same_key=same_key,
+        key_reach=key_reach,
     )
+
+
+# Endre system: a new key that some clients would lose access with waits for the
+# accountant's "Lagre likevel" here, in the server-side session (the browser holds only the
+# session's id), encrypted with the KeyVault like a saved key and tied to the integration.
+# Not sent back to the browser: a key in the page could be read by anything that reads the
+# page (extensions, a screenshot, the back-forward cache), and asking for it again would
+# fail the accountant whose system shows a new key only once.
+PENDING_KEY = "pending_key"
+PENDING_KEY_SECONDS = 15 * 60
+
+
+def _keep_pending_key(
+    request: HTMXRequest, vault: KeyVault, integration: Integration, raw_key: str
+) -> None:
+    pending = {
+        "integration_id": integration.id,
+        "key": vault.encrypt(integration_service.clean_key(raw_key)),
+        "at": int(time.time()),
+    }
+    request.set_session({**(request.session or {}), PENDING_KEY: pending})
+
+
+def _take_pending_key(request: HTMXRequest, vault: KeyVault, integration: Integration) -> str:
+    """The key waiting for this integration's confirmation ("" if none, or too old); it is
+    forgotten either way."""
+    session = dict(request.session or {})
+    pending = session.pop(PENDING_KEY, None)
+    if pending is None:
+        return ""
+    request.set_session(session)
+    if (
+        not isinstance(pending, dict)
+        or pending.get("integration_id") != integration.id
+        or not isinstance(pending.get("at"), int)
+        or time.time() - pending["at"] > PENDING_KEY_SECONDS
+    ):
+        return ""
+    try:
+        return vault.decrypt(str(pending.get("key", "")))
+    except ValueError:  # encryption keys rotated meanwhile
+        return ""
+
+
+def _forget_pending_key(request: HTMXRequest) -> None:
+    if PENDING_KEY in (request.session or {}):
+        request.set_session({k: v for k, v in request.session.items() if k != PENDING_KEY})
+
+
+def _id_or_none(text: str) -> int | None:
+    return int(text) if text.isascii() and text.isdigit() and len(text) < 19 else None

@@ -17,13 +17,14 @@ from services.connectors.base import (
     ErpUnavailable,
     FileSystem,
     KeyInfo,
+    KeyKind,
     KeyRejected,
     RateLimited,
     RemoteClient,
 )
 from services.connectors.registry import NOT_HERE, Connectors
 from services.crypto import KeyVault, last4
-from services.personal_data import contains_email, contains_national_id
+from services.personal_data import contains_email, contains_national_id, contains_phone_number
 
 MAX_DESCRIPTION = 200
 MAX_KEY = 2000
@@ -40,6 +41,37 @@ class InputError(ValueError):
         super().__init__(message)
         self.field = field
         self.message = message
+
+
+class SameKeyInUse(Exception):
+    """Ny integrasjon: the key is one an integration of the office already has (the same
+    company in the same system, the same kind of key, clients in common). Two of them would
+    sync the same clients twice, sharing the system's rate limit."""
+
+    def __init__(self, existing: Integration) -> None:
+        super().__init__(f"the key is already used by integration {existing.id}")
+        self.existing = existing
+
+
+@dataclass(frozen=True)
+class KeyReach:
+    """What a new key in Endre system would do to the integration's clients."""
+
+    reached: int  # of the integration's clients, those the key reaches
+    total: int  # the integration's clients
+    losing: int  # clients reached today that the key does not reach: they lose access
+    added: int  # companies the key reaches that are no client yet: they come in as new
+    # The key's company when it is an own-company key on an integration of clients.
+    own_company: str = ""
+
+
+class KeyReachesFewer(Exception):
+    """Endre system: the new key would leave clients without access. Nothing is saved until
+    the accountant confirms."""
+
+    def __init__(self, reach: KeyReach) -> None:
+        super().__init__(f"the key reaches {reach.reached} of {reach.total} clients")
+        self.reach = reach
 
 
 @dataclass(frozen=True)
@@ -117,6 +149,12 @@ def check_description(raw: str) -> str:
             "Beskrivelsen ser ut til å inneholde et fødselsnummer. "
             "Ikke fyll inn personopplysninger i feltet.",
         )
+    if contains_phone_number(description):
+        raise InputError(
+            "description",
+            "Beskrivelsen ser ut til å inneholde et telefonnummer. "
+            "Ikke fyll inn personopplysninger i feltet.",
+        )
     return description
 
 
@@ -162,9 +200,16 @@ async def create_integration(
     office_id: int,
     raw_key: str,
     raw_description: str,
+    same_key_as: int | None = None,
 ) -> Integration:
+    """A new integration with a key. A key an integration of the office already has is
+    refused (SameKeyInUse) unless `same_key_as` is that integration: the accountant saw the
+    warning and wants the second one all the same."""
     description = check_description(raw_description)
     key, info = await inspect_key(connector, raw_key)
+    existing = await integration_with_same_key(db, office_id, connector.system, info)
+    if existing is not None and existing.id != same_key_as:
+        raise SameKeyInUse(existing)
     integration = Integration(
         office_id=office_id,
         system=connector.system,
@@ -219,8 +264,11 @@ async def change_system(
     *,
     raw_key: str,
     raw_description: str,
+    confirmed: bool = False,
 ) -> RefreshResult | None:
-    """Endre system: new description, and a new key if one is given (clients are kept)."""
+    """Endre system: new description, and a new key if one is given (clients are kept).
+    A key that some of today's clients would lose access with is not saved unless
+    `confirmed`: KeyReachesFewer says how many it reaches, for the accountant to decide."""
     description = check_description(raw_description)
     result = None
     if clean_key(raw_key):
@@ -233,6 +281,9 @@ async def change_system(
                 f"denne integrasjonen ({integration.erp_company_name}). Opprett heller en ny "
                 "integrasjon for den nøkkelen.",
             )
+        reach = await key_reach(db, integration, info)
+        if reach.losing and not confirmed:
+            raise KeyReachesFewer(reach)
         integration.key_ciphertext = vault.encrypt(key)
         integration.key_last4 = last4(key)
         integration.key_kind = info.kind
@@ -244,7 +295,9 @@ async def change_system(
                 .where(col(Client.integration_id) == integration.id, col(Client.active))
                 .values(sync_due_at=utcnow())
             )
-        result = await _merge_clients(db, integration, info.clients, mark_new=True)
+        result = await _merge_clients(
+            db, integration, info.clients, mark_new=True, drop_unused=True
+        )
         integration.clients_refreshed_at = utcnow()
     integration.description = description
     integration.updated_at = utcnow()
@@ -278,16 +331,83 @@ async def refresh_clients(
     return result
 
 
-async def _merge_clients(
-    db: AsyncSession, integration: Integration, remote: list[RemoteClient], *, mark_new: bool
-) -> RefreshResult:
+async def key_reach(db: AsyncSession, integration: Integration, info: KeyInfo) -> KeyReach:
+    """How many of the integration's clients a new key reaches, and who would lose access."""
+    reachable = {c.erp_id for c in info.clients}
+    clients = await _clients_of(db, integration)
+    known = {c.erp_id for c in clients}
+    own_company = (
+        info.company_name
+        if info.kind == KeyKind.OWN_COMPANY and integration.key_kind == KeyKind.ACCOUNTANT
+        else ""
+    )
+    return KeyReach(
+        reached=sum(c.erp_id in reachable for c in clients),
+        total=len(clients),
+        losing=sum(
+            c.erp_id not in reachable and not c.access_lost and not _unused(c) for c in clients
+        ),
+        added=len(reachable - known),
+        own_company=own_company,
+    )
+
+
+async def integration_with_same_key(
+    db: AsyncSession, office_id: int, system: str, info: KeyInfo
+) -> Integration | None:
+    """The office's integration that already reaches these clients with a key of this kind
+    from this company. Keys are stored encrypted with a random IV, so the key text cannot be
+    compared; the company the key belongs to and its kind can. Two employees of an office may
+    hold keys to different clients, so only an integration with clients in common counts."""
+    reachable = [c.erp_id for c in info.clients]
+    if not reachable:
+        return None
+    return (
+        await db.exec(
+            select(Integration)
+            .where(
+                col(Integration.office_id) == office_id,
+                col(Integration.system) == system,
+                col(Integration.erp_company_id) == info.company_id,
+                col(Integration.key_kind) == info.kind,
+                col(Integration.id).in_(
+                    select(Client.integration_id).where(col(Client.erp_id).in_(reachable))
+                ),
+            )
+            .order_by(col(Integration.id))
+            .limit(1)
+        )
+    ).first()
+
+
+def _unused(client: Client) -> bool:
+    """A client a key change brought in that nobody has touched since (still marked new,
+    never switched on, never synced): nothing of it would be lost without it."""
+    return client.is_new and not client.active and client.synced_at is None
+
+
+async def _clients_of(db: AsyncSession, integration: Integration) -> list[Client]:
     assert integration.id is not None
-    existing = {
-        c.erp_id: c
-        for c in (
-            await db.exec(select(Client).where(col(Client.integration_id) == integration.id))
-        ).all()
-    }
+    return list(
+        (await db.exec(select(Client).where(col(Client.integration_id) == integration.id))).all()
+    )
+
+
+async def _merge_clients(
+    db: AsyncSession,
+    integration: Integration,
+    remote: list[RemoteClient],
+    *,
+    mark_new: bool,
+    drop_unused: bool = False,
+) -> RefreshResult:
+    """The key's companies as the integration's clients. Those it no longer reaches stay, as
+    without access (their settings and data are kept for a key that reaches them again);
+    with `drop_unused` (a new key in Endre system), an unused client is removed instead: one
+    an earlier key brought in, such as the own company of an own-company key saved by
+    mistake, would otherwise stay behind as a row without access when the right key is back."""
+    assert integration.id is not None
+    existing = {c.erp_id: c for c in await _clients_of(db, integration)}
     seen: set[int] = set()
     added = regained = 0
     for item in remote:
@@ -314,7 +434,9 @@ async def _merge_clients(
             client.updated_at = utcnow()
     lost = 0
     for erp_id, client in existing.items():
-        if erp_id not in seen and not client.access_lost:
+        if erp_id not in seen and drop_unused and _unused(client):
+            await db.delete(client)
+        elif erp_id not in seen and not client.access_lost:
             client.access_lost = True
             client.updated_at = utcnow()
             lost += 1

@@ -1,12 +1,13 @@
 """Ny integrasjon: the key is checked against Tripletex at once; bad input saves nothing."""
 
+import re
 from pathlib import Path
 
 import pytest
 from litestar.testing import AsyncTestClient
 
 from services.settings import Settings
-from tests.conftest import Simulator, create_integration, csrf, htmx, query
+from tests.conftest import Simulator, add_user, create_integration, csrf, htmx, login, query
 
 pytestmark = pytest.mark.anyio
 
@@ -130,3 +131,138 @@ async def test_plain_form_post_without_csrf_is_refused(client: AsyncTestClient) 
     )
     assert response.status_code == 403
     assert csrf(client)  # the token existed; it just was not sent
+
+
+def input_tag(html: str, name: str) -> str:
+    found = re.search(rf'<input id="{name}"[^>]*>', html)
+    assert found, f"no #{name} field"
+    return found.group(0)
+
+
+@pytest.mark.parametrize(
+    ("key", "description", "in_error"),
+    [
+        pytest.param("demo-regnskapskontor", "post@kontor.no", "description", id="description"),
+        pytest.param("feil-nokkel", "Klienter", "key", id="key"),
+    ],
+)
+async def test_a_refused_form_keeps_the_key_and_focuses_the_field_in_error(
+    client: AsyncTestClient, key: str, description: str, in_error: str
+) -> None:
+    response = await post_new(client, key, description)
+    assert response.status_code == 422
+    key_field = input_tag(response.text, "key")
+    assert f'value="{key}"' in key_field  # Tripletex shows a new key only once
+    assert 'type="password"' in key_field
+    assert f'value="{description}"' in input_tag(response.text, "description")
+    focused = re.findall(
+        r'<input id="(\w+)"[^>]*\bautofocus\b[^>]*\bdata-focus-on-load\b', response.text
+    )
+    assert focused == [in_error]
+    assert 'aria-invalid="true"' in input_tag(response.text, in_error)
+
+
+async def test_a_fresh_form_has_no_key_and_no_focus_marker(client: AsyncTestClient) -> None:
+    page = (await client.get("/integrasjoner/ny")).text
+    assert "value=" not in input_tag(page, "key")
+    assert "autofocus" not in page
+
+
+@pytest.mark.parametrize(
+    "description",
+    [
+        pytest.param("Kari Nordmann 91234567", id="mobile"),
+        pytest.param("Kari Nordmann +47 912 34 567", id="country-code-grouped"),
+        pytest.param("Ring Kari på 912 34 567", id="grouped"),
+        pytest.param("Sentralbord 22 33 44 55", id="landline-in-pairs"),
+        pytest.param("Kari 0047 41234567", id="0047"),
+    ],
+)
+async def test_a_phone_number_in_the_description_is_refused(
+    client: AsyncTestClient, settings: Settings, description: str
+) -> None:
+    response = await post_new(client, "demo-regnskapskontor", description)
+    assert response.status_code == 422
+    assert (
+        "Beskrivelsen ser ut til å inneholde et telefonnummer. "
+        "Ikke fyll inn personopplysninger i feltet." in response.text
+    )
+    assert await integration_count(settings) == 0
+
+
+@pytest.mark.parametrize(
+    "description",
+    [
+        pytest.param("Orgnr 934228391", id="org-number"),
+        pytest.param("Orgnr 934 228 391", id="org-number-grouped"),
+        pytest.param("Regnskap 2023 2024", id="years"),
+        pytest.param("Årsoppgjør 31122024", id="date"),
+        pytest.param("Konto 1503.12.34567", id="bank-account"),
+        pytest.param("Servicenummer 800 12 345", id="service-number"),
+    ],
+)
+async def test_numbers_that_are_no_phone_number_are_accepted(
+    client: AsyncTestClient, settings: Settings, description: str
+) -> None:
+    response = await post_new(client, "demo-regnskapskontor", description)
+    assert response.headers.get("HX-Redirect", "").startswith("/integrasjoner/"), response.text
+    assert await integration_count(settings) == 1
+
+
+async def test_the_same_key_twice_is_refused_with_a_link_until_confirmed(
+    client: AsyncTestClient, settings: Settings
+) -> None:
+    existing = await create_integration(client, description="Bergen")
+    response = await post_new(client, "demo-regnskapskontor", "Bergen igjen")
+    assert response.status_code == 422
+    assert (
+        f'Denne nøkkelen er allerede brukt i <a href="/integrasjoner/{existing}">'
+        "Tripletex - Bergen</a>. Å legge den inn to ganger gir to integrasjoner som "
+        "synkroniserer de samme klientene." in response.text
+    )
+    assert 'value="demo-regnskapskontor"' in input_tag(response.text, "key")
+    assert re.search(r'<p id="same-key"[^>]*\bautofocus\b', response.text)
+    assert f'name="same_key_as" value="{existing}">Opprett likevel</button>' in response.text
+    assert await integration_count(settings) == 1
+
+    # Confirming another integration than the one named is no confirmation.
+    wrong = await client.post(
+        "/integrasjoner/ny",
+        data={"key": "demo-regnskapskontor", "description": "x", "same_key_as": "999"},
+        headers=htmx(client),
+    )
+    assert "allerede brukt i" in wrong.text
+    assert await integration_count(settings) == 1
+
+    confirmed = await client.post(
+        "/integrasjoner/ny",
+        data={
+            "key": "demo-regnskapskontor",
+            "description": "Bergen igjen",
+            "same_key_as": str(existing),
+        },
+        headers=htmx(client),
+    )
+    assert confirmed.headers["HX-Redirect"].startswith("/integrasjoner/")
+    assert await integration_count(settings) == 2
+
+
+async def test_keys_to_other_clients_of_the_same_office_are_no_duplicate(
+    client: AsyncTestClient, settings: Settings
+) -> None:
+    # The own-company key belongs to the same company as the accountant key, but reaches
+    # another company (a different kind of key): both integrations are wanted.
+    await create_integration(client, description="Klienter")
+    await create_integration(client, key="demo-eget-selskap", description="Eget")
+    assert await integration_count(settings) == 2
+
+
+async def test_another_offices_integration_with_the_key_is_not_named(
+    client: AsyncTestClient, settings: Settings
+) -> None:
+    await create_integration(client, description="Kontor A")
+    await add_user(settings, "regnskap@kontor-b.no", "Kontor B AS")
+    await login(client, "regnskap@kontor-b.no")
+    response = await post_new(client, "demo-regnskapskontor", "Kontor B")
+    assert response.headers.get("HX-Redirect", "").startswith("/integrasjoner/")
+    assert await integration_count(settings) == 2
