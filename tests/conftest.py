@@ -358,12 +358,17 @@ async def client(settings: Settings) -> AsyncIterator[AsyncTestClient]:
 
 
 async def create_integration(
-    client: AsyncTestClient, key: str = "demo-regnskapskontor", description: str = "Klienter"
+    client: AsyncTestClient,
+    key: str = "demo-regnskapskontor",
+    description: str = "Klienter",
+    *,
+    same_key_as: int | None = None,
 ) -> int:
-    response = await client.post(
-        "/integrasjoner/ny",
-        data={"key": key, "description": description, "_csrf_token": csrf(client)},
-        follow_redirects=False,
-    )
+    """A new integration; `same_key_as`: the integration that has the key already (a second
+    one with the same key is refused unless that is confirmed)."""
+    data = {"key": key, "description": description, "_csrf_token": csrf(client)}
+    if same_key_as is not None:
+        data["same_key_as"] = str(same_key_as)
+    response = await client.post("/integrasjoner/ny", data=data, follow_redirects=False)
     assert response.status_code == 303, response.text
     return int(response.headers["location"].rsplit("/", 1)[1])

@@ -332,3 +332,37 @@ async def test_stale_clients_are_filtered_and_sorted_by_age_and_status(
     counts = await client.get(base)
     assert "Aktive klienter: <strong>3</strong>" in counts.text
     assert "Uten tilgang: <strong>1</strong>" in counts.text
+
+
+async def test_one_overview_lists_the_clients_needing_attention_across_integrations(
+    client: AsyncTestClient, settings: Settings
+) -> None:
+    first = await create_integration(client, description="Første")
+    second = await create_integration(client, key="demo-eget-selskap", description="Andre")
+    rows = await query(settings, "SELECT id, integration_id, name FROM client ORDER BY id")
+    failing = next(r for r in rows if r[1] == first)
+    stale = next(r for r in rows if r[1] == second)
+    fine = next(r for r in rows if r[1] == first and r[0] != failing[0])
+    await execute(
+        settings,
+        "UPDATE client SET active = TRUE, sync_status = 'ok', synced_at = CURRENT_TIMESTAMP "
+        f"WHERE id IN ({failing[0]}, {stale[0]}, {fine[0]})",
+    )
+    await execute(
+        settings,
+        "UPDATE client SET sync_status = 'no_access', sync_error = 'Gi tilgang i Tripletex' "
+        f"WHERE id = {failing[0]}",
+    )
+    old = (datetime.now(UTC) - timedelta(hours=30)).strftime("%Y-%m-%d %H:%M:%S")
+    await execute(settings, f"UPDATE client SET synced_at = '{old}' WHERE id = {stale[0]}")
+
+    page = (await client.get("/integrasjoner/oppfolging")).text
+    listed = re.findall(r'href="/integrasjoner/\d+/klienter/(\d+)/oversikt"', page)
+    assert [int(i) for i in listed] == [failing[0], stale[0]]  # what must be fixed first
+    assert "Gi tilgang i Tripletex" in page and "Ikke oppdatert siste 24 timer" in page
+    assert "2 klienter" in page
+    assert "Tripletex - Første" in page and "Tripletex - Andre" in page
+    assert fine[2] not in page
+    # The integrations list leads there.
+    listing = (await client.get("/integrasjoner")).text
+    assert 'href="/integrasjoner/oppfolging">2 klienter trenger oppfølging' in listing

@@ -44,10 +44,13 @@ async def rotate(settings: Settings, keys: tuple[str, ...], batch_size: int = 10
 
 
 async def three_integrations(client: AsyncTestClient) -> list[int]:
+    first = await create_integration(client, "demo-regnskapskontor", "Klienter")
     return [
-        await create_integration(client, "demo-regnskapskontor", "Klienter"),
+        first,
         await create_integration(client, "demo-eget-selskap", "Eget selskap"),
-        await create_integration(client, "demo-regnskapskontor", "Klienter, kopi"),
+        await create_integration(
+            client, "demo-regnskapskontor", "Klienter, kopi", same_key_as=first
+        ),
     ]
 
 
