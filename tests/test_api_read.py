@@ -296,3 +296,7 @@ async def test_browsable_docs_render_without_scripts(api: AsyncTestClient) -> No
     assert "/api/v1/clients/{client_id}/balances" in response.text
     assert "Authorization: Bearer" in response.text
     assert "cdn" not in response.text.lower()
+    # Norwegian summaries; the schema's inline code rendered as code, never as backticks.
+    assert "Saldobalansen" in response.text and "List clients" not in response.text
+    assert "`" not in re.sub(r"<code>[^<]*</code>", "", response.text)
+    assert "<code>next_cursor</code>" in response.text

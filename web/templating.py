@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 from jinja2 import pass_context
 from jinja2.runtime import Context
 from litestar.plugins.jinja import JinjaTemplateEngine
+from markupsafe import Markup, escape
 
 from models import Integration
 from models.base import utcnow
@@ -41,6 +42,13 @@ def plural(count: int, one: str, many: str) -> str:
 def is_stale(synced_at: datetime | None) -> bool:
     """Not updated within the last 24 hours (an active client's row says so)."""
     return synced_at is None or synced_at < utcnow() - STALE_AFTER
+
+
+def inline_code(text: str) -> Markup:
+    """`name` in a schema's text as <code>name</code> (the rest escaped): the API schema's
+    descriptions use Markdown's inline code, nothing else of it."""
+    parts = escape(text).split("`")
+    return Markup("".join(f"<code>{p}</code>" if i % 2 else p for i, p in enumerate(parts)))
 
 
 def org_number(value: str) -> str:
@@ -86,6 +94,7 @@ def configure(settings: Settings) -> Callable[[JinjaTemplateEngine], None]:
             local_time=local_time,
             org_number=org_number,
             plural=plural,
+            inline_code=inline_code,
             integration_name=integration_name,
             import_period=saft_history.period_label,
             import_status=saft_history.status_label,

@@ -12,6 +12,16 @@ from litestar.response import Template
 from services.ratelimit import API_LIMITER
 
 METHODS = ("get", "post", "put", "patch", "delete")
+# The page is Norwegian; the schema (read by developers' tools) stays English.
+SUMMARIES = {
+    "List clients": "Klientene",
+    "One client": "Én klient",
+    "Chart of accounts": "Kontoplanen",
+    "Balances": "Saldobalansen",
+    "Changes since a cursor": "Endringer siden en markør",
+    "Import a SAF-T Financial file": "Importer en SAF-T-fil",
+    "One SAF-T import": "Én SAF-T-import",
+}
 
 
 def _type_of(schema: dict[str, Any]) -> str:
@@ -42,7 +52,7 @@ async def api_docs(request: Request) -> Template:
                 {
                     "method": method.upper(),
                     "path": path,
-                    "summary": op.get("summary", ""),
+                    "summary": SUMMARIES.get(op.get("summary", ""), op.get("summary", "")),
                     "description": op.get("description", ""),
                     "parameters": [
                         {
