@@ -4,8 +4,8 @@ from litestar.static_files import create_static_files_router
 from litestar.types import ControllerRouterHandler
 
 from routes.account import AccountController
-from routes.attention import attention
 from routes.api import api_routes
+from routes.attention import attention
 from routes.auth import AuthController
 from routes.change_events import change_callback
 from routes.client_page import ClientPageController
