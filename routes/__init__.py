@@ -14,6 +14,7 @@ from routes.exports import ExportController
 from routes.guide import system_guide
 from routes.health import HEALTH_ROUTES
 from routes.integrations import IntegrationController
+from routes.postings import PostingsController
 from routes.saft import SaftImportController
 from routes.settings import SettingsController
 
@@ -32,6 +33,7 @@ def all_routes() -> list[ControllerRouterHandler]:
         IntegrationController,
         ClientController,
         ClientPageController,
+        PostingsController,
         ExportController,
         SaftImportController,
         SettingsController,

@@ -265,6 +265,34 @@ class ReportsChangedMonths(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class RemotePosting:
+    """One line of the general ledger (hovedbok) on one account, as the ERP gives it."""
+
+    date: date
+    voucher_number: str
+    description: str
+    amount: Decimal
+
+
+@runtime_checkable
+class ReportsPostings(Protocol):
+    """A connector that can list the postings behind an account's movement (drill-down from
+    the saldobalanse to the hovedbok)."""
+
+    async def fetch_postings(
+        self,
+        key: str,
+        company: CompanyRef,
+        account_number: int,
+        date_from: date,
+        date_to: date,
+    ) -> list[RemotePosting]:
+        """The account's postings dated `date_from` up to `date_to` (exclusive, as the
+        saldobalanse counts), sorted by date; every page, never a part."""
+        ...
+
+
 @runtime_checkable
 class FileSystem(Protocol):
     """A system whose data arrives as files (ConnectKind.FILE): nothing is fetched."""

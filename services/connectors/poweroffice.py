@@ -47,6 +47,7 @@ from services.connectors.base import (
     KeyRejected,
     RemoteAccount,
     RemoteClient,
+    RemotePosting,
     RemoteSubscription,
     Wording,
 )
@@ -533,6 +534,37 @@ class PowerOfficeConnector:
         await self._check(key, ledger)
         changed, ledger.changed = ledger.changed, set()
         return changed
+
+    async def fetch_postings(
+        self,
+        key: str,
+        company: CompanyRef,
+        account_number: int,
+        date_from: date,
+        date_to: date,
+    ) -> list[RemotePosting]:
+        """The account's lines from AccountTransactions (every page); PowerOffice's toDate
+        is inclusive, ours exclusive."""
+        rows = await self._client.rows(
+            key,
+            "/AccountTransactions",
+            {
+                "fromDate": date_from.isoformat(),
+                "toDate": (date_to - timedelta(days=1)).isoformat(),
+                "accountNos": str(account_number),
+            },
+        )
+        postings = [
+            RemotePosting(
+                date=_day(row["PostingDate"]),
+                voucher_number=str(row.get("VoucherNo") or ""),
+                description=row.get("Description") or row.get("VoucherDescription") or "",
+                amount=_money(row.get("Amount")),
+            )
+            for row in rows
+            if int(row["AccountNo"]) == account_number
+        ]
+        return sorted(postings, key=lambda p: p.date)
 
     def forget_cache(self, company: CompanyRef) -> None:
         for cache_key in self._keys_of.pop(company.erp_id, set()):

@@ -40,6 +40,7 @@ from services.connectors.base import (
     KeyRejected,
     RemoteAccount,
     RemoteClient,
+    RemotePosting,
     RemoteSubscription,
     Wording,
 )
@@ -381,6 +382,51 @@ class TripletexConnector:
             movement[number] = movement.get(number, ZERO) + _money(row.get("balanceChange"))
         return Balances(date_from, date_to, opening, movement)
 
+    async def fetch_postings(
+        self,
+        key: str,
+        company: CompanyRef,
+        account_number: int,
+        date_from: date,
+        date_to: date,
+    ) -> list[RemotePosting]:
+        """The hovedbok of one account: its id looked up by number, then every page of
+        `/ledger/posting` for that id (dateTo is exclusive in Tripletex, as here)."""
+
+        async def fetch(session: SessionToken) -> list[dict[str, Any]]:
+            auth_company = _auth_company(company)
+            found = await self._client.get(
+                session,
+                "/ledger/account",
+                company_id=auth_company,
+                params={"number": str(account_number), "fields": "id,number"},
+            )
+            ids = [
+                int(item["id"])
+                for item in (found or {}).get("values", [])
+                if int(item.get("number", -1)) == account_number
+            ]
+            if not ids:
+                return []  # no such account in Tripletex (any more): nothing posted on it
+            return [
+                item
+                async for item in self._client.iter_list(
+                    session,
+                    "/ledger/posting",
+                    company_id=auth_company,
+                    params={
+                        "dateFrom": date_from.isoformat(),
+                        "dateTo": date_to.isoformat(),
+                        "accountId": ids[0],
+                        "fields": POSTING_FIELDS,
+                    },
+                )
+            ]
+
+        rows = await self._with_session(key, fetch)
+        postings = [_remote_posting(item) for item in rows]
+        return sorted(postings, key=lambda p: p.date)  # stable: Tripletex's order within a day
+
     def forget_cache(self, company: CompanyRef) -> None:
         self._client.forget_etags(_auth_company(company))
 
@@ -496,6 +542,7 @@ ACCOUNT_FIELDS = (
     "id,number,name,type,isInactive,isBankAccount,vatType(number),saftCode,groupingCode"
 )
 ZERO = Decimal("0.00")
+POSTING_FIELDS = "date,description,amount,voucher(number,year,description)"
 
 
 def _auth_company(company: CompanyRef) -> int:
@@ -520,6 +567,19 @@ def _remote_account(item: dict[str, Any]) -> RemoteAccount:
         vat_code=(item.get("vatType") or {}).get("number"),
         saft_code=item.get("saftCode") or None,
         grouping_code=item.get("groupingCode") or None,
+    )
+
+
+def _remote_posting(item: dict[str, Any]) -> RemotePosting:
+    voucher = item.get("voucher") or {}
+    number = voucher.get("number")
+    year = voucher.get("year")
+    label = f"{number}-{year}" if number and year else str(number or "")
+    return RemotePosting(
+        date=date.fromisoformat(str(item["date"])[:10]),
+        voucher_number=label,
+        description=item.get("description") or voucher.get("description") or "",
+        amount=_money(item.get("amount")),
     )
 
 
