@@ -149,5 +149,5 @@ def test_own_company_key_and_delete(page: Page) -> None:
 def test_setup_guide_is_a_readable_page(page: Page) -> None:
     log_in(page)
     page.goto("/guide/tripletex")
-    expect(page.get_by_role("heading", name="Tripletex integrasjon")).to_be_visible()
+    expect(page.get_by_role("heading", name="Tripletex: oppsett av integrasjonen")).to_be_visible()
     expect(page.get_by_text("Regnskapsførers tilgang").first).to_be_visible()
