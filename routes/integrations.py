@@ -69,9 +69,9 @@ class IntegrationController(Controller):
             context={
                 "user": user,
                 "rows": [(i, counts.get(i.id or 0, client_service.Counts())) for i in integrations],
-                "attention": (
-                    await client_service.needing_attention(db, user.office_id, limit=0)
-                )[1],
+                "attention": (await client_service.needing_attention(db, user.office_id, limit=0))[
+                    1
+                ],
                 **take_flash(request),
             },
         )
