@@ -84,10 +84,13 @@ class ClientPageController(Controller):
         fra: FromQuery[str | None] = None,
         til: FromQuery[str | None] = None,
         liste: FromQuery[str | None] = None,
+        sammenlign: FromQuery[str | None] = None,
     ) -> Template:
         client = await owned_client(db, integration, client_id)
         imported = integration_service.takes_files(integration)
-        balance = await balance_context(db, settings, client, aar, fra, til, imported=imported)
+        balance = await balance_context(
+            db, settings, client, aar, fra, til, imported=imported, compare=sammenlign
+        )
         status = 400 if balance["period_error"] else 200
         if request.htmx and request.htmx.target == TABLE_ID:
             # The period form swaps only the table. A refused period answers 422, as the
@@ -123,6 +126,7 @@ class ClientPageController(Controller):
         aar: FromQuery[str | None] = None,
         fra: FromQuery[str | None] = None,
         til: FromQuery[str | None] = None,
+        sammenlign: FromQuery[str | None] = None,
     ) -> Response:
         """Asked every few seconds by the open page: nothing (204) while the client's data
         and status are as the page shows them; else the parts that changed, in place."""
@@ -132,7 +136,7 @@ class ClientPageController(Controller):
         if siden.startswith(NEVER_SYNCED) and client.synced_at is not None:
             # The first data: the page gets its saldobalanse section, so it loads anew.
             return Response(b"", status_code=204, headers={"HX-Refresh": "true"})
-        balance = await balance_context(db, settings, client, aar, fra, til)
+        balance = await balance_context(db, settings, client, aar, fra, til, compare=sammenlign)
         fresh = siden.split("|", 1)[0] != _moment(client.synced_at)
         context = await page_context(
             db,
@@ -149,6 +153,7 @@ class ClientPageController(Controller):
 
 
 NEVER_SYNCED = "-|"  # the live token of a client without data yet
+COMPARE_ON = {"1", "on", "true", "ja"}  # sammenlign: the form's ticked checkbox sends 1
 
 
 def _moment(moment: datetime | None) -> str:
@@ -167,6 +172,8 @@ def _live_url(client: Client, balance: dict[str, object]) -> str:
     if report is not None:
         period = report.period  # type: ignore[attr-defined]
         params |= {"aar": period.year, "fra": period.first_month, "til": period.last_month}
+        if balance.get("compare"):
+            params["sammenlign"] = 1
     base = f"/integrasjoner/{client.integration_id}/klienter/{client.id}/oversikt/nytt"
     return f"{base}?{urlencode(params)}"
 
@@ -240,8 +247,11 @@ async def balance_context(
     last_month: str | None,
     *,
     imported: bool = False,
+    compare: str | None = None,
 ) -> dict[str, object]:
-    """The saldobalanse section: the form's choices, the table or what is wrong."""
+    """The saldobalanse section: the form's choices, the table or what is wrong. `compare`
+    (the form's sammenlign, ticked) adds the same months of the year before beside the
+    period, when that year is stored."""
     assert client.id is not None
     context: dict[str, object] = {
         "client": client,
@@ -249,8 +259,10 @@ async def balance_context(
         "table_id": TABLE_ID,
         "months": list(enumerate(balances.MONTHS, start=1)),
         "kr": balances.format_amount,
+        "in_words": balances.result_in_words,
         "report": None,
         "period_error": None,
+        "compare": (compare or "").strip().lower() in COMPARE_ON,
     }
     if client.synced_at is None:
         return {**context, "years": [], "period": None}  # the empty state: nothing synced yet
@@ -273,13 +285,28 @@ async def balance_context(
     covered_from = (
         await saft_history.first_month_covered(db, client.id, period.year) if imported else None
     )
+    previous = previous_missing = previous_covered_from = None
+    if context["compare"]:
+        before = balances.previous_period(period)
+        if before.year in years:
+            previous = await balances.trial_balance_report(db, client.id, before)
+            if imported:
+                previous_covered_from = await saft_history.first_month_covered(
+                    db, client.id, before.year
+                )
+        else:
+            previous_missing = before.year
     return {
         **context,
         "years": years,
         "period": period,
         "report": report,
+        "structure": balances.structure(report, previous),
+        "previous_report": previous,
+        "previous_missing": previous_missing,
         "imported": imported,
         "covered_from": covered_from,
+        "previous_covered_from": previous_covered_from,
     }
 
 

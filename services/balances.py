@@ -9,7 +9,7 @@ exactly (Decimal all the way, never float)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -247,6 +247,221 @@ async def trial_balance_report(db: AsyncSession, client_id: int, period: Period)
         movement=sum((r.movement for r in rows), ZERO),
         closing=sum((r.closing for r in rows), ZERO),
     )
+
+
+# -- the saldobalanse in the shape of the accounts (NS 4102) --------------------------------
+
+# Norsk Standard 4102's account classes, read from an account number's first digit (the
+# same in a 4-digit chart and a 5-digit one). Classes 1–2 are balance accounts, 3–8 result
+# accounts. 6 and 7 are both "andre driftskostnader" in the standard.
+ACCOUNT_CLASSES = {
+    1: "Eiendeler",
+    2: "Egenkapital og gjeld",
+    3: "Salgs- og driftsinntekt",
+    4: "Varekostnad",
+    5: "Lønnskostnad",
+    6: "Andre driftskostnader",
+    7: "Andre driftskostnader",
+    8: "Finansposter og skatt",
+}
+BALANCE_CLASSES = (1, 2)
+RESULT_CLASSES = (3, 4, 5, 6, 7, 8)
+# 88 (årsresultat) and 89 (overføringer og disponeringer) hold the year-end closing that
+# moves the result to equity. They are result accounts, but counted into the result they
+# would make a closed year's årsresultat zero, so they are shown after it, on their own.
+DISPOSITION_PREFIXES = ("88", "89")
+
+
+@dataclass(frozen=True)
+class Figures:
+    """An account's or a sum's balance in, movement and balance out for one period."""
+
+    opening: Decimal
+    movement: Decimal
+    closing: Decimal
+
+    def __add__(self, other: Figures) -> Figures:
+        return Figures(
+            self.opening + other.opening,
+            self.movement + other.movement,
+            self.closing + other.closing,
+        )
+
+
+NO_FIGURES = Figures(ZERO, ZERO, ZERO)
+
+
+def _sum(figures: Iterable[Figures]) -> Figures:
+    return sum(figures, NO_FIGURES)
+
+
+@dataclass(frozen=True)
+class Compared:
+    """Figures for the period shown (`now`) and, when compared, for the same months of the
+    year before (`before`, None when not compared)."""
+
+    now: Figures
+    before: Figures | None
+
+    @property
+    def change(self) -> Decimal | None:
+        """Balance out now less balance out a year before."""
+        return None if self.before is None else self.now.closing - self.before.closing
+
+
+@dataclass(frozen=True)
+class Line(Compared):
+    number: int
+    name: str | None  # None: no such account in the stored chart of accounts
+
+
+@dataclass(frozen=True)
+class Subtotal(Compared):
+    label: str
+    note: str = ""  # said after the label, smaller: how to read the figure
+
+
+@dataclass(frozen=True)
+class Group:
+    """The accounts of one class (or of the accounts outside the classes) and their sum."""
+
+    lines: list[Line]
+    total: Subtotal
+
+
+@dataclass(frozen=True)
+class Section:
+    """Balanse, Resultat, …: its groups, then the section's own totals."""
+
+    key: str
+    title: str
+    scope: str  # which accounts, e.g. "klasse 1–2"
+    groups: list[Group]
+    totals: list[Subtotal]
+
+
+@dataclass(frozen=True)
+class Structured:
+    """The saldobalanse grouped: balance and result accounts apart, a sum per account
+    class, Sum balanse, Årsresultat, and the total (Sum) of every line shown."""
+
+    period: Period
+    previous: Period | None  # the same months a year before, when compared
+    sections: list[Section]
+    result: Subtotal  # årsresultat, ledger sign: negative is a profit
+    total: Subtotal  # every line shown: 0,00 for a balanced ledger
+
+    @property
+    def lines(self) -> list[Line]:
+        return [line for s in self.sections for g in s.groups for line in g.lines]
+
+
+def account_class(number: int) -> int:
+    """The NS 4102 class: the account number's first digit (1920 → 1, 30000 → 3)."""
+    return int(str(number)[0])
+
+
+def is_disposition(number: int) -> bool:
+    """Årsresultat, overføringer og disponeringer: 88xx–89xx (or 88xxx–89xxx)."""
+    return number >= 10 and str(number)[:2] in DISPOSITION_PREFIXES
+
+
+def previous_period(period: Period) -> Period:
+    return Period(period.year - 1, period.first_month, period.last_month)
+
+
+def structure(report: TrialBalance, previous: TrialBalance | None = None) -> Structured:
+    """The report's rows grouped as an accountant reads a saldobalanse (NS 4102), beside
+    the same period of the year before when `previous` is given. With a comparison the
+    lines are every account that has figures in either period, zero where it has none, so
+    each column's sums are the sums of that year's own rows. Every sum is a sum of the
+    lines shown (Decimal), so the groups add up to Sum exactly.
+
+    Sign: as the ledger has it (debit positive, credit negative), as in Tripletex's and
+    PowerOffice's saldobalanse, so income and a profit are negative. Flipped, the
+    accountant's check would no longer hold on the page: Sum balanse plus årsresultat (plus
+    any year-end disposition) is Sum, 0,00. The result line says how to read it, and the
+    page says the result in words (`result_in_words`)."""
+    compared = previous is not None
+    now_rows = {row.number: row for row in report.rows}
+    old_rows = {row.number: row for row in previous.rows} if previous else {}
+
+    def figures(row: BalanceRow | None) -> Figures:
+        return NO_FIGURES if row is None else Figures(row.opening, row.movement, row.closing)
+
+    lines = []
+    for number in sorted(now_rows.keys() | old_rows.keys()):
+        row, old = now_rows.get(number), old_rows.get(number)
+        name = row.name if row is not None else old.name if old is not None else None
+        before = figures(old) if compared else None
+        lines.append(Line(figures(row), before, number, name))
+
+    def subtotal(chosen: Sequence[Compared], label: str, note: str = "") -> Subtotal:
+        before = _sum(c.before for c in chosen if c.before is not None) if compared else None
+        return Subtotal(_sum(c.now for c in chosen), before, label, note)
+
+    def groups(classes: Sequence[int]) -> list[Group]:
+        found = []
+        for number in classes:
+            chosen = [
+                line
+                for line in lines
+                if account_class(line.number) == number and not is_disposition(line.number)
+            ]
+            if chosen:
+                label = f"Sum klasse {number} {ACCOUNT_CLASSES[number]}"
+                found.append(Group(chosen, subtotal(chosen, label)))
+        return found
+
+    balance_groups = groups(BALANCE_CLASSES)
+    result_groups = groups(RESULT_CLASSES)
+    balance = subtotal([g.total for g in balance_groups], "Sum balanse")
+    result = subtotal(
+        [g.total for g in result_groups], "Årsresultat", "(negativt tall = overskudd)"
+    )
+    sections = [
+        Section("balanse", "Balanse", "klasse 1–2", balance_groups, [balance]),
+        Section("resultat", "Resultat", "klasse 3–8", result_groups, [result]),
+    ]
+    dispositions = [line for line in lines if is_disposition(line.number)]
+    if dispositions:
+        total = subtotal(dispositions, "Sum overføringer og disponeringer")
+        sections.append(
+            Section(
+                "disponeringer",
+                "Overføringer og disponeringer",
+                "kontoer 88–89, årsoppgjøret",
+                [Group(dispositions, total)],
+                [],
+            )
+        )
+    others = [
+        line
+        for line in lines
+        if account_class(line.number) not in ACCOUNT_CLASSES and not is_disposition(line.number)
+    ]
+    if others:
+        total = subtotal(others, "Sum andre kontoer")
+        sections.append(
+            Section("andre", "Andre kontoer", "utenfor klasse 1–8", [Group(others, total)], [])
+        )
+    return Structured(
+        period=report.period,
+        previous=previous.period if previous else None,
+        sections=sections,
+        result=result,
+        total=subtotal(lines, "Sum"),
+    )
+
+
+def result_in_words(amount: Decimal) -> str:
+    """A result in the ledger's sign as the accountant says it: -1500 → 'overskudd på
+    1 500,00', 200 → 'underskudd på 200,00'."""
+    if amount < 0:
+        return f"overskudd på {format_amount(-amount)}"
+    if amount > 0:
+        return f"underskudd på {format_amount(amount)}"
+    return "0,00 (verken overskudd eller underskudd)"
 
 
 async def account_names(db: AsyncSession, client_id: int) -> dict[int, str]:
