@@ -93,6 +93,7 @@ class ExportController(Controller):
                 "user": user,
                 "heading": export.heading,
                 "report": export.report,
+                "structure": balances.structure(export.report),
                 "kr": balances.format_amount,
                 "months": balances.MONTHS,
                 "unknown_account": exports.UNKNOWN_ACCOUNT,
