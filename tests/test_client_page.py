@@ -35,7 +35,8 @@ Amounts = tuple[Decimal, Decimal, Decimal]  # in, movement, out
 
 def amount(text: str) -> Decimal:
     """'-1 234,50' as the page writes it → Decimal('-1234.50')."""
-    cleaned = html_text.unescape(text).replace("\u00a0", "").replace(" ", "").replace(",", ".")
+    plain = re.sub(r"<[^>]+>", "", text)  # a movement links to its postings
+    cleaned = html_text.unescape(plain).replace("\u00a0", "").replace(" ", "").replace(",", ".")
     assert re.fullmatch(r"-?\d+\.\d\d", cleaned), text
     return Decimal(cleaned)
 
@@ -126,6 +127,12 @@ async def test_client_name_in_the_table_links_to_its_page(
     assert f"{number[:3]} {number[3:6]} {number[6:]}" in body  # the org_number filter
     assert "Sist synkronisert:" in body and "aldri" not in body
     assert f'href="/integrasjoner/{synced.integration_id}">← Tilbake til klienter' in page.text
+    # Each account's movement leads to the postings behind it, for the period shown.
+    link = re.search(r'href="(/integrasjoner/\d+/klienter/\d+/konto/(\d+)\?[^"]+)"', page.text)
+    assert link, "movements link to their postings"
+    postings = await client.get(link.group(1).replace("&amp;", "&"))
+    assert postings.status_code == 200
+    assert f"Posteringer på konto {link.group(2)}" in text_of(postings.text)
 
 
 async def test_chart_of_accounts_is_shown_as_synced(

@@ -270,7 +270,12 @@ async def test_print_view_names_office_client_period_and_the_datas_time(
     shown = await client.get(f"{synced.base}/oversikt", params={"aar": year, "fra": 3, "til": 8})
     table = re.compile(r"<tbody>.*?</tfoot>", re.S)
     printed, on_page = table.search(page), table.search(shown.text)
-    assert printed and on_page and printed.group(0) == on_page.group(0)
+    assert printed and on_page
+    # On screen a movement links to its postings; on paper it is the figure alone.
+    unlinked = re.sub(
+        r'<a href="[^"]*/konto/\d+\?[^"]*" title="[^"]*">([^<]*)</a>', r"\1", on_page.group(0)
+    )
+    assert printed.group(0) == unlinked
     css = await client.get("/static/print.css")
     assert css.status_code == 200 and "@media print" in css.text
 
