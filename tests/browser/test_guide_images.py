@@ -115,7 +115,11 @@ def test_tripletex_guide_pictures(page: Page) -> None:
     shoot(page, "tripletex-ny-integrasjon.png", form_card(page))
 
     page.get_by_role("button", name="Opprett").click()
-    expect(page.get_by_role("heading", name="Tripletex - Alle klienter")).to_be_visible()
+    created = page.get_by_role("heading", name="Tripletex - Alle klienter")
+    expect(created.or_(page.locator("#same-key"))).to_be_visible()
+    if not created.is_visible():  # an earlier test in this server has the key: one more
+        page.get_by_role("button", name="Opprett likevel").click()
+    expect(created).to_be_visible()
     expect(page.get_by_role("status").filter(has_text="Integrasjonen er opprettet")).to_be_visible()
     rows = client_rows(page)
     expect(rows.nth(7)).to_be_visible()
