@@ -95,9 +95,13 @@ class ClientPageController(Controller):
         if request.htmx and request.htmx.target == TABLE_ID:
             # The period form swaps only the table. A refused period answers 422, as the
             # app's other forms do, because htmx (see base.html) swaps no 400 into the page.
+            # The page's question for news goes with it: new figures then keep this period.
             return Template(
-                "partials/trial_balance.html",
-                context=balance,
+                "partials/trial_balance_swap.html",
+                context={
+                    **balance,
+                    "live_url": None if imported else _live_url(client, balance),
+                },
                 status_code=422 if status == 400 else 200,
             )
         context = await page_context(

@@ -223,7 +223,7 @@ async def _set_all_active(
     noun = "klient" if changed == 1 else "klienter"
     notice = f"{changed} {noun} {'aktivert' if on else 'deaktivert'}"
     if query.text or query.status:
-        notice += " av de viste"
+        notice += " (av klientene som vises)"
     return await _after_action(request, db, integration, data, notice=notice + ".")
 
 

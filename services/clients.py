@@ -69,8 +69,13 @@ def status_condition(status: StatusFilter, now: datetime | None = None) -> Colum
             or_(failing, col(Client.sync_status) == SyncStatus.NO_ACCESS, col(Client.access_lost)),
         ),
         StatusFilter.KEY_ERROR: and_(active, col(Client.sync_status) == SyncStatus.KEY_ERROR),
+        # Never synced counts once it has waited a day (not minutes after Aktiver alle).
         StatusFilter.STALE: and_(
-            active, or_(col(Client.synced_at).is_(None), col(Client.synced_at) < stale_before)
+            active,
+            or_(
+                and_(col(Client.synced_at).is_(None), col(Client.updated_at) < stale_before),
+                col(Client.synced_at) < stale_before,
+            ),
         ),
         StatusFilter.INACTIVE: not_(active),
         StatusFilter.NEW: col(Client.is_new),
@@ -394,7 +399,7 @@ async def needing_attention(
         AttentionRow(
             client,
             integration,
-            stale=client.synced_at is None or client.synced_at < stale_before,
+            stale=(client.synced_at or client.updated_at) < stale_before,
         )
         for client, integration in rows
     ], int(total)

@@ -518,3 +518,32 @@ async def test_the_open_page_gets_new_figures_when_a_sync_lands(
     assert again and again.group(1) != live.group(1)
     quiet = await client.get(again.group(1).replace("&amp;", "&"), headers=htmx(client))
     assert quiet.status_code == 204
+
+
+async def test_a_period_chosen_on_the_page_is_the_one_news_keeps(
+    client: AsyncTestClient, synced: Synced
+) -> None:
+    """The period form swaps the table and, out of band, the page's question for news: new
+    figures arriving later come for the period the accountant chose."""
+    year = (await client.get(synced.url)).text
+    chosen = {"aar": re.search(r'name="aar"[^>]*>\s*<option value="(\d+)"', year).group(1)}
+    chosen |= {"fra": "3", "til": "4"}
+    swapped = await client.get(
+        synced.url, params=chosen, headers={**htmx(client), "HX-Target": "trial-balance"}
+    )
+    assert swapped.status_code == 200
+    live = re.search(r'<div id="client-live" hx-get="([^"]+)"[^>]*hx-swap-oob="true"', swapped.text)
+    assert live, swapped.text[:500]
+    assert f"aar={chosen['aar']}&amp;fra=3&amp;til=4" in live.group(1)
+
+
+async def test_a_client_the_key_no_longer_reaches_is_sent_to_the_client_list(
+    client: AsyncTestClient, settings: Settings, synced: Synced
+) -> None:
+    await execute(
+        settings,
+        f"UPDATE client SET active = TRUE, access_lost = TRUE WHERE id = {synced.client_id}",
+    )
+    page = await client.get(synced.url)
+    assert f'action="/integrasjoner/{synced.integration_id}/oppdater"' in page.text
+    assert "Sjekk tilgang på nytt" not in page.text

@@ -157,13 +157,16 @@ async def test_bulk_actions_act_on_the_clients_shown_and_say_so(
     shown = [n for n in names if word.casefold() in n.casefold()]
     table = await client.get(base, params={"q": word}, headers=htmx(client))
     # The buttons name what they act on, and ask before acting with the count.
-    assert f"Aktiver {len(shown)} viste" in table.text
-    assert f"{len(shown)} klienter (de viste) aktiveres. Fortsette?" in table.text
+    assert f"Aktiver {len(shown)} viste klienter" in table.text
+    assert (
+        f"Aktivere de {len(shown)} viste klientene? De som alt er aktive, endres ikke."
+        in table.text
+    )
     assert "Aktiver alle" not in table.text
     activated = await client.post(
         f"{base}/aktiver-alle", data={"q": word, "sort": "navn"}, headers=htmx(client)
     )
-    assert f"{len(shown)} klienter aktivert av de viste." in activated.text
+    assert f"{len(shown)} klienter aktivert (av klientene som vises)." in activated.text
     active = {name for (name,) in await query(settings, "SELECT name FROM client WHERE active")}
     assert active == set(shown)
     # Unfiltered, the guide's own labels.
@@ -312,25 +315,37 @@ async def test_stale_clients_are_filtered_and_sorted_by_age_and_status(
         f"UPDATE client SET sync_status = 'no_access', sync_error = 'x' WHERE id = {failing}",
     )
 
+    # Switched on a minute ago and not synced yet: waiting, not stale. Switched on a day and
+    # more ago and still never synced: stale.
+    waiting, stuck = [i for (i,) in await query(settings, "SELECT id FROM client ORDER BY id")][4:6]
+    day_ago = (datetime.now(UTC) - timedelta(hours=30)).strftime("%Y-%m-%d %H:%M:%S")
+    await execute(settings, f"UPDATE client SET active = TRUE WHERE id = {waiting}")
+    await execute(
+        settings, f"UPDATE client SET active = TRUE, updated_at = '{day_ago}' WHERE id = {stuck}"
+    )
     stale = await client.get(base, params={"status": "ikke-oppdatert"}, headers=htmx(client))
     rows = re.findall(r'<tr id="client-(\d+)"', stale.text)
-    assert sorted(map(int, rows)) == sorted([old, older])
-    assert stale.text.count("Ikke oppdatert siste 24 timer</span>") == 2
+    assert sorted(map(int, rows)) == sorted([old, older, stuck])
+    assert stale.text.count("Ikke oppdatert siste 24 timer</span>") == 2  # the synced ones
 
     by_age = await client.get(
         base, params={"status": "ikke-oppdatert", "sort": "oppdatert"}, headers=htmx(client)
     )
-    assert [int(i) for i in re.findall(r'<tr id="client-(\d+)"', by_age.text)] == [older, old]
+    assert [int(i) for i in re.findall(r'<tr id="client-(\d+)"', by_age.text)] == [
+        stuck,
+        older,
+        old,
+    ]
 
     by_status = await client.get(base, params={"sort": "status"}, headers=htmx(client))
     order = [int(i) for i in re.findall(r'<tr id="client-(\d+)"', by_status.text)]
     assert order[0] == failing  # what needs attention first; the inactive last
-    assert set(order[1:4]) == {fresh, old, older}
+    assert set(order[1:6]) == {fresh, old, older, waiting, stuck}
     assert "Ingen tilgang</span>" in by_status.text
 
     # A client without access is switched on but not counted as active.
     counts = await client.get(base)
-    assert "Aktive klienter: <strong>3</strong>" in counts.text
+    assert "Aktive klienter: <strong>5</strong>" in counts.text
     assert "Uten tilgang: <strong>1</strong>" in counts.text
 
 

@@ -103,7 +103,8 @@ def test_guide_flow_search_sort_switches_and_bulk(page: Page) -> None:
     page.on("dialog", lambda dialog: (asked.append(dialog.message), dialog.accept()))
     page.get_by_role("button", name="Aktiver alle", exact=True).click()
     expect(page.locator("#client-counts")).to_contain_text("Inaktive klienter: 0")
-    assert asked and asked[-1].endswith("aktiveres. Fortsette?"), asked
+    assert asked and asked[-1].startswith("Aktivere alle de "), asked
+    assert asked[-1].endswith("De som alt er aktive, endres ikke."), asked
     page.get_by_role("button", name="Deaktiver alle").click()
     expect(page.locator("#client-counts")).to_contain_text("Aktive klienter: 0")
 
