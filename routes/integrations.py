@@ -69,9 +69,7 @@ class IntegrationController(Controller):
             context={
                 "user": user,
                 "rows": [(i, counts.get(i.id or 0, client_service.Counts())) for i in integrations],
-                "attention": (await client_service.needing_attention(db, user.office_id, limit=0))[
-                    1
-                ],
+                "attention": await client_service.attention_count(db, user.office_id),
                 **take_flash(request),
             },
         )

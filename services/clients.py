@@ -361,34 +361,41 @@ class AttentionRow:
     stale: bool  # not updated within STALE_AFTER (beside or instead of an error)
 
 
-async def needing_attention(
-    db: AsyncSession, office_id: int, limit: int = 500
-) -> tuple[list[AttentionRow], int]:
-    """Oppfølging: the office's active clients with an error, without access, or not updated
-    within a day, across all its integrations that fetch data (the oldest first); and how
-    many there are in all."""
-    now = utcnow()
+def _attention_where(office_id: int, now: datetime) -> list[ColumnElement[bool]]:
+    """The office's active clients with an error, without access, or not updated within a
+    day, of integrations that fetch data (files arrive when the office sends them)."""
     problem = or_(
         status_condition(StatusFilter.ERROR, now),
         status_condition(StatusFilter.KEY_ERROR, now),
         status_condition(StatusFilter.STALE, now),
     )
-    where = [
-        col(Integration.office_id) == office_id,
-        col(Integration.key_kind) != "none",  # files arrive when the office sends them
-        problem,
-    ]
+    return [col(Integration.office_id) == office_id, col(Integration.key_kind) != "none", problem]
+
+
+async def attention_count(db: AsyncSession, office_id: int) -> int:
+    """How many clients Oppfølging lists (the integrations list shows it)."""
+    return int(
+        (
+            await db.exec(
+                select(func.count())
+                .select_from(Client)
+                .join(Integration, col(Integration.id) == col(Client.integration_id))
+                .where(*_attention_where(office_id, utcnow()))
+            )
+        ).one()
+    )
+
+
+async def needing_attention(
+    db: AsyncSession, office_id: int, limit: int = 500
+) -> tuple[list[AttentionRow], int]:
+    """Oppfølging: the clients needing attention across the office's integrations, what
+    must be fixed first, then the oldest; and how many there are in all."""
+    now = utcnow()
+    where = _attention_where(office_id, now)
     joined = select(Client, Integration).join(
         Integration, col(Integration.id) == col(Client.integration_id)
     )
-    total = (
-        await db.exec(
-            select(func.count())
-            .select_from(Client)
-            .join(Integration, col(Integration.id) == col(Client.integration_id))
-            .where(*where)
-        )
-    ).one()
     rows = (
         await db.exec(
             joined.where(*where).order_by(attention_rank(), *_order(Sort.UPDATED)).limit(limit)
@@ -402,4 +409,4 @@ async def needing_attention(
             stale=(client.synced_at or client.updated_at) < stale_before,
         )
         for client, integration in rows
-    ], int(total)
+    ], await attention_count(db, office_id)
