@@ -3,6 +3,7 @@
 from sqlmodel import SQLModel
 
 from models.api_tokens import ApiToken
+from models.audit import AuditEvent
 from models.change_events import LiveMode, VoucherMonth, WebhookReceipt, WebhookSubscription
 from models.change_log import ChangeKind, DataChange
 from models.email_alerts import EmailAlert, EmailAlertSetting
@@ -15,13 +16,14 @@ from models.notifications import (
     NotificationDelivery,
     NotificationEndpoint,
 )
-from models.office import Office, User
-from models.saft import FindingKind, ImportStatus, SaftFinding, SaftImport
+from models.office import Invitation, Office, RecoveryCode, Role, SigninSettings, User
+from models.saft import FindingKind, ImportStatus, SaftFinding, SaftImport, SaftLine
 from models.web_session import WebSession
 
 __all__ = [
     "Account",
     "ApiToken",
+    "AuditEvent",
     "ChangeKind",
     "Client",
     "DataChange",
@@ -31,6 +33,7 @@ __all__ = [
     "FindingKind",
     "ImportStatus",
     "Integration",
+    "Invitation",
     "LiveMode",
     "LoginThrottle",
     "MonthMovement",
@@ -39,8 +42,12 @@ __all__ = [
     "NotificationEndpoint",
     "Office",
     "PendingPeriod",
+    "RecoveryCode",
+    "Role",
     "SaftFinding",
     "SaftImport",
+    "SaftLine",
+    "SigninSettings",
     "SyncRun",
     "User",
     "VoucherMonth",

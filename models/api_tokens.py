@@ -22,3 +22,5 @@ class ApiToken(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow)
     last_used_at: datetime | None = None
     revoked_at: datetime | None = None
+    # May read the audit log through /api/v1/audit (only an administrator can give that).
+    reads_audit: bool = Field(default=False)

@@ -22,6 +22,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from models import Office, User
 from models.base import utcnow
+from models.office import Role
 from services import login_throttle
 from services.passwords import password_problem
 from services.sessions import end_sessions_of
@@ -38,12 +39,34 @@ _ARGON2_SLOTS = anyio.CapacityLimiter(4)
 _TAG_KEY = secrets.token_bytes(32)
 
 
+# Each role may do everything the roles after it may.
+_RANK = {Role.ADMINISTRATOR: 3, Role.ACCOUNTANT: 2, Role.READER: 1}
+
+
+def role_allows(role: Role, needed: Role) -> bool:
+    return _RANK[role] >= _RANK[needed]
+
+
 @dataclass(frozen=True)
 class CurrentUser:
     id: int
     email: str
     office_id: int
     office_name: str
+    role: Role = Role.ADMINISTRATOR
+    name: str = ""
+
+    def may(self, needed: Role) -> bool:
+        return role_allows(self.role, needed)
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == Role.ADMINISTRATOR
+
+    @property
+    def can_change(self) -> bool:
+        """Switches, bulk actions, syncs and imports (regnskapsfører and up)."""
+        return self.may(Role.ACCOUNTANT)
 
 
 def normalize_email(email: str) -> str:
@@ -99,7 +122,8 @@ async def _account_for_log(db: AsyncSession, email: str) -> str:
 async def authenticate(db: AsyncSession, email: str, password: str) -> User | None:
     """Checks the password only: callers facing the network go through `log_in`."""
     user = (await db.exec(select(User).where(User.email == normalize_email(email)))).first()
-    if user is None:
+    if user is None or not user.active or not user.password_hash:
+        # No such person, deactivated, or no local password: as slow as a wrong password.
         await _verify(password, _DUMMY_HASH)
         return None
     if not await _verify(password, user.password_hash):
@@ -157,6 +181,7 @@ async def change_password(
 
 
 async def load_current_user(db: AsyncSession, user_id: int) -> CurrentUser | None:
+    """The signed-in person, or None when the account is gone or deactivated."""
     row = (
         await db.exec(
             select(User, Office).join(Office, Office.id == User.office_id).where(User.id == user_id)
@@ -166,7 +191,16 @@ async def load_current_user(db: AsyncSession, user_id: int) -> CurrentUser | Non
         return None
     user, office = row
     assert user.id is not None and office.id is not None
-    return CurrentUser(id=user.id, email=user.email, office_id=office.id, office_name=office.name)
+    if not user.active:
+        return None
+    return CurrentUser(
+        id=user.id,
+        email=user.email,
+        office_id=office.id,
+        office_name=office.name,
+        role=Role(user.role),
+        name=user.name,
+    )
 
 
 async def create_user(db: AsyncSession, *, email: str, password: str, office_name: str) -> User:

@@ -12,7 +12,7 @@ from litestar.di import NamedDependency, Provide
 from litestar_htmx import HTMXRequest
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from services.auth import CurrentUser, load_current_user
+from services.auth import CurrentUser
 from services.change_events.callbacks import CallbackInbox
 from services.connectors.registry import Connectors
 from services.crypto import KeyVault
@@ -22,10 +22,9 @@ from services.outbound_guard import GuardedClient
 from services.saft.uploads import ImportRunner
 from services.settings import Settings
 from services.sync.scheduler import SyncRunner
+from web.guards import LoginRequired, current_user
 
-
-class LoginRequired(Exception):
-    """Raised by the user dependency; the app answers with a redirect to the login page."""
+__all__ = ["LoginRequired"]  # where the app's handlers import it from
 
 
 @dataclass(frozen=True)
@@ -55,11 +54,7 @@ async def provide_db(services: NamedDependency[Services]) -> AsyncIterator[Async
 
 
 async def provide_user(request: HTMXRequest, db: NamedDependency[AsyncSession]) -> CurrentUser:
-    user_id = request.session.get("user_id") if request.session else None
-    user = await load_current_user(db, user_id) if isinstance(user_id, int) else None
-    if user is None:
-        raise LoginRequired
-    return user
+    return await current_user(request, db)
 
 
 def provide_vault(services: NamedDependency[Services]) -> KeyVault:

@@ -39,6 +39,7 @@ from services.settings import Settings
 from services.sync.scheduler import running_sync
 from web import templating
 from web.dependencies import DEPENDENCIES, LoginRequired, Services, wants_fragment
+from web.guards import RoleRequired, role_guard
 from web.middleware import HttpMetricsMiddleware, RequestIdMiddleware
 from web.security_headers import SecurityHeadersMiddleware
 from web.sessions import DatabaseStore, SessionConfig
@@ -165,9 +166,11 @@ class WebPlugin(InitPlugin):
             cookie_secure=settings.secure_cookies,
             header_name="x-csrftoken",
         )
+        app_config.guards.append(role_guard)
         app_config.exception_handlers.update(
             {
                 LoginRequired: _to_login,
+                RoleRequired: _forbidden,
                 NotFoundException: _not_found,
                 ValidationException: _invalid_parameter,
             }
@@ -241,6 +244,12 @@ def _to_login(request: Request, _exc: LoginRequired) -> Response:
     if isinstance(request, HTMXRequest) and wants_fragment(request):
         return ClientRedirect("/login")
     return Redirect("/login")
+
+
+def _forbidden(_request: Request, exc: RoleRequired) -> Response:
+    return Template(
+        "pages/forbidden.html", context={"needed": exc.needed.norwegian}, status_code=403
+    )
 
 
 def _not_found(request: Request, _exc: NotFoundException) -> Response:
