@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from litestar import Controller, get, post
 from litestar.di import NamedDependency
-from litestar.response import Template
+from litestar.response import Redirect, Template
 from litestar_htmx import HTMXRequest
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -18,6 +18,10 @@ from web.sessions import rotate_session_id
 class AccountController(Controller):
     path = "/konto"
     include_in_schema = False
+
+    @get("/")
+    async def index(self) -> Redirect:
+        return Redirect("/konto/passord", status_code=303)
 
     @get("/passord")
     async def password_page(self, user: NamedDependency[CurrentUser]) -> Template:

@@ -13,7 +13,7 @@ pytestmark = pytest.mark.browser
 def test_change_password_from_the_header_on_a_phone(page: Page) -> None:
     page.set_viewport_size({"width": 390, "height": 844})
     log_in(page)
-    page.get_by_role("link", name="Endre passord").click()
+    page.get_by_role("link", name="Min konto").click()
     expect(page.get_by_role("heading", name="Endre passord")).to_be_visible()
     expect(page.get_by_label("Nåværende passord")).to_be_focused()
     assert_accessible(page)
