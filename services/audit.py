@@ -46,6 +46,7 @@ KINDS: dict[str, str] = {
     "user.password": "Passord endret",
     "user.totp": "Tofaktor endret",
     "signin_settings.changed": "Påloggingsinnstillinger endret",
+    "audit.retention": "Loggens lagringstid endret",
 }
 
 
