@@ -1,7 +1,8 @@
-"""SAF-T Financial imports: one row per file received, and the file's findings (where it
-disagrees with itself), kept with the import they came from."""
+"""SAF-T Financial imports: one row per file received, the file's findings (where it
+disagrees with itself), kept with the import they came from, and the transaction lines
+behind a SAF-T client's movements (the drill-down from its saldobalanse)."""
 
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from enum import StrEnum
 
@@ -53,6 +54,9 @@ class SaftImport(SQLModel, table=True):
     line_count: int = 0
     # Findings beyond those stored (a file with very many unbalanced transactions).
     findings_omitted: int = 0
+    # Whether this import stored its transaction lines (saft_line): imports from before
+    # lines were kept did not, so the same file again is imported anew, not "uendret".
+    lines_kept: bool = False
     # Why a file was refused or failed: Norwegian sentences, one per line.
     problems: str | None = Field(default=None, sa_type=Text)
     started_at: datetime = Field(default_factory=utcnow)
@@ -91,3 +95,30 @@ class SaftFinding(SQLModel, table=True):
     credit: Decimal | None = Field(default=None, sa_type=Money)
     total: Decimal | None = Field(default=None, sa_type=Money)
     message: str = Field(max_length=500)  # the finding in Norwegian, as shown
+
+
+class SaftLine(SQLModel, table=True):
+    """One transaction line of an imported file, on the client and month its movement went
+    to (a period beyond 12 in December, period 0 in January, as the movements count). A
+    month's lines come from the one file that last replaced the month, as its movements do;
+    they go with the client (and so with the integration).
+
+    The primary key is the drill-down's question (a client's account over months), and
+    `seq` the line's place in its file. No surrogate id: files bring millions of lines.
+    On SQLite the table is its key (WITHOUT ROWID): one B-tree instead of two."""
+
+    __tablename__ = "saft_line"
+    __table_args__ = {"sqlite_with_rowid": False}
+
+    client_id: int = Field(foreign_key="client.id", ondelete="CASCADE", primary_key=True)
+    account_number: int = Field(primary_key=True)
+    year: int = Field(primary_key=True)
+    month: int = Field(primary_key=True)
+    seq: int = Field(primary_key=True)  # the line's place in its file, from 1
+    # The import that brought it (saft_import.id); no foreign key, so that deleting an
+    # import row never scans millions of lines.
+    import_id: int
+    posted_on: date  # Transaction/TransactionDate
+    voucher: str = Field(default="", max_length=70)  # Transaction/TransactionID
+    description: str = Field(default="", max_length=256)  # the line's, else the transaction's
+    amount: Decimal = Field(sa_type=Money)  # debit positive, credit negative

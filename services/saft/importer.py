@@ -5,13 +5,16 @@ and where the file disagrees with itself the findings are kept with the import.
 The order of work is what keeps the previous state whole: the import is recorded as
 running; the file is hashed (the same content again is "uendret" and nothing else happens)
 and read completely, outside any transaction; only a file that is accepted is then written,
-all of it in one transaction (client, chart, balances, change log, the import's result and
-findings). A refused file, an error or a killed process leaves the stored data as it was.
+all of it in one transaction (client, chart, balances, the transaction lines, change log,
+the import's result and findings). The lines wait in a spool file (services/saft/lines.py)
+between reading and storing, so memory stays flat however large the file. A refused file,
+an error or a killed process leaves the stored data as it was.
 
 How a file's figures become stored balances (services/sync/store's model: an opening per
 account per year and a movement per account per month):
 - The months the file covers (its selection period, and any month its lines fall in) are
-  replaced whole: a month with no lines in the file becomes empty.
+  replaced whole, movements and transaction lines alike: a month with no lines in the file
+  becomes empty.
 - The first year's opening is the file's opening balance of its first period. When the file
   starts after January, the year's stored months before it are kept, and the opening on
   1 January is what makes the balance into the first period equal the file's opening.
@@ -47,6 +50,7 @@ from models.saft import FindingKind, ImportStatus
 from services import clients as client_service
 from services.connectors.base import RemoteAccount
 from services.db import SessionFactory
+from services.saft.lines import Spool, store_lines
 from services.saft.reader import (
     ClosingMismatch,
     Finding,
@@ -169,8 +173,15 @@ async def _run(
             await db.commit()
             return row
         await db.commit()
+    with Spool(path.parent) as spool:
+        return await _read_and_store(factory, import_id, path, stop, spool)
+
+
+async def _read_and_store(
+    factory: SessionFactory, import_id: int, path: Path, stop: threading.Event, spool: Spool
+) -> SaftImport:
     try:
-        saft = await _read(factory, import_id, path, stop)
+        saft = await _read(factory, import_id, path, stop, spool)
     except SaftRefused as refused:
         return await _close(factory, import_id, ImportStatus.REFUSED, list(refused.problems))
     org = org_number(saft.registration_number)
@@ -194,7 +205,7 @@ async def _run(
             raise LookupError(f"the integration of import {import_id} is gone")
         integration = await db.get(Integration, row.integration_id)
         assert integration is not None
-        await _store(db, integration, row, saft, org)
+        await _store(db, integration, row, saft, org, spool)
         await db.commit()
         return row
 
@@ -232,6 +243,7 @@ async def _same_file_imported(db: AsyncSession, row: SaftImport) -> SaftImport |
             col(SaftImport.status) == ImportStatus.IMPORTED,
             col(SaftImport.client_id).is_not(None),
             col(SaftImport.id) != row.id,
+            col(SaftImport.lines_kept),
         )
         .order_by(col(SaftImport.id).desc())
         .limit(1)
@@ -276,11 +288,11 @@ async def _unchanged(db: AsyncSession, row: SaftImport, earlier: SaftImport) -> 
 
 
 async def _read(
-    factory: SessionFactory, import_id: int, path: Path, stop: threading.Event
+    factory: SessionFactory, import_id: int, path: Path, stop: threading.Event, spool: Spool
 ) -> SaftFile:
     """Read the file on a reader thread, writing how far it has come to the import row
-    meanwhile (the page's progress bar reads it, from any process). Setting `stop` ends the
-    reading at its next chunk."""
+    meanwhile (the page's progress bar reads it, from any process), its lines to `spool`.
+    Setting `stop` ends the reading at its next chunk."""
     done = 0
 
     def report(count: int) -> None:
@@ -290,7 +302,7 @@ async def _read(
         done = count
 
     loop = asyncio.get_running_loop()
-    reading = loop.run_in_executor(READERS, read_saft, path, report)
+    reading = loop.run_in_executor(READERS, read_saft, path, report, spool.add)
     while not reading.done():
         await asyncio.wait({reading}, timeout=PROGRESS_EVERY)
         if not reading.done():
@@ -398,7 +410,12 @@ def _months_between(first: Month, last: Month) -> list[Month]:
 
 
 async def _store(
-    db: AsyncSession, integration: Integration, row: SaftImport, saft: SaftFile, org: str
+    db: AsyncSession,
+    integration: Integration,
+    row: SaftImport,
+    saft: SaftFile,
+    org: str,
+    spool: Spool,
 ) -> None:
     assert integration.id is not None and row.id is not None
     covered = coverage(saft)
@@ -434,6 +451,9 @@ async def _store(
         mirror_deletions=client.delete_accounts,
         whole_chart=newest,
     )
+    # The lines behind the movements, replaced month for month as the movements are.
+    await store_lines(db, client.id, row.id, covered.replaced, spool)
+    row.lines_kept = True
     now = utcnow()
     client.synced_at, client.sync_status, client.updated_at = now, SyncStatus.OK, now
     client.sync_error, client.sync_failures = None, 0

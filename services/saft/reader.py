@@ -91,6 +91,9 @@ _CREDIT_AMOUNT = _NS + "CreditAmount"
 _AMOUNT = _NS + "Amount"
 _PERIOD = _NS + "Period"
 _PERIOD_YEAR = _NS + "PeriodYear"
+_TRANSACTION_ID = _NS + "TransactionID"
+_TRANSACTION_DATE = _NS + "TransactionDate"
+_DESCRIPTION = _NS + "Description"
 # The repeated elements of the format (record tag -> its list element). Each is released
 # once validated; anything big in a SAF-T file is a list of one of these.
 _RECORD_PARENTS = {
@@ -245,12 +248,26 @@ class SaftFile:
         return self.movements.get(account_id, {}).get((year, period), ZERO)
 
 
-def read_saft(path: Path, progress: Callable[[int], None] | None = None) -> SaftFile:
+# One `Transaction/Line` as `read_saft` hands it to a `lines` callback, in file order:
+# (its place in the file from 1, AccountID, PeriodYear, Period, TransactionDate as written,
+# TransactionID, the line's Description else its transaction's, the amount debit positive
+# and credit negative). A plain tuple: millions are made, and a class costs several times
+# as much to make.
+TransactionLine = tuple[int, str, int, int, str, str, str, Decimal]
+
+
+def read_saft(
+    path: Path,
+    progress: Callable[[int], None] | None = None,
+    lines: Callable[[TransactionLine], None] | None = None,
+) -> SaftFile:
     """Read and check a SAF-T Financial file; raise `SaftRefused` if it is not accepted.
-    `progress`, if given, is called with the bytes read so far as reading goes on."""
+    `progress`, if given, is called with the bytes read so far as reading goes on; `lines`
+    with each transaction line once its window has been validated (a file refused later
+    has had some lines handed out: the caller keeps them until the file is accepted)."""
     version = _sniff_version(path)
     schema_version = SCHEMA_FOR_VERSION[version]
-    reader = _Reader(version, schema_version, _schema(schema_version))
+    reader = _Reader(version, schema_version, _schema(schema_version), lines)
     with path.open("rb") as stream:
         reader.run(stream if progress is None else _Reporting(stream, progress))
     return reader.result()
@@ -464,7 +481,14 @@ def _date(text: str | None) -> date | None:
 
 
 class _Reader:
-    def __init__(self, version: str, schema_version: str, schema: etree.XMLSchema) -> None:
+    def __init__(
+        self,
+        version: str,
+        schema_version: str,
+        schema: etree.XMLSchema,
+        lines: Callable[[TransactionLine], None] | None = None,
+    ) -> None:
+        self.lines = lines
         self.version = version
         self.schema_version = schema_version
         self.schema = schema
@@ -599,13 +623,15 @@ class _Reader:
         debit = credit = ZERO
         movements = self.movements
         lines_per_account = self.lines_per_account
+        sink = self.lines
+        transaction_id = transaction_date = transaction_text = ""
         # One pass over the children instead of a find() per field: this is the hot loop.
-        # Validated first, so Period and PeriodYear precede the lines (XSD sequence order).
+        # Validated first, so the transaction's fields precede its lines (XSD sequence).
         for child in element:
             tag = child.tag
             if tag == _LINE:
                 self.line_count += 1
-                account_id = ""
+                account_id = line_text = ""
                 amount = ZERO
                 for part in child:
                     part_tag = part.tag
@@ -618,13 +644,36 @@ class _Reader:
                         value = Decimal(part.findtext(_AMOUNT) or 0)
                         credit += value
                         amount = -value
+                    elif part_tag == _DESCRIPTION:
+                        line_text = (part.text or "").strip()
                 key = (account_id, year, period)
                 movements[key] = movements.get(key, ZERO) + amount
                 lines_per_account[account_id] = lines_per_account.get(account_id, 0) + 1
+                if sink is not None:
+                    sink(
+                        (
+                            self.line_count,
+                            account_id,
+                            year,
+                            period,
+                            transaction_date,
+                            transaction_id,
+                            line_text or transaction_text,
+                            amount,
+                        )
+                    )
             elif tag == _PERIOD:
                 period = int(child.text or 0)
             elif tag == _PERIOD_YEAR:
                 year = int(child.text or 0)
+            elif sink is None:
+                continue
+            elif tag == _TRANSACTION_ID:
+                transaction_id = (child.text or "").strip()
+            elif tag == _TRANSACTION_DATE:
+                transaction_date = (child.text or "").strip()
+            elif tag == _DESCRIPTION:
+                transaction_text = (child.text or "").strip()
         if debit != credit:
             if len(self.unbalanced) >= MAX_FINDINGS_PER_KIND:
                 self.unbalanced_omitted += 1
