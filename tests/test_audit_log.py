@@ -1,0 +1,484 @@
+"""Innstillinger → Logg and /api/v1/audit: reading the audit log (filters, keyset paging
+both ways, CSV export, retention), for administrators and for tokens that may read it."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from litestar.testing import AsyncTestClient
+
+from models.office import Role, SigninSettings
+from services import audit, audit_log
+from services.audit import Actor
+from services.db import create_engine, create_session_factory, open_session
+from services.settings import Settings
+from tests.api_support import TOKEN, api, bearer  # noqa: F401  (the `api` fixture)
+from tests.conftest import add_user, csrf, execute, htmx, login, query
+
+pytestmark = pytest.mark.anyio
+
+ADMIN = "regnskap@kontor-a.no"
+COLLEAGUE = "kollega@kontor-a.no"
+START = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+ROW = re.compile(r'<tr class="audit-event" data-kind="([^"]+)">\s*<td class="when">([^<]+)</td>')
+
+
+async def people(settings: Settings) -> dict[str, tuple[int, int]]:
+    """E-mail → (user id, office id)."""
+    rows = await query(settings, "select email, id, office_id from user_account")
+    return {email: (user_id, office_id) for email, user_id, office_id in rows}
+
+
+async def insert(settings: Settings, events: list[tuple[Actor, str, str, datetime, dict]]) -> None:
+    """Events straight through audit.record, committed together, in place of what the app
+    recorded so far (the test's own sign-in, …)."""
+    await execute(settings, "delete from audit_event")
+    engine = create_engine(settings.database_url)
+    async with open_session(create_session_factory(engine)) as db:
+        for actor, kind, target, at, details in events:
+            audit.record(db, actor, kind, target, at=at, **details)
+        await db.commit()
+    await engine.dispose()
+
+
+async def admin_actor(settings: Settings, email: str = ADMIN) -> Actor:
+    user_id, office_id = (await people(settings))[email]
+    return Actor(office_id=office_id, label=email, user_id=user_id)
+
+
+async def add_colleague(settings: Settings, role: Role = Role.ACCOUNTANT) -> Actor:
+    await add_user(settings, COLLEAGUE, "Kontor A AS")
+    await execute(
+        settings, f"update user_account set role = '{role.value}' where email = '{COLLEAGUE}'"
+    )
+    return await admin_actor(settings, COLLEAGUE)
+
+
+def rows(html: str) -> list[tuple[str, str]]:
+    return ROW.findall(html)
+
+
+def link(html: str, rel: str) -> str | None:
+    found = re.search(rf'<a href="([^"]+)" hx-get="[^"]+" hx-push-url="true" rel="{rel}">', html)
+    return found[1].replace("&amp;", "&") if found else None
+
+
+# -- the page -----------------------------------------------------------------------------
+
+
+async def test_the_log_shows_the_newest_first_in_oslo_time_with_readable_details(
+    client: AsyncTestClient, settings: Settings
+) -> None:
+    me = await admin_actor(settings)
+    await insert(
+        settings,
+        [
+            (me, "signin", "", START, {}),
+            (
+                me,
+                "client.active",
+                "Klient: Bygg AS (123456789)",
+                START + timedelta(hours=1),
+                {"active": {"before": False, "after": True}},
+            ),
+            (
+                me,
+                "client.bulk",
+                "Klienter",
+                START + timedelta(hours=2),
+                {
+                    "count": 12,
+                    "filter": {"status": "ny"},
+                    "send_data": {"before": True, "after": False},
+                },
+            ),
+        ],
+    )
+    page = await client.get("/innstillinger/logg")
+    assert page.status_code == 200
+    assert 'aria-current="page">Logg</a>' in page.text
+    assert [kind for kind, _ in rows(page.text)] == ["client.bulk", "client.active", "signin"]
+    # 12:00 UTC on 1 March is 13:00 in Oslo (winter time).
+    assert rows(page.text)[-1][1] == "01.03.2026 13:00:00"
+    assert "Masseendring av klienter" in page.text
+    assert "Klient: Bygg AS (123456789)" in page.text
+    assert "AKTIV: av → på" in page.text
+    assert "Antall: 12<br>Filter: Status: ny<br>SEND DATA: på → av" in page.text
+    assert ADMIN in page.text
+
+
+async def test_unknown_detail_keys_are_shown_plainly() -> None:
+    assert audit_log.describe('{"mystery": 3, "note": "hei"}') == ["mystery: 3", "note: hei"]
+    assert audit_log.describe(
+        {"before": {"role": "lesetilgang"}, "after": {"role": "administrator"}}
+    ) == ["Rolle: Lesetilgang → Administrator"]
+
+
+async def test_filter_by_person_kind_and_period(
+    client: AsyncTestClient, settings: Settings
+) -> None:
+    me = await admin_actor(settings)
+    colleague = await add_colleague(settings)
+    token = audit.token_actor(me.office_id, 1, "Rapportering")
+    await execute(
+        settings,
+        f"insert into api_token (id, office_id, name, prefix, token_hash, created_by, created_at,"
+        f" reads_audit) values (1, {me.office_id}, 'Rapportering', 'erpapi_x', 'h', '', "
+        f"'2026-01-01 00:00:00', false)",
+    )
+    await insert(
+        settings,
+        [
+            (me, "signin", "", START, {}),
+            (colleague, "client.active", "Klient: A", START + timedelta(days=1), {}),
+            (token, "saft.import", "Klient: B", START + timedelta(days=2), {}),
+            # 23:30 UTC on 3 March is 00:30 on 4 March in Oslo.
+            (colleague, "signin", "", datetime(2026, 3, 3, 23, 30, tzinfo=UTC), {}),
+        ],
+    )
+    headers = htmx(client)
+
+    async def kinds(**params: str) -> list[str]:
+        response = await client.get("/innstillinger/logg", params=params, headers=headers)
+        assert response.status_code == 200
+        assert "<html" not in response.text  # the list alone
+        return [kind for kind, _ in rows(response.text)]
+
+    assert await kinds(hvem=str(colleague.user_id)) == ["signin", "client.active"]
+    assert await kinds(hvem="api") == ["saft.import"]
+    assert await kinds(hva="signin") == ["signin", "signin"]
+    assert await kinds(fra="2026-03-02", til="2026-03-03") == ["saft.import", "client.active"]
+    assert await kinds(fra="2026-03-04") == ["signin"]
+    assert await kinds(hvem=str(colleague.user_id), hva="signin", til="2026-03-03") == []
+    page = await client.get("/innstillinger/logg", params={"hvem": str(colleague.user_id)})
+    assert f'<option value="{colleague.user_id}" selected>{COLLEAGUE}</option>' in page.text
+    assert '<option value="api">API-nøkler</option>' in page.text
+    assert '<option value="client.active">Aktiv slått på/av</option>' in page.text
+
+
+async def test_a_bad_filter_is_said_not_crashed(client: AsyncTestClient) -> None:
+    response = await client.get(
+        "/innstillinger/logg", params={"fra": "1. mars"}, headers=htmx(client)
+    )
+    assert response.status_code == 422
+    assert "Skriv datoen som åååå-mm-dd." in response.text
+    response = await client.get("/innstillinger/logg", params={"eldre": "tull"})
+    assert response.status_code == 422
+    assert "ugyldig" in response.text
+
+
+async def test_paging_older_and_newer_covers_every_event_once(
+    client: AsyncTestClient, settings: Settings
+) -> None:
+    me = await admin_actor(settings)
+    # 123 events, in threes at the same moment: the id breaks the ties.
+    await insert(
+        settings,
+        [(me, "signin", f"n{i}", START + timedelta(minutes=i // 3), {}) for i in range(123)],
+    )
+    target = re.compile(r'<td class="target">n(\d+)</td>')
+    pages: list[list[int]] = []
+    url: str | None = "/innstillinger/logg"
+    while url:
+        html = (await client.get(url, headers=htmx(client))).text
+        pages.append([int(n) for n in target.findall(html)])
+        url = link(html, "next")
+    assert [len(p) for p in pages] == [50, 50, 23]
+    seen = [n for p in pages for n in p]
+    assert seen == sorted(range(123), reverse=True)  # newest first, no gap, no duplicate
+    # And back: Nyere from the last page gives the same pages again.
+    back: list[list[int]] = [pages[-1]]
+    url = link(html, "prev")
+    while url:
+        html = (await client.get(url, headers=htmx(client))).text
+        back.append([int(n) for n in target.findall(html)])
+        url = link(html, "prev")
+    assert back == list(reversed(pages))
+    assert link(html, "prev") is None and link(html, "next") is not None
+
+
+async def test_paging_keeps_the_filter(client: AsyncTestClient, settings: Settings) -> None:
+    me = await admin_actor(settings)
+    await insert(
+        settings,
+        [
+            (me, "signin" if i % 2 else "signout", "", START + timedelta(minutes=i), {})
+            for i in range(120)
+        ],
+    )
+    html = (await client.get("/innstillinger/logg", params={"hva": "signout"})).text
+    older = link(html, "next")
+    assert older and "hva=signout" in older
+    second = (await client.get(older)).text
+    assert {kind for kind, _ in rows(second)} == {"signout"}
+    assert len(rows(second)) == 10
+
+
+# -- CSV ----------------------------------------------------------------------------------
+
+
+async def test_csv_export_of_the_filtered_log(client: AsyncTestClient, settings: Settings) -> None:
+    me = await admin_actor(settings)
+    await insert(
+        settings,
+        [
+            (me, "signin", "", START, {}),
+            (
+                me,
+                "client.active",
+                "=Klient; med semikolon",
+                START + timedelta(hours=1),
+                {"active": {"before": True, "after": False}},
+            ),
+        ],
+    )
+    page = (await client.get("/innstillinger/logg", params={"hva": "client.active"})).text
+    assert 'href="/innstillinger/logg/logg.csv?hva=client.active"' in page
+    response = await client.get("/innstillinger/logg/logg.csv", params={"hva": "client.active"})
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/csv")
+    assert "attachment" in response.headers["content-disposition"]
+    assert response.content.startswith(b"\xef\xbb\xbf")
+    lines = list(csv.reader(io.StringIO(response.content.decode("utf-8-sig")), delimiter=";"))
+    assert lines == [
+        ["Tid", "Hvem", "Hva", "Gjelder", "Endring", "Adresse", "Hendelse"],
+        [
+            "01.03.2026 14:00:00",
+            ADMIN,
+            "Aktiv slått på/av",
+            "'=Klient; med semikolon",
+            "AKTIV: på → av",
+            "",
+            "client.active",
+        ],
+    ]
+
+
+async def test_csv_export_streams_every_event_in_batches(
+    settings: Settings, client: AsyncTestClient
+) -> None:
+    me = await admin_actor(settings)
+    await insert(
+        settings, [(me, "signin", f"n{i}", START + timedelta(seconds=i), {}) for i in range(25)]
+    )
+    engine = create_engine(settings.database_url)
+    try:
+        chunks = [
+            c
+            async for c in audit_log.csv_chunks(
+                create_session_factory(engine), me.office_id, audit_log.LogFilter(), batch=10
+            )
+        ]
+    finally:
+        await engine.dispose()
+    assert len(chunks) == 4  # the header, then 10 + 10 + 5
+    text = b"".join(chunks).decode("utf-8-sig")
+    assert [line.split(";")[3] for line in text.splitlines()[1:]] == [
+        f"n{i}" for i in range(24, -1, -1)
+    ]
+
+
+# -- who may ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "role", [Role.ACCOUNTANT, Role.READER], ids=["regnskapsforer", "lesetilgang"]
+)
+async def test_only_administrators_read_the_log(settings: Settings, role: Role) -> None:
+    from app import create_app
+
+    await add_colleague(settings, role)
+    async with AsyncTestClient(create_app(settings)) as other:
+        await login(other, COLLEAGUE)
+        assert (await other.get("/innstillinger/logg")).status_code == 403
+        assert (await other.get("/innstillinger/logg", headers=htmx(other))).status_code == 403
+        assert (await other.get("/innstillinger/logg/logg.csv")).status_code == 403
+        refused = await other.post(
+            "/innstillinger/logg/lagring", data={"years": "1", "_csrf_token": csrf(other)}
+        )
+        assert refused.status_code == 403
+    assert await query(settings, "select count(*) from signin_settings") == [(0,)]
+
+
+# -- retention ----------------------------------------------------------------------------
+
+
+async def test_retention_is_five_years_until_changed_and_the_change_is_logged(
+    client: AsyncTestClient, settings: Settings
+) -> None:
+    page = (await client.get("/innstillinger/logg")).text
+    assert 'name="years" type="number"' in page and 'value="5"' in page
+    bad = await client.post(
+        "/innstillinger/logg/lagring",
+        data={"years": "0", "_csrf_token": csrf(client)},
+        headers=htmx(client),
+    )
+    assert bad.status_code == 422
+    assert "Loggen må beholdes i minst 1 år." in bad.text
+    saved = await client.post(
+        "/innstillinger/logg/lagring",
+        data={"years": "7", "_csrf_token": csrf(client)},
+        headers=htmx(client),
+    )
+    assert saved.status_code == 200
+    assert "Loggen beholdes i 7 år." in saved.text
+    assert await query(settings, "select audit_retention_years from signin_settings") == [(7,)]
+    log = (await client.get("/innstillinger/logg", params={"hva": "audit.retention"})).text
+    assert "Loggens lagringstid endret" in log
+    assert "Behold loggen (år): 5 → 7" in log
+
+
+async def test_the_daily_job_deletes_only_events_older_than_the_retention(
+    client: AsyncTestClient, settings: Settings
+) -> None:
+    me = await admin_actor(settings)
+    await add_user(settings, "regnskap@kontor-b.no", "Kontor B AS")
+    other = await admin_actor(settings, "regnskap@kontor-b.no")
+    now = datetime(2026, 11, 29, 3, 0, tzinfo=UTC)
+    ages = [1, 3, 4, 6, 8]  # years before now, less a day
+    await insert(
+        settings,
+        [
+            (actor, "signin", f"{actor.label} {age}", now - timedelta(days=365 * age - 1), {})
+            for actor in (me, other)
+            for age in ages
+        ],
+    )
+    engine = create_engine(settings.database_url)
+    async with open_session(create_session_factory(engine)) as db:
+        db.add(SigninSettings(office_id=other.office_id, audit_retention_years=2))
+        await db.commit()
+    await engine.dispose()
+    engine = create_engine(settings.database_url)
+    try:
+        deleted = await audit_log.delete_expired(create_session_factory(engine), now=now, batch=2)
+    finally:
+        await engine.dispose()
+    assert deleted == 2 + 4
+    kept = sorted(r[0] for r in await query(settings, "select target_label from audit_event"))
+    assert kept == sorted([f"{ADMIN} {a}" for a in (1, 3, 4)] + ["regnskap@kontor-b.no 1"])
+
+
+# -- the API ------------------------------------------------------------------------------
+
+
+async def create_token(client: AsyncTestClient, name: str, *, reads_audit: bool) -> str:
+    await client.get("/innstillinger/api-nokler")
+    data = {"name": name, "_csrf_token": csrf(client)}
+    if reads_audit:
+        data["reads_audit"] = "on"
+    response = await client.post("/innstillinger/api-nokler", data=data)
+    assert response.status_code == 200, response.text
+    return TOKEN.findall(response.text)[0]
+
+
+async def test_the_token_form_offers_the_audit_right(client: AsyncTestClient) -> None:
+    page = (await client.get("/innstillinger/api-nokler")).text
+    assert 'name="reads_audit"' in page and "Kan lese revisjonsloggen" in page
+
+
+async def test_a_token_without_the_right_gets_403(
+    client: AsyncTestClient,
+    api: AsyncTestClient,  # noqa: F811
+) -> None:
+    token = await create_token(client, "Rapportering", reads_audit=False)
+    response = await api.get("/api/v1/audit", headers=bearer(token))
+    assert response.status_code == 403
+    assert response.json()["error"] == "forbidden"
+    assert "Kan lese revisjonsloggen" in response.json()["message"]
+
+
+async def test_a_token_with_the_right_pages_the_log_oldest_first(
+    client: AsyncTestClient,
+    api: AsyncTestClient,  # noqa: F811
+    settings: Settings,
+) -> None:
+    token = await create_token(client, "Loggsamler", reads_audit=True)
+    me = await admin_actor(settings)
+    await add_user(settings, "regnskap@kontor-b.no", "Kontor B AS")
+    other = await admin_actor(settings, "regnskap@kontor-b.no")
+    await insert(
+        settings,
+        [
+            (
+                me,
+                "client.active",
+                f"n{i}",
+                START + timedelta(minutes=i // 2),
+                {"active": {"before": False, "after": True}},
+            )
+            for i in range(7)
+        ]
+        + [(other, "signin", "kontor b", START, {})],
+    )
+    # The token's own creation is in the log too; everything after START is ours.
+    seen: list[str] = []
+    cursor = None
+    calls = 0
+    while True:
+        params = {"limit": "3", "since": "2026-03-01T12:00:00Z"}
+        if cursor:
+            params["cursor"] = cursor
+        body = (await api.get("/api/v1/audit", params=params, headers=bearer(token))).json()
+        seen += [event["target"] for event in body["data"]]
+        cursor = body["next_cursor"]
+        calls += 1
+        if not body["has_more"]:
+            break
+    assert seen == [f"n{i}" for i in range(7)]
+    assert calls == 3
+    first = (
+        await api.get(
+            "/api/v1/audit", params={"kind": "client.active", "limit": "1"}, headers=bearer(token)
+        )
+    ).json()
+    event = first["data"][0]
+    assert event["kind_name"] == "Aktiv slått på/av"
+    assert event["actor"] == ADMIN and event["actor_type"] == "user"
+    assert event["details"] == {"active": {"before": False, "after": True}}
+    assert event["at"].startswith("2026-03-01T12:00:00")
+    # Nothing new after the last cursor: an empty page with the same cursor to poll again.
+    again = (
+        await api.get("/api/v1/audit", params={"cursor": cursor}, headers=bearer(token))
+    ).json()
+    assert again == {"data": [], "next_cursor": cursor, "has_more": False}
+    until = (
+        await api.get(
+            "/api/v1/audit",
+            params={"since": "2026-03-01", "until": "2026-03-01T12:01:00Z"},
+            headers=bearer(token),
+        )
+    ).json()
+    assert [e["target"] for e in until["data"]] == ["n0", "n1"]
+
+
+async def test_the_api_refuses_a_bad_cursor_kind_or_time(
+    client: AsyncTestClient,
+    api: AsyncTestClient,  # noqa: F811
+) -> None:
+    token = await create_token(client, "Loggsamler", reads_audit=True)
+    for params, field in (
+        ({"cursor": "tull"}, "cursor"),
+        ({"kind": "nope"}, "kind"),
+        ({"since": "i går"}, "since"),
+    ):
+        response = await api.get("/api/v1/audit", params=params, headers=bearer(token))
+        assert response.status_code == 400, params
+        assert response.json()["field"] == field
+
+
+async def test_the_schema_documents_the_audit_endpoint(api: AsyncTestClient) -> None:  # noqa: F811
+    schema = (await api.get("/api/v1/schema/openapi.json")).json()
+    operation = schema["paths"]["/api/v1/audit"]["get"]
+    assert {"200", "400", "401", "403", "429"} <= set(operation["responses"])
+    assert {p["name"] for p in operation["parameters"]} >= {
+        "cursor",
+        "limit",
+        "kind",
+        "since",
+        "until",
+    }
