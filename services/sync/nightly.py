@@ -12,8 +12,8 @@ from sqlmodel import col, delete, select
 
 from models import Client, Integration, WebhookReceipt
 from models.base import utcnow
+from services import audit_log, login_throttle
 from services import integrations as integration_service
-from services import login_throttle
 from services.connectors.base import ConnectKind
 from services.connectors.registry import Connectors
 from services.crypto import KeyVault
@@ -39,6 +39,8 @@ async def run_nightly(
         await delete_expired_sessions(db)
         await login_throttle.forget_quiet(db)
         await db.commit()
+    # The audit log past each office's retention (Innstillinger → Logg), in short batches.
+    await audit_log.delete_expired(session_factory)
     by_key = [s for s, c in connectors.items() if c.capabilities.connect is ConnectKind.KEY]
     fetched = [s for s, c in connectors.items() if c.capabilities.connect is not ConnectKind.FILE]
     async with session_factory() as db:
