@@ -12,11 +12,13 @@ from routes.auth import client_address
 from routes.forms import Form, field
 from services.auth import CurrentUser, PasswordChangeError, change_password
 from services.passwords import MAX_LENGTH, MIN_LENGTH
+from web.guards import READER
 from web.sessions import rotate_session_id
 
 
 class AccountController(Controller):
     path = "/konto"
+    opt = READER  # one's own account
     include_in_schema = False
 
     @get("/")

@@ -8,11 +8,12 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services import clients as client_service
 from services.auth import CurrentUser
+from web.guards import READER
 
 SHOWN = 500  # rows on the page; the count says how many there are in all
 
 
-@get("/integrasjoner/oppfolging")
+@get("/integrasjoner/oppfolging", opt=READER)
 async def attention(
     db: NamedDependency[AsyncSession], user: NamedDependency[CurrentUser]
 ) -> Template:

@@ -7,6 +7,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from routes.forms import Form, field
 from services.auth import LoginLocked, log_in
 from services.passwords import MAX_LENGTH
+from web.guards import PUBLIC
 from web.sessions import rotate_session_id
 
 
@@ -17,7 +18,7 @@ class AuthController(Controller):
             return Redirect("/integrasjoner")
         return Template("pages/login.html", context={"email": "", "error": None})
 
-    @post("/login", status_code=200)
+    @post("/login", status_code=200, opt=PUBLIC)
     async def login(
         self, request: HTMXRequest, db: NamedDependency[AsyncSession], data: Form
     ) -> Template | Redirect:
@@ -32,7 +33,7 @@ class AuthController(Controller):
         request.set_session({"user_id": result.id})
         return Redirect("/integrasjoner", status_code=303)
 
-    @post("/logout", status_code=200)
+    @post("/logout", status_code=200, opt=PUBLIC)
     async def logout(self, request: HTMXRequest) -> Redirect:
         request.clear_session()
         return Redirect("/login", status_code=303)

@@ -16,6 +16,7 @@ from routes.health import NO_SESSION_OR_CSRF
 from services.change_events.callbacks import Outcome
 from services.change_events.subscriptions import RECEIVER_PREFIX
 from web.dependencies import Services
+from web.guards import PUBLIC
 
 STATUS = {
     Outcome.ACCEPTED: 200,
@@ -45,7 +46,7 @@ QUIET_ANSWERED_CALLBACKS = QuietAnsweredCallbacks()
 # whose pauses then held up the callbacks in flight (bench/README.md).
 @post(
     RECEIVER_PREFIX + "{system:str}/{hook_id:str}",
-    opt=NO_SESSION_OR_CSRF,
+    opt={**NO_SESSION_OR_CSRF, **PUBLIC},
     status_code=200,
     request_class=Request,
 )

@@ -25,6 +25,7 @@ from services import integrations as integration_service
 from services.auth import CurrentUser
 from services.saft import history as saft_history
 from services.settings import Settings
+from web.guards import READER
 from web.templating import OSLO, local_time
 
 HISTORY_LENGTH = 20
@@ -69,6 +70,7 @@ ACCOUNT_TYPES = {
 class ClientPageController(Controller):
     path = "/integrasjoner/{integration_id:int}/klienter/{client_id:int}/oversikt"
     guards = ID_GUARDS
+    opt = READER
     dependencies = {"integration": Provide(owned_integration)}
 
     @get("/")

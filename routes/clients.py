@@ -23,6 +23,7 @@ from services.crypto import KeyVault
 from services.saft import history as saft_history
 from services.settings import Settings
 from web.dependencies import Services, wants_fragment
+from web.guards import ACCOUNTANT, READER
 
 SWITCHES = {s.value for s in Switch}
 # Switches of a system data is fetched from; an integration that takes files has none.
@@ -34,6 +35,7 @@ WITH_COUNTS = {"pages/integration.html", "partials/client_section.html"}
 class ClientController(Controller):
     path = "/integrasjoner/{integration_id:int}"
     guards = ID_GUARDS
+    opt = READER
     dependencies = {"integration": Provide(owned_integration)}
 
     @get("/")
@@ -86,7 +88,7 @@ class ClientController(Controller):
             "partials/client_row.html", context={"integration": integration, "client": client}
         )
 
-    @post("/klienter/{client_id:int}/{switch:str}", status_code=200)
+    @post("/klienter/{client_id:int}/{switch:str}", status_code=200, opt=ACCOUNTANT)
     async def set_switch(
         self,
         request: HTMXRequest,
@@ -126,7 +128,7 @@ class ClientController(Controller):
             re_swap="outerHTML",
         )
 
-    @post("/klienter/{client_id:int}/sjekk", status_code=200)
+    @post("/klienter/{client_id:int}/sjekk", status_code=200, opt=ACCOUNTANT)
     async def check_access(
         self,
         request: HTMXRequest,
@@ -150,7 +152,7 @@ class ClientController(Controller):
         )
         return redirect(request, _client_page(integration, client.id))
 
-    @post("/oppdater", status_code=200)
+    @post("/oppdater", status_code=200, opt=ACCOUNTANT)
     async def refresh(
         self,
         request: HTMXRequest,
@@ -181,7 +183,7 @@ class ClientController(Controller):
             request, db, integration, data, notice=_refresh_notice(result), link=new_ones
         )
 
-    @post("/aktiver-alle", status_code=200)
+    @post("/aktiver-alle", status_code=200, opt=ACCOUNTANT)
     async def activate_all(
         self,
         request: HTMXRequest,
@@ -191,7 +193,7 @@ class ClientController(Controller):
     ) -> Response:
         return await _set_all_active(request, db, integration, data, on=True)
 
-    @post("/deaktiver-alle", status_code=200)
+    @post("/deaktiver-alle", status_code=200, opt=ACCOUNTANT)
     async def deactivate_all(
         self,
         request: HTMXRequest,

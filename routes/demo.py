@@ -22,6 +22,7 @@ from services.crypto import KeyVault
 from services.demo import DEMO_SYSTEMS, grant_new_client, post_demo_voucher, simulator_root
 from services.settings import Settings
 from web.dependencies import Services, wants_fragment
+from web.guards import ACCOUNTANT
 
 
 async def simulated_integration(
@@ -41,6 +42,7 @@ async def simulated_integration(
     status_code=200,
     dependencies={"integration": Provide(simulated_integration)},
     guards=ID_GUARDS,
+    opt=ACCOUNTANT,
 )
 async def grant_client(
     vault: NamedDependency[KeyVault],
@@ -59,6 +61,7 @@ async def grant_client(
     status_code=200,
     dependencies={"integration": Provide(simulated_integration)},
     guards=ID_GUARDS,
+    opt=ACCOUNTANT,
 )
 async def book_voucher(
     request: HTMXRequest,

@@ -22,11 +22,13 @@ from services.connectors.registry import Connectors
 from services.integrations import display_name
 from services.settings import Settings
 from web.dependencies import wants_fragment
+from web.guards import READER
 
 
 class ExportController(Controller):
     path = "/integrasjoner/{integration_id:int}"
     guards = ID_GUARDS
+    opt = READER
     dependencies = {"integration": Provide(owned_integration)}
 
     @get("/klienter/{client_id:int}/saldobalanse.xlsx")

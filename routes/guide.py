@@ -34,6 +34,7 @@ from litestar.response import Template
 from markupsafe import Markup, escape
 
 from services.connectors.registry import Connectors
+from web.guards import READER
 
 ROOT = Path(__file__).resolve().parent.parent
 GUIDES = ROOT / "templates" / "guide"
@@ -296,7 +297,7 @@ async def guide_pdf(guide: Guide) -> bytes:
 # --- The route -----------------------------------------------------------------------------
 
 
-@get("/guide/{name:str}")
+@get("/guide/{name:str}", opt=READER)
 async def system_guide(name: FromPath[str], connectors: NamedDependency[Connectors]) -> Response:
     """Last ned guide for <system>: the page (/guide/tripletex) or its PDF
     (/guide/tripletex.pdf)."""

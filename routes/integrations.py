@@ -30,6 +30,7 @@ from services.crypto import KeyVault
 from services.demo import DEMO_KEYS
 from services.settings import Settings
 from web.dependencies import wants_fragment
+from web.guards import ACCOUNTANT, ADMINISTRATOR, READER
 
 
 async def owned_integration(
@@ -51,6 +52,7 @@ def redirect(request: HTMXRequest, url: str) -> Response:
 class IntegrationController(Controller):
     path = "/integrasjoner"
     guards = ID_GUARDS
+    opt = READER
     dependencies = {"integration": Provide(owned_integration)}
 
     @get("/")
@@ -74,13 +76,13 @@ class IntegrationController(Controller):
             },
         )
 
-    @get("/ny")
+    @get("/ny", opt=ADMINISTRATOR)
     async def new(
         self, user: NamedDependency[CurrentUser], connectors: NamedDependency[Connectors]
     ) -> Template:
         return new_integration_page(user, connectors, values={}, errors={})
 
-    @post("/ny", status_code=200)
+    @post("/ny", status_code=200, opt=ADMINISTRATOR)
     async def create(
         self,
         request: HTMXRequest,
@@ -151,7 +153,7 @@ class IntegrationController(Controller):
             )
         return redirect(request, f"/integrasjoner/{integration.id}")
 
-    @get("/tilkobling")
+    @get("/tilkobling", opt=ACCOUNTANT)
     async def onboarding_returned(
         self,
         request: HTMXRequest,
@@ -180,7 +182,7 @@ class IntegrationController(Controller):
             user, connectors, values=outcome.values, errors={onboarding.FIELD: outcome.error}
         )
 
-    @get("/{integration_id:int}/endre")
+    @get("/{integration_id:int}/endre", opt=ADMINISTRATOR)
     async def edit(
         self,
         user: NamedDependency[CurrentUser],
@@ -196,7 +198,7 @@ class IntegrationController(Controller):
             integration=integration,
         )
 
-    @post("/{integration_id:int}/endre", status_code=200)
+    @post("/{integration_id:int}/endre", status_code=200, opt=ADMINISTRATOR)
     async def update(
         self,
         request: HTMXRequest,
@@ -272,7 +274,7 @@ class IntegrationController(Controller):
         set_flash(request, notice="Endringene er lagret.")
         return redirect(request, f"/integrasjoner/{integration.id}")
 
-    @get("/{integration_id:int}/slett")
+    @get("/{integration_id:int}/slett", opt=ADMINISTRATOR)
     async def confirm_delete(
         self,
         db: NamedDependency[AsyncSession],
@@ -288,7 +290,7 @@ class IntegrationController(Controller):
             },
         )
 
-    @post("/{integration_id:int}/slett", status_code=200)
+    @post("/{integration_id:int}/slett", status_code=200, opt=ADMINISTRATOR)
     async def delete(
         self,
         request: HTMXRequest,

@@ -34,6 +34,7 @@ from services.connectors.registry import Connectors
 from services.crypto import KeyVault
 from services.saft import history as saft_history
 from services.settings import Settings
+from web.guards import READER
 
 FRAGMENT_ID = "postings"
 CACHE_STATE = "postings_cache"  # the app's PostingsCache, made at the first drill-down
@@ -42,6 +43,7 @@ CACHE_STATE = "postings_cache"  # the app's PostingsCache, made at the first dri
 class PostingsController(Controller):
     path = "/integrasjoner/{integration_id:int}/klienter/{client_id:int}/konto/{number:int}"
     guards = ID_GUARDS
+    opt = READER
     dependencies = {"integration": Provide(owned_integration)}
 
     @get("/")

@@ -20,6 +20,7 @@ from services.connectors.registry import Connectors
 from services.saft import history
 from services.saft.importer import Source
 from services.saft.uploads import ImportRunner, UploadRefused
+from web.guards import ACCOUNTANT, READER
 from web.middleware import XmlBodyOnly
 
 # Seconds an upload's answer waits for a small file's import: its row then shows the result
@@ -44,10 +45,17 @@ def content_length(request: Request) -> int | None:
 class SaftImportController(Controller):
     path = "/integrasjoner/{integration_id:int}/saft-importer"
     guards = ID_GUARDS
+    opt = READER
     dependencies = {"integration": Provide(owned_integration)}
 
     # The limit is the system's (SAFT_MAX_UPLOAD_MB), counted while the body streams to disk.
-    @post("/", request_max_body_size=None, status_code=201, middleware=[XmlBodyOnly])
+    @post(
+        "/",
+        request_max_body_size=None,
+        status_code=201,
+        middleware=[XmlBodyOnly],
+        opt=ACCOUNTANT,
+    )
     async def upload(
         self,
         request: Request,

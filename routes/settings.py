@@ -23,6 +23,7 @@ from services.crypto import KeyVault
 from services.outbound_guard import OutboundPolicy
 from services.settings import Settings
 from web.dependencies import Services, wants_fragment
+from web.guards import ADMINISTRATOR
 
 NO_STORE = {"Cache-Control": "no-store"}  # pages that show a secret
 SMTP_MISSING = (
@@ -34,6 +35,7 @@ SMTP_MISSING = (
 class SettingsController(Controller):
     path = "/innstillinger"
     guards = ID_GUARDS
+    opt = ADMINISTRATOR
     include_in_schema = False
 
     @get("/")

@@ -26,9 +26,15 @@ for (const type of ["mouseout", "focusout"]) {
 document.addEventListener("htmx:responseError", showRequestError);
 document.addEventListener("htmx:sendError", showRequestError);
 
-function showRequestError() {
+// A 403 says why in its own words (the role it takes, as text/plain: see web/plugins.py);
+// any other failure gets the page's general message.
+function showRequestError(event) {
   const toast = document.getElementById("request-error");
   if (!toast) return;
+  toast.dataset.general ??= toast.textContent;
+  const xhr = event?.detail?.xhr;
+  const refused = xhr?.status === 403 && (xhr.getResponseHeader("Content-Type") || "").startsWith("text/plain");
+  toast.textContent = refused ? xhr.responseText : toast.dataset.general;
   toast.hidden = false;
   clearTimeout(showRequestError.timer);
   showRequestError.timer = setTimeout(() => { toast.hidden = true; }, 8000);
@@ -111,6 +117,10 @@ function uploadSaftFile(file, row, box) {
       const answer = document.createElement("template");
       answer.innerHTML = request.responseText.trim();
       const imported = answer.content.querySelector("li.saft-import");
+      if (request.status === 403) {
+        fail(`${request.responseText} Ingenting er lagret.`);
+        return resolve();
+      }
       if (!imported) {
         fail(`Opplastingen feilet (status ${request.status}). Ingenting er lagret. Prøv igjen.`);
         return resolve();

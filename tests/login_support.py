@@ -9,8 +9,10 @@ from contextlib import asynccontextmanager
 import httpx
 from litestar.testing import AsyncTestClient
 
+from models.office import Role
+from services.db import create_engine, create_session_factory, open_session
 from services.settings import Settings
-from tests.conftest import free_port
+from tests.conftest import PASSWORD, free_port
 from tests.processes import served_here
 
 
@@ -49,3 +51,19 @@ async def change_password(  # type: ignore[no-untyped-def]
             "_csrf_token": client.cookies.get("erp_csrf") or "",
         },
     )
+
+
+async def add_user_with_role(
+    settings: Settings, email: str, role: Role, office: str = "Kontor A AS"
+) -> None:
+    """A colleague with `role` in the test office (its password is conftest's PASSWORD)."""
+    from services.auth import create_user
+
+    engine = create_engine(settings.database_url)
+    try:
+        async with open_session(create_session_factory(engine)) as db:
+            user = await create_user(db, email=email, password=PASSWORD, office_name=office)
+            user.role = role
+            await db.commit()
+    finally:
+        await engine.dispose()

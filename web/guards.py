@@ -16,6 +16,9 @@ from services.auth import CurrentUser, load_current_user
 READER = {"role": Role.READER}
 ACCOUNTANT = {"role": Role.ACCOUNTANT}
 ADMINISTRATOR = {"role": Role.ADMINISTRATOR}
+# `opt` for routes anyone may use without signing in (login, logout, callbacks): said out
+# loud, so tests/test_roles.py can tell them from a route that forgot its role.
+PUBLIC = {"public": True}
 
 _STATE_KEY = "current_user"
 
@@ -48,6 +51,13 @@ async def current_user(connection: ASGIConnection, db: AsyncSession | None = Non
     if user is None:
         raise LoginRequired
     connection.state[_STATE_KEY] = user
+    return user
+
+
+def signed_in(connection: ASGIConnection) -> CurrentUser | None:
+    """The person this request has loaded already (by the guard or the `user` dependency),
+    for what renders without a handler's context: templates' controls, error pages."""
+    user: CurrentUser | None = connection.state.get(_STATE_KEY)
     return user
 
 

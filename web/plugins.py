@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
-from litestar import Litestar, Request, Response
+from litestar import Litestar, MediaType, Request, Response
 from litestar.config.app import AppConfig
 from litestar.config.csrf import CSRFConfig
 from litestar.exceptions import NotFoundException, ValidationException
@@ -39,7 +39,7 @@ from services.settings import Settings
 from services.sync.scheduler import running_sync
 from web import templating
 from web.dependencies import DEPENDENCIES, LoginRequired, Services, wants_fragment
-from web.guards import RoleRequired, role_guard
+from web.guards import RoleRequired, role_guard, signed_in
 from web.middleware import HttpMetricsMiddleware, RequestIdMiddleware
 from web.security_headers import SecurityHeadersMiddleware
 from web.sessions import DatabaseStore, SessionConfig
@@ -246,9 +246,19 @@ def _to_login(request: Request, _exc: LoginRequired) -> Response:
     return Redirect("/login")
 
 
-def _forbidden(_request: Request, exc: RoleRequired) -> Response:
+def _forbidden(request: Request, exc: RoleRequired) -> Response:
+    """A page with the top bar; to htmx (and the SAF-T upload's own requests), the sentence
+    alone as text, which static/app.js shows where the person acted."""
+    needed = exc.needed.norwegian
+    if isinstance(request, HTMXRequest) and wants_fragment(request):
+        return Response(
+            f"Du har ikke tilgang til dette. Det krever rollen {needed}.",
+            media_type=MediaType.TEXT,
+            status_code=403,
+        )
+    user = signed_in(request)  # the guard loaded the person
     return Template(
-        "pages/forbidden.html", context={"needed": exc.needed.norwegian}, status_code=403
+        "pages/forbidden.html", context={"needed": needed, "user": user}, status_code=403
     )
 
 

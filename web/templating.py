@@ -13,6 +13,7 @@ from markupsafe import Markup, escape
 
 from models import Integration
 from models.base import utcnow
+from services.auth import CurrentUser
 from services.balances import format_amount
 from services.clients import STALE_AFTER
 from services.connectors.base import ConnectKind, SystemDescription
@@ -23,6 +24,7 @@ from services.saft import history as saft_history
 from services.saft.uploads import megabytes
 from services.settings import Settings
 from services.sync.status import SHOW_AFTER_FAILURES
+from web.guards import signed_in
 
 OSLO = ZoneInfo("Europe/Oslo")
 HTMX_FILE = "htmx-2.0.11.min.js"
@@ -69,11 +71,23 @@ def integration_name(context: Context, integration: Integration) -> str:
     return display_name(integration, system_of(context, integration.system).display_name)
 
 
+@pass_context
+def viewer(context: Context) -> CurrentUser | None:
+    """The signed-in person, in every template, fragments too: what the handler passed as
+    `user`, else whom the role guard loaded for this request. None: show no controls."""
+    user = context.get("user")
+    if isinstance(user, CurrentUser):
+        return user
+    request = context.get("request")
+    return signed_in(request) if request is not None else None
+
+
 def configure(settings: Settings) -> Callable[[JinjaTemplateEngine], None]:
     def callback(engine: JinjaTemplateEngine) -> None:
         env = engine.engine
         env.globals.update(
             system_of=system_of,
+            viewer=viewer,
             demo=settings.demo,
             # Demo buttons only for integrations whose system's simulator runs here.
             demo_systems=DEMO_SYSTEMS if settings.demo else frozenset(),
