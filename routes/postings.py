@@ -1,5 +1,6 @@
 """An account's postings for a period: the drill-down from the saldobalanse to the hovedbok,
-fetched from the client's system on demand (services.postings)."""
+fetched from the client's system on demand, or for a SAF-T client read from the imported
+files' lines (services.postings)."""
 
 from __future__ import annotations
 
@@ -94,7 +95,11 @@ class PostingsController(Controller):
             context["period"] = period
             shown = {"aar": period.year, "fra": period.first_month, "til": period.last_month}
             context["back"] = f"{client_url}?{urlencode(shown)}"
-            if not imported:
+            if imported:
+                context["result"] = await posting_service.imported_postings(
+                    db, client.id, number, period
+                )
+            else:
                 status = await _fetch(
                     request, db, vault, connectors, integration, client, number, period, context
                 )

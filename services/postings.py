@@ -4,6 +4,10 @@ Fetched from the client's system on demand and kept a short while (a minute), so
 accountant going back and forth between the saldobalanse and an account costs the system
 one request, not one per click. The stored movement is compared with the postings' sum:
 when they differ, the system has changed since our last sync.
+
+For a SAF-T client the postings are the imported files' transaction lines
+(services/saft/lines.py), read from our database; their sum is compared the same way (a
+month imported before lines were kept has none).
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from services import balances
 from services.balances import Period
 from services.connectors.base import CompanyRef, RemotePosting, ReportsPostings
+from services.saft import lines as saft_lines
 
 ZERO = Decimal("0.00")
 CACHE_SECONDS = 60.0
@@ -109,5 +114,18 @@ async def account_postings(
     if postings is None:
         postings = await connector.fetch_postings(key, company, number, date_from, date_to)
         cache.put(cache_key, postings)
+    total = sum((p.amount for p in postings), ZERO)
+    return AccountPostings(postings, total, await stored_movement(db, client_id, number, period))
+
+
+async def imported_postings(
+    db: AsyncSession, client_id: int, number: int, period: Period
+) -> AccountPostings:
+    """A SAF-T client's postings: the imported lines of the account in the period's months
+    (by PeriodYear and Period, as the movements are counted), by date."""
+    rows = await saft_lines.account_lines(
+        db, client_id, number, period.year, period.first_month, period.last_month
+    )
+    postings = [RemotePosting(r.posted_on, r.voucher, r.description, r.amount) for r in rows]
     total = sum((p.amount for p in postings), ZERO)
     return AccountPostings(postings, total, await stored_movement(db, client_id, number, period))

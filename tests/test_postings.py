@@ -1,14 +1,13 @@
 """Drill-down from the saldobalanse to an account's postings (issue 19): fetched from
 Tripletex and PowerOffice Go on demand, equal to the system's own lines and summing to the
-stored movement, kept for a minute, refused to another office, and said plainly for SAF-T
-clients whose lines are not kept."""
+stored movement, kept for a minute, refused to another office. SAF-T clients' postings come
+from the imported lines: tests/test_saft_postings.py."""
 
 from __future__ import annotations
 
 import html as html_text
 import re
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 from litestar.testing import AsyncTestClient
@@ -29,7 +28,6 @@ from tests.conftest import PowerOffice, Simulator, query
 from tests.sync_support import stored_month
 from tests.test_client_page import Synced, synced  # noqa: F401
 from tests.test_poweroffice_web import answer, start
-from tests.test_saft_web import create_saft_integration, upload
 
 pytestmark = pytest.mark.anyio
 
@@ -300,27 +298,6 @@ async def test_poweroffice_postings_are_the_systems_and_sum_to_the_stored_moveme
     assert total == sum(r[3] for r in rows) == stored[1]
     assert "Tallene er endret" not in page.text
     assert format_amount(total) in page.text
-
-
-async def test_a_saft_client_says_its_lines_are_not_kept(
-    client: AsyncTestClient, tmp_path: Path
-) -> None:
-    from tests.saft_files import random_books, write_saft
-
-    integration_id = await create_saft_integration(client)
-    written = write_saft(tmp_path / "f.xml", random_books(year=2021, seed=4))
-    assert (await upload(client, integration_id, written.path)).status_code == 201
-    table = await client.get(f"/integrasjoner/{integration_id}")
-    client_id = int(re.search(r"/klienter/(\d+)/oversikt", table.text).group(1))  # type: ignore[union-attr]
-    number = min(written.openings)
-
-    page = await client.get(
-        postings_url(integration_id, client_id, number), params={"aar": 2021, "fra": 1, "til": 12}
-    )
-
-    assert page.status_code == 200
-    assert "Linjene i importerte SAF-T-filer lagres ikke ennå" in page.text
-    assert '<tr class="posting">' not in page.text
 
 
 def _busy_month(books: object) -> tuple[int, int, int]:
