@@ -4,9 +4,13 @@ client for all of an integration's clients with data; and the facts a print view
 
 The figures are the client page's and the API's (`balances.trial_balance_report`) for a
 period read and checked as the page reads it (`balances.parse_period`, the same Norwegian
-errors). Amounts stay Decimal until they are written: Excel cells get the Decimal itself
-(a number cell, so the sheet can add them up; Excel holds 15 significant digits, øre on
-amounts up to 10 000 milliarder), the CSV its exact text with a decimal comma.
+errors), in the page's shape (`balances.structure`): balance and result accounts apart, a
+sum per NS 4102 class, Sum balanse, Årsresultat, Sum, and beside this year the same months
+of the year before (its movement, its balance out and the change) whenever that year is
+stored for the client. A row that is not an account has no account number and its label in
+the name column. Amounts stay Decimal until they are written: Excel cells get the Decimal
+itself (a number cell, so the sheet can add them up; Excel holds 15 significant digits, øre
+on amounts up to 10 000 milliarder), the CSV its exact text with a decimal comma.
 
 The integration's workbook is written in openpyxl's write-only mode: each client's sheet
 goes to a temporary file as soon as its figures are read, and the finished workbook to
@@ -41,13 +45,26 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from models import Client, Integration
 from services import balances
 from services import integrations as integration_service
-from services.balances import CENT, Offer, Period, PeriodError, TrialBalance
+from services.balances import (
+    CENT,
+    Compared,
+    Offer,
+    Period,
+    PeriodError,
+    Structured,
+    TrialBalance,
+)
 from services.saft import history as saft_history
 
 OSLO = ZoneInfo("Europe/Oslo")
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 CSV = "text/csv; charset=utf-8"
 COLUMNS = ("Konto", "Navn", "Inngående saldo", "Bevegelse", "Utgående saldo")
+COMPARED_COLUMNS = (
+    "Bevegelse i fjor ({year})",
+    "Utgående saldo i fjor ({year})",
+    "Endring i utgående saldo",
+)
 UNKNOWN_ACCOUNT = "Ukjent konto"  # as the client page writes an account not in the chart
 AMOUNT_FORMAT = "#,##0.00"  # Excel shows it with the reader's separators: 1 234 567,89
 INDEX_SHEET = "Oversikt"
@@ -94,6 +111,31 @@ class Heading:
 class ClientExport:
     heading: Heading
     report: TrialBalance
+    # The same months a year before, when that year is stored for the client.
+    previous: TrialBalance | None = None
+
+    @property
+    def structure(self) -> Structured:
+        return balances.structure(self.report, self.previous)
+
+    @property
+    def compared_with(self) -> str:
+        """What the year-before columns hold, said in the facts above the table."""
+        if self.previous is not None:
+            return self.previous.period.label
+        return f"Ingen data for {self.heading.period.year - 1}"
+
+
+async def reports_for(
+    db: AsyncSession, client_id: int, period: Period, offer: Offer
+) -> tuple[TrialBalance, TrialBalance | None]:
+    """The period's saldobalanse and, when the client has that year, the same months a
+    year before: what the client page shows with «Sammenlign med samme periode i fjor»."""
+    report = await balances.trial_balance_report(db, client_id, period)
+    before = balances.previous_period(period)
+    if before.year not in offer.years:
+        return report, None
+    return report, await balances.trial_balance_report(db, client_id, before)
 
 
 def org_number_label(value: str) -> str:
@@ -140,8 +182,8 @@ async def client_export(
     period = balances.parse_period(
         year, first_month, last_month, years=offer.years, default=offer.default
     )
-    report = await balances.trial_balance_report(db, client.id, period)
-    return ClientExport(heading_of(office, client, period), report)
+    report, previous = await reports_for(db, client.id, period, offer)
+    return ClientExport(heading_of(office, client, period), report, previous)
 
 
 def heading_of(office: str, client: Client, period: Period) -> Heading:
@@ -188,6 +230,75 @@ def content_disposition(name: str) -> str:
     return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(name, safe='')}"
 
 
+# -- the rows of the table, as the page has them --------------------------------------------
+
+
+class RowKind:
+    SECTION = "del"  # Balanse (klasse 1–2), …: a heading, no amounts
+    ACCOUNT = "konto"
+    SUM = "sum"  # a class's sum, Sum balanse, Årsresultat, Sum
+
+
+@dataclass(frozen=True)
+class TableRow:
+    kind: str
+    number: int | None  # the account's; None on every other row
+    label: str  # the account's name, or the heading's or the sum's label
+    amounts: tuple[Decimal, ...]  # as the columns (none on a heading)
+
+
+def columns(export: ClientExport) -> tuple[str, ...]:
+    """The column names of the page: the year before's with its year, when compared."""
+    if export.previous is None:
+        return COLUMNS
+    year = export.previous.period.year
+    return (*COLUMNS, *(name.format(year=year) for name in COMPARED_COLUMNS))
+
+
+def table_rows(structure: Structured) -> list[TableRow]:
+    """Every row of the grouped saldobalanse, top to bottom, as the client page shows it."""
+    compared = structure.previous is not None
+
+    def amounts(figures: Compared) -> tuple[Decimal, ...]:
+        now = figures.now
+        shown = (now.opening, now.movement, now.closing)
+        if not compared:
+            return shown
+        assert figures.before is not None and figures.change is not None
+        return (*shown, figures.before.movement, figures.before.closing, figures.change)
+
+    def total(subtotal: balances.Subtotal) -> TableRow:
+        label = f"{subtotal.label} {subtotal.note}" if subtotal.note else subtotal.label
+        return TableRow(RowKind.SUM, None, label, amounts(subtotal))
+
+    rows: list[TableRow] = []
+    for section in structure.sections:
+        rows.append(TableRow(RowKind.SECTION, None, f"{section.title} ({section.scope})", ()))
+        for group in section.groups:
+            for line in group.lines:
+                name = UNKNOWN_ACCOUNT if line.name is None else line.name
+                rows.append(TableRow(RowKind.ACCOUNT, line.number, name, amounts(line)))
+            rows.append(total(group.total))
+        rows.extend(total(subtotal) for subtotal in section.totals)
+    rows.append(total(structure.total))
+    return rows
+
+
+def result_line(export: ClientExport) -> str:
+    """The page's sentence under the table: the result in words, this year and last."""
+    structure, period = export.structure, export.heading.period
+    result = structure.result
+    words = balances.result_in_words
+    text = (
+        f"Årsresultat for {period.label} (bevegelse): {words(result.now.movement)}. "
+        f"Hittil i år ved utgangen av {balances.MONTHS[period.last_month - 1]}: "
+        f"{words(result.now.closing)}."
+    )
+    if result.before is not None:
+        text += f" Samme periode i fjor: {words(result.before.movement)}."
+    return text
+
+
 # -- CSV -----------------------------------------------------------------------------------
 
 
@@ -203,23 +314,16 @@ def csv_text(value: str) -> str:
 
 def client_csv(export: ClientExport) -> bytes:
     """The saldobalanse as Norwegian Excel opens a CSV by double-click: UTF-8 with BOM,
-    semicolons, decimal comma, CRLF; the columns of the page and a Sum row."""
+    semicolons, decimal comma, CRLF; the columns and rows of the page, where a heading or a
+    sum has an empty Konto and its label under Navn (a heading, no amounts either)."""
     out = io.StringIO()
     writer = csv.writer(out, delimiter=";", lineterminator="\r\n")
-    writer.writerow(COLUMNS)
-    report = export.report
-    for row in report.rows:
-        writer.writerow(
-            (
-                row.number,
-                csv_text(UNKNOWN_ACCOUNT if row.name is None else row.name),
-                csv_amount(row.opening),
-                csv_amount(row.movement),
-                csv_amount(row.closing),
-            )
-        )
-    totals = (report.opening, report.movement, report.closing)
-    writer.writerow(("", "Sum", *map(csv_amount, totals)))
+    heads = columns(export)
+    writer.writerow(heads)
+    for row in table_rows(export.structure):
+        amounts = [csv_amount(a) for a in row.amounts] or [""] * (len(heads) - 2)
+        number = "" if row.number is None else row.number
+        writer.writerow((number, csv_text(row.label), *amounts))
     return out.getvalue().encode("utf-8-sig")
 
 
@@ -228,7 +332,7 @@ def client_csv(export: ClientExport) -> bytes:
 _BOLD = Font(bold=True)
 _TITLE = Font(bold=True, size=14)
 _RIGHT = Alignment(horizontal="right")
-_WIDTHS = (16, 44, 19, 19, 19)  # A: the facts' labels above, the account numbers below
+_WIDTHS = (16, 44, 19, 19, 19, 21, 24, 24)  # A: the facts' labels above, the numbers below
 _INDEX_WIDTHS = (13, 40, 34, 19, 9, 48)
 
 
@@ -242,9 +346,9 @@ def _text(sheet: WriteOnlyWorksheet, value: str, font: Font | None = None) -> Wr
     return cell
 
 
-def _name(sheet: WriteOnlyWorksheet, name: str | None) -> str | WriteOnlyCell:
+def _name(sheet: WriteOnlyWorksheet, name: str) -> str | WriteOnlyCell:
     """An account's name: plain text, or a text cell where openpyxl would see a formula."""
-    text = _clean(UNKNOWN_ACCOUNT if name is None else name)
+    text = _clean(name)
     return _text(sheet, text) if text.startswith("=") else text
 
 
@@ -275,12 +379,13 @@ def _prepare(sheet: WriteOnlyWorksheet, header_row: int, widths: Sequence[int]) 
     sheet.sheet_properties.pageSetUpPr.fitToPage = True
 
 
-HEADER_ROW = 8  # the row of the column names in a client's sheet
+HEADER_ROW = 9  # the row of the column names in a client's sheet
 
 
 def write_client_sheet(sheet: WriteOnlyWorksheet, export: ClientExport) -> None:
-    """Title and facts, a blank row, the column names (row HEADER_ROW), a row per account
-    and the Sum row; a note under it when the totals are not zero."""
+    """Title and facts, a blank row, the column names (row HEADER_ROW), then the page's rows
+    (headings and sums in bold, with no account number), a blank row and the result in
+    words; a note under it when the totals are not zero."""
     heading, report = export.heading, export.report
     _prepare(sheet, HEADER_ROW, _WIDTHS)
     facts = (
@@ -288,32 +393,25 @@ def write_client_sheet(sheet: WriteOnlyWorksheet, export: ClientExport) -> None:
         ("Klient", heading.client),
         ("Org.nr.", heading.org_label),
         ("Periode", heading.period.label),
+        ("Sammenlignet med", export.compared_with),
         ("Data per", heading.data_time),
     )
     sheet.append([_text(sheet, "Saldobalanse", _TITLE)])
     for label, value in facts:
         sheet.append([_text(sheet, label, _BOLD), _text(sheet, value)])
     sheet.append([])
-    sheet.append([_heading_cell(sheet, name, index) for index, name in enumerate(COLUMNS)])
-    for row in report.rows:
-        sheet.append(
-            [
-                row.number,
-                _name(sheet, row.name),
-                _amount(sheet, row.opening),
-                _amount(sheet, row.movement),
-                _amount(sheet, row.closing),
-            ]
-        )
-    sheet.append(
-        [
-            None,
-            _text(sheet, "Sum", _BOLD),
-            _amount(sheet, report.opening, _BOLD),
-            _amount(sheet, report.movement, _BOLD),
-            _amount(sheet, report.closing, _BOLD),
-        ]
-    )
+    heads = columns(export)
+    sheet.append([_heading_cell(sheet, name, index) for index, name in enumerate(heads)])
+    for row in table_rows(export.structure):
+        if row.kind == RowKind.ACCOUNT:
+            cells: list[object] = [row.number, _name(sheet, row.label)]
+            cells += [_amount(sheet, a) for a in row.amounts]
+        else:
+            cells = [None, _text(sheet, row.label, _BOLD)]
+            cells += [_amount(sheet, a, _BOLD) for a in row.amounts]
+        sheet.append(cells)
+    sheet.append([])
+    sheet.append([None, _text(sheet, result_line(export))])
     if not report.balanced:
         sheet.append([None, _text(sheet, UNBALANCED)])
 
@@ -490,9 +588,10 @@ async def integration_workbook(
             note = f"Ikke med: {period.year} er ikke hentet for klienten (har {held})."
             lines.append(IndexLine(client, None, 0, note))
             continue
-        report = await balances.trial_balance_report(db, client.id, period)
+        report, previous = await reports_for(db, client.id, period, planned.offer)
         sheet = book.create_sheet(planned.sheet)
-        write_client_sheet(sheet, ClientExport(heading_of(office, client, period), report))
+        export = ClientExport(heading_of(office, client, period), report, previous)
+        write_client_sheet(sheet, export)
         sheet.close()  # its rows are on disk; nothing of it stays in memory
         note = "" if report.balanced else "Går ikke i null"
         if not report.rows:

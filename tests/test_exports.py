@@ -1,6 +1,8 @@
 """The saldobalanse taken away: the Excel file and the CSV of a client hold, cell for cell,
-what the API hands out for the same period; the print view names whose books and when;
-one workbook for all of an integration's clients; another office gets nothing."""
+what the client page shows for the same period compared with the year before (headings,
+accounts, a sum per class, Sum balanse, Årsresultat, Sum, the year before's columns), and
+what the API hands out for both years; the print view names whose books and when; one
+workbook for all of an integration's clients; another office gets nothing."""
 
 from __future__ import annotations
 
@@ -25,7 +27,7 @@ from services.ratelimit import API_LIMITER
 from services.settings import Settings
 from simulators.tripletex.model import Company
 from tests import api_support
-from tests.api_support import bearer, create_token
+from tests.api_support import create_token
 from tests.conftest import (
     Simulator,
     add_user,
@@ -36,6 +38,7 @@ from tests.conftest import (
     query,
 )
 from tests.sync_support import sync_engine
+from tests.test_trial_balance_structure import Row, api_year, expected_rows, shown_rows
 
 pytestmark = pytest.mark.anyio
 
@@ -46,6 +49,16 @@ CENT = Decimal("0.01")
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 COLUMNS = ["Konto", "Navn", "Inngående saldo", "Bevegelse", "Utgående saldo"]
 Line = tuple[int | None, str, Decimal, Decimal, Decimal]
+AMOUNT_FORMAT = "#,##0.00"
+
+
+def compared_columns(year: int) -> list[str]:
+    return [
+        *COLUMNS,
+        f"Bevegelse i fjor ({year})",
+        f"Utgående saldo i fjor ({year})",
+        "Endring i utgående saldo",
+    ]
 
 
 @dataclasses.dataclass
@@ -57,6 +70,10 @@ class Synced:
     @property
     def base(self) -> str:
         return f"/integrasjoner/{self.integration_id}/klienter/{self.client_id}"
+
+
+def base_of(integration_id: int, client_id: int) -> str:
+    return f"/integrasjoner/{integration_id}/klienter/{client_id}"
 
 
 async def local_id(settings: Settings, erp_id: int) -> int:
@@ -81,44 +98,12 @@ async def token(client: AsyncTestClient, monkeypatch: pytest.MonkeyPatch) -> str
 
 
 def periods(simulator: Simulator) -> Iterator[dict[str, int]]:
-    """Last year whole, one month of it, and this year so far."""
+    """Last year whole, one month of it (the year before is not stored: no comparison),
+    and this year so far (compared with the same months of last year)."""
     today = simulator.state.today
     yield {"aar": today.year - 1, "fra": 1, "til": 12}
     yield {"aar": today.year - 1, "fra": 6, "til": 6}
     yield {"aar": today.year, "fra": 1, "til": today.month}
-
-
-async def api_lines(
-    api: AsyncTestClient, token: str, client_id: int, period: dict[str, int]
-) -> tuple[list[Line], Line]:
-    """The API's saldobalanse for the period, as rows of the export and its Sum row."""
-    year, first, last = period["aar"], period["fra"], period["til"]
-    response = await api.get(
-        f"/api/v1/clients/{client_id}/balances",
-        params={"from": f"{year}-{first:02d}", "to": f"{year}-{last:02d}"},
-        headers=bearer(token),
-    )
-    assert response.status_code == 200, response.text
-    body = response.json()
-    lines: list[Line] = [
-        (
-            line["account_number"],
-            line["account_name"] if line["account_name"] is not None else "Ukjent konto",
-            Decimal(line["opening"]),
-            Decimal(line["movement"]),
-            Decimal(line["closing"]),
-        )
-        for line in body["lines"]
-    ]
-    totals = body["totals"]
-    total: Line = (
-        None,
-        "Sum",
-        Decimal(totals["opening"]),
-        Decimal(totals["movement"]),
-        Decimal(totals["closing"]),
-    )
-    return lines, total
 
 
 def number(value: object) -> Decimal:
@@ -127,30 +112,104 @@ def number(value: object) -> Decimal:
     return Decimal(repr(value)).quantize(CENT)
 
 
-def sheet_lines(sheet: Worksheet) -> tuple[dict[str, str], list[Line], Line]:
-    """A client sheet's facts (label → value), its rows and its Sum row; asserts the layout
-    and the number format of every amount on the way."""
+@dataclasses.dataclass
+class SheetTable:
+    facts: dict[str, str]  # label → value, above the table
+    heads: list[str]
+    rows: list[Row]  # as tests.test_trial_balance_structure.shown_rows reads the page
+    notes: list[str]  # the lines under the table
+
+
+def sheet_table(sheet: Worksheet) -> SheetTable:
+    """A client sheet read back: the facts, the column names, every row of the table as
+    the page's rows read (a heading, an account as "1920 Name", a sum) and the notes under
+    it. Asserts the layout on the way: every amount a number cell with two decimals and
+    thousands separators, headings and sums bold, with no account number."""
     cells = [list(row) for row in sheet.iter_rows(values_only=False)]
     assert cells[0][0].value == "Saldobalanse"
-    facts = {row[0].value: row[1].value for row in cells[1:6]}
-    assert [c.value for c in cells[7][:5]] == COLUMNS
-    body = cells[8:]
-    assert body, "no Sum row"
-    lines: list[Line] = []
+    facts = {row[0].value: row[1].value for row in cells[1:7]}
+    assert all(not any(c.value for c in row) for row in cells[7:8])
+    heads = [c.value for c in cells[8] if c.value is not None]
+    assert heads[:5] == COLUMNS, heads
+    width = len(heads)
+    rows: list[Row] = []
+    body = iter(cells[9:])
     for row in body:
-        if row[1].value in ("Sum",):
+        values = [c.value for c in row]
+        if all(v is None for v in values):
             break
-        assert isinstance(row[0].value, int)
-        lines.append(
-            (row[0].value, row[1].value, *(number(c.value) for c in row[2:5]))  # type: ignore[arg-type]
-        )
-        assert all(c.number_format == "#,##0.00" for c in row[2:5])
-    sum_row = body[len(lines)]
-    assert sum_row[0].value is None and all(c.number_format == "#,##0.00" for c in sum_row[2:5])
-    total: Line = (None, "Sum", *(number(c.value) for c in sum_row[2:5]))  # type: ignore[assignment]
-    rest = body[len(lines) + 1 :]
-    assert all(c.value is None for row in rest for c in row if c.column != 2), rest
-    return facts, lines, total
+        number, label = values[0], values[1]
+        amounts = row[2:width]
+        assert all(c.value is None for c in row[width:])
+        if isinstance(number, int):
+            assert all(c.number_format == AMOUNT_FORMAT for c in amounts), values
+            rows.append(("konto", f"{number} {label}", tuple(number_of(c.value) for c in amounts)))
+            continue
+        assert number is None and isinstance(label, str) and row[1].font.b, values
+        if all(c.value is None for c in amounts):
+            rows.append(("del", label, ()))
+        else:
+            assert all(c.number_format == AMOUNT_FORMAT and c.font.b for c in amounts), values
+            rows.append(("sum", label, tuple(number_of(c.value) for c in amounts)))
+    notes = []
+    for row in body:
+        assert all(c.value is None for c in row if c.column != 2), [c.value for c in row]
+        notes.append(row[1].value)
+    return SheetTable(facts, heads, rows, notes)
+
+
+def csv_table(raw: bytes) -> tuple[list[str], list[Row]]:
+    """A CSV's column names and its rows as the page's rows read; asserts Norwegian Excel's
+    format (BOM, CRLF, semicolons, decimal comma without thousands separators)."""
+    assert raw.startswith(b"\xef\xbb\xbf")  # UTF-8 BOM: Excel reads æøå right
+    assert raw.count(b"\r\n") == raw.count(b"\n")  # every line ends CRLF
+    lines = list(csv.reader(io.StringIO(raw.decode("utf-8-sig"), newline=""), delimiter=";"))
+    heads, rows = lines[0], []
+    for line in lines[1:]:
+        assert len(line) == len(heads), line
+        number, label, amounts = line[0], line[1], line[2:]
+        if number:
+            kind, label = "konto", f"{number} {label}"
+        else:
+            kind = "sum" if any(amounts) else "del"
+        for value in amounts if kind != "del" else ():
+            assert re.fullmatch(r"-?\d+,\d\d", value), line  # comma, no thousands sep.
+        assert kind != "del" or not any(amounts), line
+        values = tuple(Decimal(v.replace(",", ".")) for v in amounts) if kind != "del" else ()
+        rows.append((kind, label, values))
+    return heads, rows
+
+
+async def screen(
+    client: AsyncTestClient, base: str, period: dict[str, int]
+) -> tuple[list[Row], int | None]:
+    """The client page's saldobalanse for the period, compared with the year before when
+    the page can: its rows, and the year compared with (None: not stored)."""
+    page = (await client.get(f"{base}/oversikt", params={**period, "sammenlign": "1"})).text
+    compared = re.search(r"Bevegelse i fjor <span class=\"year\">\((\d{4})\)", page)
+    return shown_rows(page), int(compared.group(1)) if compared else None
+
+
+async def api_rows(
+    api: AsyncTestClient, token: str, client_id: int, period: dict[str, int], compared: bool
+) -> list[Row]:
+    """The grouped saldobalanse computed from what the API hands out for the period (and
+    for the same months a year before, when compared)."""
+    now = Period(period["aar"], period["fra"], period["til"])
+    figures, names = await api_year(api, token, client_id, now)
+    if not compared:
+        return expected_rows(figures, names)
+    before, old_names = await api_year(api, token, client_id, Period(now.year - 1, *_months(now)))
+    return expected_rows(figures, {**old_names, **names}, before)
+
+
+def _months(period: Period) -> tuple[int, int]:
+    return period.first_month, period.last_month
+
+
+def number_of(value: object) -> Decimal:
+    """A number cell read back (float or int) as the exact amount it holds."""
+    return number(value)
 
 
 def disposition_name(header: str) -> tuple[str, str]:
@@ -173,7 +232,7 @@ async def data_time(client: AsyncTestClient, synced: Synced) -> str:
 # -- one client ----------------------------------------------------------------------------
 
 
-async def test_excel_holds_the_apis_figures_cell_for_cell(
+async def test_excel_holds_the_screens_and_the_apis_figures_cell_for_cell(
     client: AsyncTestClient,
     api: AsyncTestClient,
     simulator: Simulator,
@@ -181,6 +240,7 @@ async def test_excel_holds_the_apis_figures_cell_for_cell(
     token: str,
 ) -> None:
     company = synced.company
+    compared_years = []
     for period in periods(simulator):
         response = await client.get(f"{synced.base}/saldobalanse.xlsx", params=period)
         assert response.status_code == 200, response.text
@@ -195,23 +255,40 @@ async def test_excel_holds_the_apis_figures_cell_for_cell(
         )
         book = load_workbook(io.BytesIO(response.content))
         assert book.sheetnames == ["Saldobalanse"]
-        facts, lines, total = sheet_lines(book["Saldobalanse"])
-        expected_lines, expected_total = await api_lines(api, token, synced.client_id, period)
-        assert expected_lines, period
-        assert lines == expected_lines, period
-        assert total == expected_total == (None, "Sum", *(Decimal("0.00"),) * 3)
+        table = sheet_table(book["Saldobalanse"])
+        on_screen, compared_with = await screen(client, synced.base, period)
+        compared_years.append(compared_with)
+        # Every cell of the table is the page's: headings, accounts, the sum per class, Sum
+        # balanse, Årsresultat, Sum, and the year before's columns when it is stored.
+        assert table.rows == on_screen, period
+        assert table.rows == await api_rows(
+            api, token, synced.client_id, period, compared_with is not None
+        )
+        assert [kind for kind, _, _ in table.rows].count("konto") > 5
+        assert any(label.startswith("Årsresultat") for _, label, _ in table.rows)
+        assert table.rows[-1][:2] == ("sum", "Sum")
+        assert table.rows[-1][2][:3] == (Decimal("0.00"),) * 3
         label = Period(period["aar"], period["fra"], period["til"]).label
         number = company.organization_number
-        assert facts == {
+        if compared_with is None:
+            assert table.heads == COLUMNS
+            comparison = f"Ingen data for {period['aar'] - 1}"
+        else:
+            assert table.heads == compared_columns(compared_with)
+            comparison = Period(compared_with, period["fra"], period["til"]).label
+        assert table.facts == {
             "Regnskapskontor": "Kontor A AS",
             "Klient": company.name,
             "Org.nr.": f"{number[:3]} {number[3:6]} {number[6:]}",
             "Periode": label,
+            "Sammenlignet med": comparison,
             "Data per": await data_time(client, synced),
         }
+        assert table.notes[0].startswith(f"Årsresultat for {label} (bevegelse): ")
+    assert compared_years == [None, None, simulator.state.today.year - 1]
 
 
-async def test_csv_opens_in_norwegian_excel_with_the_apis_figures(
+async def test_csv_opens_in_norwegian_excel_with_the_screens_figures(
     client: AsyncTestClient,
     api: AsyncTestClient,
     simulator: Simulator,
@@ -224,24 +301,17 @@ async def test_csv_opens_in_norwegian_excel_with_the_apis_figures(
         assert response.headers["content-type"].startswith("text/csv")
         ascii_name, name = disposition_name(response.headers["content-disposition"])
         assert name == ascii_name and name.endswith(".csv")
-        raw = response.content
-        assert raw.startswith(b"\xef\xbb\xbf")  # UTF-8 BOM: Excel reads æøå right
-        assert raw.count(b"\r\n") == raw.count(b"\n")  # every line ends CRLF
-        text = raw.decode("utf-8-sig")
-        rows = list(csv.reader(io.StringIO(text, newline=""), delimiter=";"))
-        assert rows[0] == COLUMNS
-        for row in rows[1:]:
-            for amount in row[2:]:
-                assert re.fullmatch(r"-?\d+,\d\d", amount), row  # comma, no thousands sep.
-
-        def decimal(text: str) -> Decimal:
-            return Decimal(text.replace(",", "."))
-
-        lines = [
-            (int(r[0]) if r[0] else None, r[1], *(decimal(a) for a in r[2:])) for r in rows[1:]
-        ]
-        expected_lines, expected_total = await api_lines(api, token, synced.client_id, period)
-        assert lines == [*expected_lines, expected_total], period
+        heads, rows = csv_table(response.content)
+        on_screen, compared_with = await screen(client, synced.base, period)
+        assert heads == (COLUMNS if compared_with is None else compared_columns(compared_with))
+        assert rows == on_screen, period
+        assert rows == await api_rows(
+            api, token, synced.client_id, period, compared_with is not None
+        )
+        # Sums are told apart by their empty Konto and their label.
+        sums = [label for kind, label, _ in rows if kind == "sum"]
+        assert "Sum balanse" in sums and sums[-1] == "Sum"
+        assert "Årsresultat (negativt tall = overskudd)" in sums
 
 
 async def test_print_view_names_office_client_period_and_the_datas_time(
@@ -400,7 +470,14 @@ async def test_one_workbook_with_a_sheet_per_client_with_data(
         assert await engine.sync_client(refused, trigger="manual") == "failed"
     year = simulator.state.today.year - 1
     period = {"aar": year, "fra": 4, "til": 9}
-    expected = {c.name: await api_lines(api, token, ids[c.id], period) for c in with_data}
+    this_year = {"aar": year + 1, "fra": 1, "til": simulator.state.today.month}
+    expected = {
+        c.name: await api_rows(api, token, ids[c.id], period, compared=False) for c in with_data
+    }
+    # This year's sheets are compared with the same months of last year, as the page is.
+    expected_now = {
+        c.name: await api_rows(api, token, ids[c.id], this_year, compared=True) for c in with_data
+    }
     # Inactive (as all of these are) and SEND DATA off (the API then hides the client): the
     # data is there, and the office's own people export it.
     await execute(
@@ -445,11 +522,28 @@ async def test_one_workbook_with_a_sheet_per_client_with_data(
         sheet_name = row[2].value
         assert sheet_name in sheets and sheet_name.startswith(company.organization_number)
         assert row[2].hyperlink.location == "'" + sheet_name.replace("'", "''") + "'!A1"
-        facts, lines, total = sheet_lines(book[sheet_name])
-        assert facts["Klient"] == company.name and facts["Periode"] == label
-        assert row[4].value == len(lines)
-        assert expected[company.name][0]
-        assert (lines, total) == expected[company.name], company.name
+        table = sheet_table(book[sheet_name])
+        assert table.facts["Klient"] == company.name and table.facts["Periode"] == label
+        assert table.facts["Sammenlignet med"] == f"Ingen data for {year - 1}"
+        assert table.heads == COLUMNS
+        assert row[4].value == [kind for kind, _, _ in table.rows].count("konto")
+        assert table.rows == expected[company.name], company.name
+        on_screen = await screen(client, base_of(integration_id, ids[company.id]), period)
+        assert (table.rows, None) == on_screen
+
+    response = await client.get(
+        f"/integrasjoner/{integration_id}/saldobalanse.xlsx", params=this_year
+    )
+    assert response.status_code == 200, response.text
+    book = load_workbook(io.BytesIO(response.content))
+    for company in with_data:
+        [sheet_name] = [n for n in book.sheetnames if n.startswith(company.organization_number)]
+        table = sheet_table(book[sheet_name])
+        assert table.heads == compared_columns(year)
+        assert table.facts["Sammenlignet med"] == Period(year, 1, this_year["til"]).label
+        assert table.rows == expected_now[company.name], company.name
+        on_screen = await screen(client, base_of(integration_id, ids[company.id]), this_year)
+        assert (table.rows, year) == on_screen
 
 
 async def test_the_integrations_form_offers_the_years_and_refuses_a_bad_period(
@@ -544,8 +638,10 @@ def test_csv_text_that_looks_like_a_formula_stays_text() -> None:
             delimiter=";",
         )
     )
-    assert rows[1] == ["1920", '\'=HYPERLINK("x")', "1,00", "0,00", "1,00"]
-    assert rows[2] == ["", "Sum", "1,00", "0,00", "1,00"]
+    assert rows[1] == ["", "Balanse (klasse 1–2)", "", "", ""]
+    assert rows[2] == ["1920", '\'=HYPERLINK("x")', "1,00", "0,00", "1,00"]
+    assert rows[3] == ["", "Sum klasse 1 Eiendeler", "1,00", "0,00", "1,00"]
+    assert rows[-1] == ["", "Sum", "1,00", "0,00", "1,00"]
 
 
 @pytest.mark.database_agnostic
@@ -566,9 +662,9 @@ async def test_excel_text_that_looks_like_a_formula_stays_text() -> None:
     sheet = book["Saldobalanse"]
     assert sheet["B2"].value == "=Kontor" and sheet["B2"].data_type == "s"
     assert sheet["B3"].value == "Klient"
-    assert sheet["B9"].value == "=1+1" and sheet["B9"].data_type == "s"
-    assert sheet["C9"].value == -1234567.8 and sheet["C9"].data_type == "n"
-    assert sheet["B11"].value == exports.UNBALANCED
+    assert sheet["B11"].value == "=1+1" and sheet["B11"].data_type == "s"
+    assert sheet["C11"].value == -1234567.8 and sheet["C11"].data_type == "n"
+    assert sheet["B19"].value == exports.UNBALANCED
 
 
 async def test_the_integration_page_partial_loads_the_form_by_itself(
