@@ -1,6 +1,7 @@
 """SAF-T files in Chromium: a files integration from Ny integrasjon, files chosen with the
-picker and dropped on the zone, each file's result, and the client's saldobalanse with the
-file's warnings, at desktop and phone width."""
+picker and dropped on the zone, each file's result, the client's saldobalanse with the
+file's warnings and a movement's postings from the file's lines, at desktop and phone
+width."""
 
 from __future__ import annotations
 
@@ -88,6 +89,18 @@ def test_an_office_uploads_saft_files_and_reads_their_saldobalanse(
     )
     expect(page.get_by_role("heading", name="Importhistorikk")).to_be_visible()
     screenshot(page, "saft-03-klient")
+
+    # A movement leads to the file's own lines behind it, which sum to it.
+    movement = table.locator(f"tr[data-account='{first}'] td.amount").nth(1)
+    moved = movement.inner_text()
+    movement.get_by_role("link").click()
+    heading = page.get_by_role("heading", name=re.compile(f"Posteringer på konto {first}"))
+    expect(heading).to_be_visible()
+    expect(page.locator("tr.posting").first).to_be_visible()
+    expect(page.locator("#postings tr.sum td.amount")).to_have_text(moved)
+    expect(page.locator("#postings")).not_to_contain_text("Tallene er endret")
+    page.get_by_role("link", name=re.compile("Tilbake til saldobalansen")).click()
+    expect(table).to_contain_text("januar–desember 2022")
 
     page.set_viewport_size({"width": 390, "height": 844})
     screenshot(page, "saft-04-klient-390")
