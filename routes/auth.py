@@ -4,8 +4,12 @@ from litestar.response import Redirect, Template
 from litestar_htmx import HTMXRequest
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from models import User
+from models.base import utcnow
 from routes.forms import Form, field
+from services import signin, totp
 from services.auth import LoginLocked, log_in
+from services.crypto import KeyVault
 from services.passwords import MAX_LENGTH
 from web.guards import PUBLIC
 from web.sessions import rotate_session_id
@@ -24,17 +28,106 @@ class AuthController(Controller):
     ) -> Template | Redirect:
         email = field(data, "email")[:320]
         password = field(data, "password")[:MAX_LENGTH]
-        result = await log_in(db, email, password, client_address(request))
+        address = client_address(request)
+        result = await log_in(db, email, password, address)
         if isinstance(result, LoginLocked):
+            await signin.failed(db, email, address, signin.LOCKED)
             return _login_page(email, result.message(), 429)
         if result is None:
+            await signin.failed(db, email, address, signin.WRONG_PASSWORD)
             return _login_page(email, "Feil e-post eller passord.", 422)
+        assert result.id is not None
+        step = await signin.second_step(db, result)
+        if step is None:
+            await signin.signed_in(db, result, address, second_factor="nei")
+            _start_session(request, result)
+            return Redirect(HOME, status_code=303)
+        # Not signed in yet: the session (under a fresh id) holds only the pending step.
         rotate_session_id(request)
-        request.set_session({"user_id": result.id})
-        return Redirect("/integrasjoner", status_code=303)
+        request.set_session(signin.Pending(result.id, utcnow(), step).as_session())
+        return Redirect(_STEP_PATHS[step], status_code=303)
+
+    @get("/login/tofaktor")
+    async def code_page(
+        self, request: HTMXRequest, db: NamedDependency[AsyncSession]
+    ) -> Template | Redirect:
+        user = await _pending_user(request, db, signin.CODE)
+        if user is None:
+            return Redirect("/login")
+        return _code_page(error=None, status_code=200)
+
+    @post("/login/tofaktor", status_code=200, opt=PUBLIC)
+    async def code(
+        self,
+        request: HTMXRequest,
+        db: NamedDependency[AsyncSession],
+        vault: NamedDependency[KeyVault],
+        data: Form,
+    ) -> Template | Redirect:
+        user = await _pending_user(request, db, signin.CODE)
+        if user is None:
+            request.clear_session()
+            return _login_page("", _TIMED_OUT, 422)
+        address = client_address(request)
+        passed = await totp.check_code(db, vault, user, field(data, "code")[:64], address)
+        if isinstance(passed, totp.CodeLocked):
+            await signin.failed(db, user, address, signin.LOCKED)
+            return _code_page(error=passed.message(), status_code=429)
+        if passed is None:
+            await signin.failed(db, user, address, signin.WRONG_CODE)
+            return _code_page(error="Feil kode. Prøv igjen.", status_code=422)
+        await signin.signed_in(db, user, address, second_factor=passed)
+        _start_session(request, user)
+        return Redirect(HOME, status_code=303)
+
+    @get("/login/tofaktor/oppsett")
+    async def setup_page(
+        self,
+        request: HTMXRequest,
+        db: NamedDependency[AsyncSession],
+        vault: NamedDependency[KeyVault],
+    ) -> Template | Redirect:
+        """The office requires the second factor and this person has none: set it up
+        before anything else."""
+        user = await _pending_user(request, db, signin.SETUP)
+        if user is None:
+            return Redirect("/login")
+        setup = totp.pending_setup(vault, user) or await totp.start_setup(db, vault, user)
+        return _forced_setup_page(setup, error=None, status_code=200)
+
+    @post("/login/tofaktor/oppsett", status_code=200, opt=PUBLIC)
+    async def setup(
+        self,
+        request: HTMXRequest,
+        db: NamedDependency[AsyncSession],
+        vault: NamedDependency[KeyVault],
+        data: Form,
+    ) -> Template | Redirect:
+        user = await _pending_user(request, db, signin.SETUP)
+        if user is None:
+            request.clear_session()
+            return _login_page("", _TIMED_OUT, 422)
+        address = client_address(request)
+        setup = totp.pending_setup(vault, user)
+        if setup is None:
+            return Redirect("/login/tofaktor/oppsett", status_code=303)
+        actor = signin.actor_of(user, address)
+        try:
+            codes = await totp.confirm_setup(db, vault, user, field(data, "code")[:64], actor)
+        except totp.TotpError as exc:
+            return _forced_setup_page(setup, error=exc.message, status_code=422)
+        await signin.signed_in(db, user, address, second_factor=totp.APP)
+        _start_session(request, user)
+        return Template(
+            "pages/totp_recovery_codes.html",
+            context={"codes": codes, "next": HOME, "enabled": True},
+        )
 
     @post("/logout", status_code=200, opt=PUBLIC)
-    async def logout(self, request: HTMXRequest) -> Redirect:
+    async def logout(self, request: HTMXRequest, db: NamedDependency[AsyncSession]) -> Redirect:
+        user_id = request.session.get("user_id") if request.session else None
+        if isinstance(user_id, int):
+            await signin.signed_out(db, user_id, client_address(request))
         request.clear_session()
         return Redirect("/login", status_code=303)
 
@@ -43,9 +136,42 @@ class AuthController(Controller):
         return Redirect("/integrasjoner")
 
 
+HOME = "/integrasjoner"
+_STEP_PATHS = {signin.CODE: "/login/tofaktor", signin.SETUP: "/login/tofaktor/oppsett"}
+_TIMED_OUT = "Påloggingen tok for lang tid. Logg inn på nytt."
+
+
 def _login_page(email: str, error: str, status_code: int) -> Template:
     return Template(
         "pages/login.html", context={"email": email, "error": error}, status_code=status_code
+    )
+
+
+def _start_session(request: HTMXRequest, user: User) -> None:
+    """The session, under a fresh id, now names the person."""
+    rotate_session_id(request)
+    request.set_session({"user_id": user.id})
+
+
+async def _pending_user(request: HTMXRequest, db: AsyncSession, step: str) -> User | None:
+    pending = signin.Pending.of_session(request.session if request.session else None, step)
+    return await signin.pending_user(db, pending) if pending else None
+
+
+def _code_page(*, error: str | None, status_code: int) -> Template:
+    return Template("pages/login_totp.html", context={"error": error}, status_code=status_code)
+
+
+def _forced_setup_page(setup: totp.Setup, *, error: str | None, status_code: int) -> Template:
+    return Template(
+        "pages/totp_setup.html",
+        context={
+            "setup": setup,
+            "error": error,
+            "action": "/login/tofaktor/oppsett",
+            "forced": True,
+        },
+        status_code=status_code,
     )
 
 

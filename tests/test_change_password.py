@@ -22,8 +22,9 @@ async def logged_in(client: AsyncTestClient) -> bool:
 async def test_the_page_is_linked_from_the_header_and_has_labelled_fields(
     client: AsyncTestClient,
 ) -> None:
-    assert 'href="/konto/passord"' in (await client.get("/integrasjoner")).text
-    page = (await client.get("/konto/passord")).text
+    assert 'href="/konto"' in (await client.get("/integrasjoner")).text
+    page = (await client.get("/konto/passord")).text  # the old address leads to Min konto
+    assert "<h1>Min konto</h1>" in page and "Endre passord" in page
     for field, label in (
         ("current", "Nåværende passord"),
         ("new", "Nytt passord"),
@@ -95,5 +96,5 @@ async def test_the_page_needs_a_login(settings: Settings) -> None:
     from app import create_app
 
     async with AsyncTestClient(create_app(settings)) as anonymous:
-        response = await anonymous.get("/konto/passord", follow_redirects=False)
+        response = await anonymous.get("/konto", follow_redirects=False)
         assert response.headers["location"] == "/login"
