@@ -96,6 +96,12 @@ def main(argv: list[str] | None = None) -> int:
     user = commands.add_parser("create-user", help="add a user to an office")
     user.add_argument("--email", required=True)
     user.add_argument("--office", required=True, help="office name (created if new)")
+    user.add_argument(
+        "--role",
+        choices=("administrator", "regnskapsforer", "lesetilgang"),
+        default="administrator",
+        help="what the user may do (default: administrator)",
+    )
     rotate = commands.add_parser(
         "rotate-keys", help="re-encrypt the stored system keys under the newest ENCRYPTION_KEY"
     )
@@ -149,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
             proxy_headers=True,
         )
     elif args.command == "create-user":
-        return asyncio.run(_create_user(settings, args.email, args.office))
+        return asyncio.run(_create_user(settings, args.email, args.office, args.role))
     elif args.command == "rotate-keys":
         return asyncio.run(_rotate_keys(settings, args.batch_size))
     elif args.command == "import-saft":
@@ -172,7 +178,8 @@ def _backup_or_restore(settings: Settings, command: str, path: Path, force: bool
     return 0
 
 
-async def _create_user(settings: Settings, email: str, office: str) -> int:
+async def _create_user(settings: Settings, email: str, office: str, role: str) -> int:
+    from models.office import Role
     from services.auth import create_user
     from services.passwords import MIN_LENGTH
 
@@ -183,13 +190,15 @@ async def _create_user(settings: Settings, email: str, office: str) -> int:
     engine = create_engine(settings.database_url)
     try:
         async with open_session(create_session_factory(engine)) as db:
-            await create_user(db, email=email, password=password, office_name=office)
+            await create_user(
+                db, email=email, password=password, office_name=office, role=Role(role)
+            )
     except ValueError as exc:
         print(f"Not created: {exc}", file=sys.stderr)
         return 1
     finally:
         await engine.dispose()
-    print(f"Created {email} in {office}")
+    print(f"Created {email} in {office} as {role}")
     return 0
 
 

@@ -17,6 +17,7 @@ from routes.integrations import IntegrationController
 from routes.postings import PostingsController
 from routes.saft import SaftImportController
 from routes.settings import SettingsController
+from routes.users import InvitationController, UsersController
 
 STATIC_PREFIX = "/static"
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
@@ -37,6 +38,8 @@ def all_routes() -> list[ControllerRouterHandler]:
         ExportController,
         SaftImportController,
         SettingsController,
+        UsersController,
+        InvitationController,
         system_guide,
         *HEALTH_ROUTES,
         change_callback,

@@ -39,6 +39,7 @@ KINDS: dict[str, str] = {
     "api_token.revoked": "API-nøkkel trukket tilbake",
     "notifications.changed": "Varslingsinnstillinger endret",
     "user.invited": "Bruker invitert",
+    "user.invitation_revoked": "Invitasjon trukket tilbake",
     "user.joined": "Invitasjon tatt i bruk",
     "user.role": "Rolle endret",
     "user.deactivated": "Bruker deaktivert",

@@ -203,8 +203,15 @@ async def load_current_user(db: AsyncSession, user_id: int) -> CurrentUser | Non
     )
 
 
-async def create_user(db: AsyncSession, *, email: str, password: str, office_name: str) -> User:
-    """A user in the office of that name (created if new)."""
+async def create_user(
+    db: AsyncSession,
+    *,
+    email: str,
+    password: str,
+    office_name: str,
+    role: Role = Role.ADMINISTRATOR,
+) -> User:
+    """A user in the office of that name (created if new), with this role."""
     email = normalize_email(email)
     if "@" not in email:
         raise ValueError("e-mail address must contain @")
@@ -212,7 +219,7 @@ async def create_user(db: AsyncSession, *, email: str, password: str, office_nam
         raise ValueError(f"password {problem.english}")
     if (await db.exec(select(User).where(User.email == email))).first():
         raise ValueError(f"a user with e-mail {email} already exists")
-    return await _add_user(db, email=email, password=password, office_name=office_name)
+    return await _add_user(db, email=email, password=password, office_name=office_name, role=role)
 
 
 async def ensure_demo_user(
@@ -222,14 +229,26 @@ async def ensure_demo_user(
         await _add_user(db, email=email, password=password, office_name=office_name)
 
 
-async def _add_user(db: AsyncSession, *, email: str, password: str, office_name: str) -> User:
+async def _add_user(
+    db: AsyncSession,
+    *,
+    email: str,
+    password: str,
+    office_name: str,
+    role: Role = Role.ADMINISTRATOR,
+) -> User:
     office = (await db.exec(select(Office).where(Office.name == office_name))).first()
     if office is None:
         office = Office(name=office_name)
         db.add(office)
         await db.flush()
     assert office.id is not None
-    user = User(office_id=office.id, email=email, password_hash=await hash_password(password))
+    user = User(
+        office_id=office.id,
+        email=email,
+        password_hash=await hash_password(password),
+        role=role.value,
+    )
     db.add(user)
     await db.commit()
     return user

@@ -20,12 +20,15 @@ from services.request_context import current_request_id
 _SECRET_PARAMS = re.compile(r"((?:employee|consumer)Token|token|password)=[^&\s\"']+", re.I)
 # Our own API tokens and webhook signing secrets, wherever they appear.
 _OWN_SECRETS = re.compile(r"(erpapi_|whsec_)[A-Za-z0-9_\-+/=]{8,}")
+# An invitation link's token, in a request line (services/invitations.py).
+_INVITATION = re.compile(r"(/invitasjon/)[A-Za-z0-9_\-]{8,}")
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
 # What Litestar raises when the client hangs up before its request body has arrived.
 CLIENT_GONE = "client disconnected prematurely"
 
 
 def redact(text: str) -> str:
+    text = _INVITATION.sub(r"\1***", text)
     return _OWN_SECRETS.sub(r"\1***", _SECRET_PARAMS.sub(r"\1=***", text))
 
 

@@ -142,3 +142,22 @@ function uploadSaftFile(file, row, box) {
     request.send(file);
   });
 }
+
+// A button with data-copy="<input id>" copies that input's value (a link or key shown once)
+// and says so on itself for a moment; where the clipboard is refused, the text is selected.
+document.addEventListener("click", async (event) => {
+  const button = event.target instanceof Element && event.target.closest("button[data-copy]");
+  if (!button) return;
+  const input = document.getElementById(button.dataset.copy);
+  if (!(input instanceof HTMLInputElement)) return;
+  input.select();
+  try {
+    await navigator.clipboard.writeText(input.value);
+  } catch {
+    document.execCommand?.("copy");
+  }
+  const label = button.dataset.label || button.textContent;
+  button.dataset.label = label;
+  button.textContent = button.dataset.copied || "Kopiert";
+  setTimeout(() => { button.textContent = label; }, 2000);
+});
