@@ -62,7 +62,9 @@ from models import Client, SyncRun
 from models.base import utcnow
 from services import clients as client_service
 from services import integrations as integration_service
+from services.audit import Actor
 from services.auth import create_user
+from services.clients import ClientQuery
 from services.connectors.registry import Connectors
 from services.connectors.tripletex import TripletexClient, TripletexConnector
 from services.crypto import KeyVault
@@ -247,19 +249,21 @@ async def prepare(
         user = await create_user(
             db, email="bench@benchmark.example", password="benchmark-passord", office_name="Bench"
         )
-        office_id = user.office_id
+        actor = Actor(office_id=user.office_id, label=user.email)
     async with factory() as db:
         integration = await integration_service.create_integration(
             db,
             vault,
             connector,
-            office_id=office_id,
+            actor,
             raw_key=key_for(clients),
             raw_description="Benchmark",
         )
         assert integration.id is not None
         integration_id = integration.id
-        await client_service.set_all_active(db, integration_id, True)
+        await client_service.set_all_active(
+            db, integration_id, True, ClientQuery(), actor, target="Benchmark"
+        )
     # Polls are measured on their own (make_all_due): a client synced early in a long full
     # sync must not come due again while the measurement still runs.
     settings = SyncSettings(years=2, poll_interval=timedelta(days=1))

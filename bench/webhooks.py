@@ -60,7 +60,9 @@ from models import Client, LiveMode, PendingPeriod, SyncRun, WebhookReceipt, Web
 from models.base import utcnow
 from services import clients as client_service
 from services import integrations as integration_service
+from services.audit import Actor
 from services.auth import create_user
+from services.clients import ClientQuery
 from services.connectors.tripletex import EVENTS, TripletexClient, TripletexConnector
 from services.crypto import KeyVault
 from services.db import create_engine, create_session_factory, open_session
@@ -88,15 +90,16 @@ async def prepare(url: str, sim: Child, encryption_key: str, folder: Path) -> tu
             user = await create_user(
                 db, email="hook@benchmark.example", password="benchmark-passord", office_name="B"
             )
-            office_id = user.office_id
+            actor = Actor(office_id=user.office_id, label=user.email)
         async with factory() as db:
             integration = await integration_service.create_integration(
-                db, vault, connector, office_id=office_id, raw_key=key_for(CLIENTS),
-                raw_description="Webhooks",
+                db, vault, connector, actor, raw_key=key_for(CLIENTS), raw_description="Webhooks",
             )  # fmt: skip
             assert integration.id is not None
             integration_id = integration.id
-            await client_service.set_all_active(db, integration_id, True)
+            await client_service.set_all_active(
+                db, integration_id, True, ClientQuery(), actor, target="Webhooks"
+            )
     now = utcnow()
     subscriptions = []
     async with open_session(factory) as db:

@@ -9,11 +9,13 @@ from litestar_htmx import HTMXRequest, HTMXTemplate
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from models import Integration
+from routes.auth import client_address
 from routes.flash import set_flash, take_flash
 from routes.forms import Form, field
 from routes.integrations import owned_integration, redirect
 from routes.onboarding import begin_again
 from routes.params import ID_GUARDS, Offset
+from services import audit
 from services import clients as client_service
 from services import integrations as integration_service
 from services.auth import CurrentUser
@@ -93,6 +95,7 @@ class ClientController(Controller):
         self,
         request: HTMXRequest,
         db: NamedDependency[AsyncSession],
+        user: NamedDependency[CurrentUser],
         integration: NamedDependency[Integration],
         client_id: FromPath[int],
         switch: FromPath[str],
@@ -107,7 +110,8 @@ class ClientController(Controller):
         on = field(data, "on") == "true"
         if on and switch == Switch.ACTIVE and client.access_lost:
             on = False  # a client the key no longer reaches cannot be activated
-        await client_service.set_switch(db, client, Switch(switch), on)
+        actor = audit.actor_of(user, client_address(request))
+        await client_service.set_switch(db, client, Switch(switch), on, actor)
         if field(data, "neste") == "oversikt":  # from the client's own page: back there
             if switch == Switch.ACTIVE and on:
                 set_flash(request, notice="Klienten er aktivert og synkroniseres nå.")
@@ -133,6 +137,7 @@ class ClientController(Controller):
         self,
         request: HTMXRequest,
         db: NamedDependency[AsyncSession],
+        user: NamedDependency[CurrentUser],
         services: NamedDependency[Services],
         integration: NamedDependency[Integration],
         client_id: FromPath[int],
@@ -143,7 +148,8 @@ class ClientController(Controller):
         client = await client_service.get_client(db, integration.id, client_id)
         if client is None:
             raise NotFoundException()
-        await client_service.poll_now(db, client)
+        actor = audit.actor_of(user, client_address(request))
+        await client_service.check_access_now(db, client, actor)
         if services.sync_runner is not None:
             services.sync_runner.wake()
         set_flash(
@@ -157,6 +163,7 @@ class ClientController(Controller):
         self,
         request: HTMXRequest,
         db: NamedDependency[AsyncSession],
+        user: NamedDependency[CurrentUser],
         vault: NamedDependency[KeyVault],
         connectors: NamedDependency[Connectors],
         integration: NamedDependency[Integration],
@@ -170,7 +177,11 @@ class ClientController(Controller):
             if again := await begin_again(request, settings, connectors, integration):
                 return again
             result = await integration_service.refresh_clients(
-                db, vault, integration_service.connector_of(connectors, integration), integration
+                db,
+                vault,
+                integration_service.connector_of(connectors, integration),
+                integration,
+                audit.actor_of(user, client_address(request)),
             )
         except integration_service.InputError as exc:
             return await _after_action(request, db, integration, data, error=exc.message)
@@ -188,20 +199,28 @@ class ClientController(Controller):
         self,
         request: HTMXRequest,
         db: NamedDependency[AsyncSession],
+        user: NamedDependency[CurrentUser],
+        connectors: NamedDependency[Connectors],
         integration: NamedDependency[Integration],
         data: Form,
     ) -> Response:
-        return await _set_all_active(request, db, integration, data, on=True)
+        target = _audit_target(connectors, integration)
+        actor = audit.actor_of(user, client_address(request))
+        return await _set_all_active(request, db, integration, data, actor, target, on=True)
 
     @post("/deaktiver-alle", status_code=200, opt=ACCOUNTANT)
     async def deactivate_all(
         self,
         request: HTMXRequest,
         db: NamedDependency[AsyncSession],
+        user: NamedDependency[CurrentUser],
+        connectors: NamedDependency[Connectors],
         integration: NamedDependency[Integration],
         data: Form,
     ) -> Response:
-        return await _set_all_active(request, db, integration, data, on=False)
+        target = _audit_target(connectors, integration)
+        actor = audit.actor_of(user, client_address(request))
+        return await _set_all_active(request, db, integration, data, actor, target, on=False)
 
 
 def _client_page(integration: Integration, client_id: int | None) -> str:
@@ -215,13 +234,27 @@ def _not_for_files(integration: Integration) -> None:
         raise NotFoundException()
 
 
+def _audit_target(connectors: Connectors, integration: Integration) -> str:
+    system = connectors.describe(integration.system)
+    return integration_service.audit_target(integration, system.display_name)
+
+
 async def _set_all_active(
-    request: HTMXRequest, db: AsyncSession, integration: Integration, data: Form, *, on: bool
+    request: HTMXRequest,
+    db: AsyncSession,
+    integration: Integration,
+    data: Form,
+    actor: audit.Actor,
+    target: str,
+    *,
+    on: bool,
 ) -> Response:
     _not_for_files(integration)
     assert integration.id is not None
     query = ClientQuery.parse(field(data, "q"), field(data, "sort"), 0, field(data, "status"))
-    changed = await client_service.set_all_active(db, integration.id, on, query)
+    changed = await client_service.set_all_active(
+        db, integration.id, on, query, actor, target=target
+    )
     noun = "klient" if changed == 1 else "klienter"
     notice = f"{changed} {noun} {'aktivert' if on else 'deaktivert'}"
     if query.text or query.status:

@@ -13,15 +13,16 @@ from litestar_htmx import ClientRedirect, HTMXRequest
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from models import Integration
+from routes.auth import client_address
 from routes.flash import set_flash, take_flash
 from routes.forms import Form, field
 from routes.onboarding import begin as begin_onboarding
 from routes.onboarding import begin_again
 from routes.onboarding import finish as finish_onboarding
 from routes.params import ID_GUARDS
+from services import audit, onboarding
 from services import clients as client_service
 from services import integrations as integration_service
-from services import onboarding
 from services.auth import CurrentUser
 from services.change_events.subscriptions import subscriptions_of_integration, unsubscribe_all
 from services.connectors.base import ConnectKind, SystemDescription
@@ -94,6 +95,7 @@ class IntegrationController(Controller):
         data: Form,
     ) -> Response:
         description = field(data, "description")
+        actor = audit.actor_of(user, client_address(request))
         values = {"description": description, "system": field(data, "system")}
         file_system = integration_service.chosen_file_system(connectors, values["system"])
         onboarded = onboarding.onboarding_connector(connectors, values["system"])
@@ -104,7 +106,7 @@ class IntegrationController(Controller):
                 )
             if file_system is not None:
                 integration = await integration_service.create_file_integration(
-                    db, file_system, office_id=user.office_id, raw_description=description
+                    db, file_system, actor, raw_description=description
                 )
             else:
                 # A refused form keeps the key as typed (issue 19: Tripletex shows a new key
@@ -114,7 +116,7 @@ class IntegrationController(Controller):
                     db,
                     vault,
                     integration_service.chosen_key_system(connectors, values["system"]),
-                    office_id=user.office_id,
+                    actor,
                     raw_key=values["key"],
                     raw_description=description,
                     same_key_as=_id_or_none(field(data, "same_key_as")),
@@ -169,7 +171,7 @@ class IntegrationController(Controller):
         outcome = await finish_onboarding(
             request,
             db,
-            user.office_id,
+            audit.actor_of(user, client_address(request)),
             vault,
             connectors,
             state=returned_state,
@@ -211,13 +213,18 @@ class IntegrationController(Controller):
         data: Form,
     ) -> Response:
         description = field(data, "description")
+        actor = audit.actor_of(user, client_address(request))
         try:
             if integration_service.takes_files(integration) or integration_service.has_client_keys(
                 integration
             ):
                 # No key to change: the description, and an onboarded system's clients again.
                 await integration_service.change_description(
-                    db, integration, raw_description=description
+                    db,
+                    integration,
+                    actor,
+                    connectors.describe(integration.system),
+                    raw_description=description,
                 )
                 again = field(data, "action") == "reonboard" and await begin_again(
                     request, settings, connectors, integration
@@ -243,6 +250,7 @@ class IntegrationController(Controller):
                         vault,
                         integration_service.connector_of(connectors, integration),
                         integration,
+                        actor,
                         raw_key=raw_key,
                         raw_description=description,
                         confirmed=confirmed,
@@ -295,6 +303,7 @@ class IntegrationController(Controller):
         self,
         request: HTMXRequest,
         db: NamedDependency[AsyncSession],
+        user: NamedDependency[CurrentUser],
         integration: NamedDependency[Integration],
         vault: NamedDependency[KeyVault],
         connectors: NamedDependency[Connectors],
@@ -302,10 +311,10 @@ class IntegrationController(Controller):
         # Noted while the key is still known, removed at the ERP after the answer.
         subscriptions = await subscriptions_of_integration(db, integration)
         key = vault.decrypt(integration.key_ciphertext) if subscriptions else ""
-        name = integration_service.display_name(
-            integration, connectors.describe(integration.system).display_name
-        )
-        await integration_service.delete_integration(db, integration)
+        system = connectors.describe(integration.system)
+        name = integration_service.display_name(integration, system.display_name)
+        actor = audit.actor_of(user, client_address(request))
+        await integration_service.delete_integration(db, integration, actor, system)
         set_flash(request, notice=f"«{name}» er slettet, med klientene og innstillingene deres.")
         response = redirect(request, "/integrasjoner")
         connector = connectors.get(integration.system)

@@ -16,6 +16,7 @@ from routes.flash import set_flash
 from services import clients as client_service
 from services import integrations as integration_service
 from services import onboarding
+from services.audit import Actor
 from services.connectors.registry import Connectors
 from services.crypto import KeyVault
 from services.settings import Settings
@@ -82,7 +83,7 @@ class Outcome:
 async def finish(
     request: HTMXRequest,
     db: AsyncSession,
-    office_id: int,
+    actor: Actor,
     vault: KeyVault,
     connectors: Connectors,
     *,
@@ -90,7 +91,8 @@ async def finish(
     status: str,
     token: str,
 ) -> Outcome:
-    """Finish the onboarding this session started, whatever the system's answer."""
+    """Finish the onboarding this session started, whatever the system's answer; what it
+    stores is `actor`'s in the audit log."""
     session = dict(request.session or {})
     pending = onboarding.PendingOnboarding.from_session(session.get(SESSION_KEY))
     if pending is not None and onboarding.same_state(pending, state):
@@ -102,7 +104,7 @@ async def finish(
     integration = None
     if pending is not None and pending.integration_id is not None:
         integration = await integration_service.get_integration(
-            db, office_id, pending.integration_id
+            db, actor.office_id, pending.integration_id
         )
     try:
         if pending is None or connector is None:
@@ -119,7 +121,7 @@ async def finish(
                 db,
                 vault,
                 connector,
-                office_id=office_id,
+                actor,
                 raw_description=pending.description,
                 token=one_time,
             )
@@ -127,7 +129,7 @@ async def finish(
             notice = _connected_notice(connector.display_name, counts.total)
             set_flash(request, notice=notice)
             return Outcome(url=f"/integrasjoner/{created.id}")
-        result = await onboarding.reonboard(db, vault, connector, integration, one_time)
+        result = await onboarding.reonboard(db, vault, connector, integration, actor, one_time)
         set_flash(request, notice=_reonboarded_notice(connector.display_name, result))
         return Outcome(url=f"/integrasjoner/{integration.id}")
     except integration_service.InputError as exc:

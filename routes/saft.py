@@ -12,9 +12,12 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from models import Integration, SaftImport
 from models.saft import ImportStatus
+from routes.auth import client_address
 from routes.integrations import owned_integration
 from routes.params import ID_GUARDS
+from services import audit
 from services import clients as client_service
+from services.auth import CurrentUser
 from services.connectors.base import FileSystem
 from services.connectors.registry import Connectors
 from services.saft import history
@@ -60,6 +63,7 @@ class SaftImportController(Controller):
         self,
         request: Request,
         db: NamedDependency[AsyncSession],
+        user: NamedDependency[CurrentUser],
         connectors: NamedDependency[Connectors],
         saft_imports: NamedDependency[ImportRunner],
         integration: NamedDependency[Integration],
@@ -75,6 +79,7 @@ class SaftImportController(Controller):
                 request.stream(),
                 file_name=filnavn,
                 source=Source.UPLOAD,
+                actor=audit.actor_of(user, client_address(request)),
                 declared_size=content_length(request),
             )
         except UploadRefused as refused:

@@ -14,10 +14,11 @@ from litestar_htmx import HTMXRequest
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from models import NotificationEndpoint
+from routes.auth import client_address
 from routes.forms import Form, field
 from routes.integrations import redirect
 from routes.params import ID_GUARDS
-from services import api_tokens, notifications
+from services import api_tokens, audit, notifications
 from services.auth import CurrentUser
 from services.crypto import KeyVault
 from services.outbound_guard import OutboundPolicy
@@ -61,7 +62,8 @@ class SettingsController(Controller):
         """Ny API-nøkkel: the token is in this response and never again."""
         name = field(data, "name")
         try:
-            token, raw = await api_tokens.create_token(db, user.office_id, name, user.email)
+            actor = audit.actor_of(user, client_address(request))
+            token, raw = await api_tokens.create_token(db, actor, name)
         except api_tokens.TokenInputError as exc:
             return await _tokens_page(
                 db, user, request=request, values={"name": name}, errors={exc.field: exc.message}
@@ -76,7 +78,8 @@ class SettingsController(Controller):
         user: NamedDependency[CurrentUser],
         token_id: FromPath[int],
     ) -> Response:
-        if await api_tokens.revoke_token(db, user.office_id, token_id) is None:
+        actor = audit.actor_of(user, client_address(request))
+        if await api_tokens.revoke_token(db, actor, token_id) is None:
             raise NotFoundException()
         if not wants_fragment(request):
             return redirect(request, "/innstillinger/api-nokler")
@@ -110,7 +113,7 @@ class SettingsController(Controller):
             _, secret = await notifications.save_endpoint(
                 db,
                 vault,
-                user.office_id,
+                audit.actor_of(user, client_address(request)),
                 url,
                 enabled=enabled,
                 policy=OutboundPolicy.from_settings(settings),
@@ -141,7 +144,8 @@ class SettingsController(Controller):
         settings: NamedDependency[Settings],
     ) -> Response:
         endpoint = await _owned_endpoint(db, user)
-        secret = await notifications.rotate_secret(db, vault, endpoint)
+        actor = audit.actor_of(user, client_address(request))
+        secret = await notifications.rotate_secret(db, vault, endpoint, actor)
         return await _notifications_page(
             db,
             user,
@@ -197,7 +201,8 @@ class SettingsController(Controller):
         enabled = field(data, "enabled") in ("on", "true")
         page = partial(_notifications_page, db, user, vault, settings, request=request, email=True)
         try:
-            setting = await notifications.save_setting(db, user.office_id, address, enabled=enabled)
+            actor = audit.actor_of(user, client_address(request))
+            setting = await notifications.save_setting(db, actor, address, enabled=enabled)
         except notifications.NotificationInputError as exc:
             return await page(
                 email_values={"address": address, "enabled": enabled},
@@ -246,7 +251,8 @@ class SettingsController(Controller):
         user: NamedDependency[CurrentUser],
     ) -> Response:
         endpoint = await _owned_endpoint(db, user)
-        await notifications.delete_endpoint(db, endpoint)
+        actor = audit.actor_of(user, client_address(request))
+        await notifications.delete_endpoint(db, endpoint, actor)
         return redirect(request, "/innstillinger/varsler")
 
     @get("/varsler/logg")

@@ -18,6 +18,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from models import ApiToken
 from models.base import utcnow
+from services import audit
+from services.audit import Actor
 
 TOKEN_PREFIX = "erpapi_"
 MAX_NAME_LENGTH = 100
@@ -40,6 +42,11 @@ class Caller:
     token_id: int
     office_id: int
     token_hash: str
+    name: str = ""  # the token's name, as the audit log shows who acted
+
+    @property
+    def actor(self) -> Actor:
+        return audit.token_actor(self.office_id, self.token_id, self.name)
 
 
 def hash_token(raw: str) -> str:
@@ -55,25 +62,29 @@ def check_name(raw: str) -> str:
     return name
 
 
-async def create_token(
-    db: AsyncSession, office_id: int, raw_name: str, created_by: str
-) -> tuple[ApiToken, str]:
-    """A new token; returns the row and the token itself, which is never shown again."""
+def audit_target(token: ApiToken) -> str:
+    return f"API-nøkkel: {token.name}"
+
+
+async def create_token(db: AsyncSession, actor: Actor, raw_name: str) -> tuple[ApiToken, str]:
+    """A new token; returns the row and the token itself, which is never shown again. The
+    audit log has its name, never the token."""
     name = check_name(raw_name)
-    live = await list_tokens(db, office_id)
+    live = await list_tokens(db, actor.office_id)
     if sum(1 for t in live if t.revoked_at is None) >= MAX_TOKENS_PER_OFFICE:
         raise TokenInputError(
             "name", f"Kontoret har allerede {MAX_TOKENS_PER_OFFICE} aktive nøkler."
         )
     raw = TOKEN_PREFIX + secrets.token_urlsafe(32)
     token = ApiToken(
-        office_id=office_id,
+        office_id=actor.office_id,
         name=name,
         prefix=raw[: len(TOKEN_PREFIX) + 4],
         token_hash=hash_token(raw),
-        created_by=created_by,
+        created_by=actor.label,
     )
     db.add(token)
+    audit.record(db, actor, "api_token.created", audit_target(token), name=name)
     await db.commit()
     await db.refresh(token)
     return token, raw
@@ -89,13 +100,14 @@ async def list_tokens(db: AsyncSession, office_id: int) -> list[ApiToken]:
     return list(rows.all())
 
 
-async def revoke_token(db: AsyncSession, office_id: int, token_id: int) -> ApiToken | None:
+async def revoke_token(db: AsyncSession, actor: Actor, token_id: int) -> ApiToken | None:
     """Trekk tilbake: the token stops working at once. None if it is not this office's."""
     token = await db.get(ApiToken, token_id)
-    if token is None or token.office_id != office_id:
+    if token is None or token.office_id != actor.office_id:
         return None
     if token.revoked_at is None:
         token.revoked_at = utcnow()
+        audit.record(db, actor, "api_token.revoked", audit_target(token), name=token.name)
         await db.commit()
         await db.refresh(token)
     return token
@@ -119,4 +131,4 @@ async def authenticate(db: AsyncSession, raw: str) -> Caller | None:
     if token.last_used_at is None or now - token.last_used_at >= LAST_USED_RESOLUTION:
         await db.exec(update(ApiToken).where(col(ApiToken.id) == token.id).values(last_used_at=now))
         await db.commit()
-    return Caller(token_id=token.id, office_id=token.office_id, token_hash=digest)
+    return Caller(token_id=token.id, office_id=token.office_id, token_hash=digest, name=token.name)

@@ -28,6 +28,7 @@ KINDS: dict[str, str] = {
     "signout": "Utlogging",
     "client.active": "Aktiv slått på/av",
     "client.send_data": "Send data slått på/av",
+    "client.delete_accounts": "Slett kontoer slått på/av",
     "client.bulk": "Masseendring av klienter",
     "client.sync": "Synkronisering bestilt",
     "integration.created": "Integrasjon opprettet",

@@ -176,6 +176,10 @@ async def change_password(
         raise PasswordChangeError("current", "Passordet er feil.")
     checked.password_hash = await hash_password(new)
     await end_sessions_of(db, user.id)
+    from services import audit  # here: services.audit imports this module (CurrentUser)
+
+    actor = audit.actor_of(user, address)
+    audit.record(db, actor, "user.password", user.email, password=audit.CHANGED)
     await db.commit()
     log.info("password changed: account=%r address=%s", user.email, address)
 

@@ -13,7 +13,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from models import Client, Integration
 from models.base import utcnow
-from services import publishing
+from services import audit, publishing
+from services.audit import Actor
 from services.sync.status import SHOW_AFTER_FAILURES, SyncStatus
 
 PAGE_SIZE = 50
@@ -314,6 +315,29 @@ async def get_client(db: AsyncSession, integration_id: int, client_id: int) -> C
     return client
 
 
+def audit_target(client: Client) -> str:
+    """How the audit log names a client."""
+    number = f" ({client.org_number})" if client.org_number else ""
+    return f"Klient: {client.name}{number}"
+
+
+# The audit kind of each switch; FULL SYNKRONISERING orders a sync.
+SWITCH_KINDS = {
+    Switch.ACTIVE: "client.active",
+    Switch.SEND_DATA: "client.send_data",
+    Switch.DELETE_ACCOUNTS: "client.delete_accounts",
+    Switch.FULL_SYNC: "client.sync",
+}
+FULL_SYNC_ACTION = "Full synkronisering"
+CHECK_ACCESS_ACTION = "Sjekk tilgang på nytt"
+
+
+async def check_access_now(db: AsyncSession, client: Client, actor: Actor) -> None:
+    """Sjekk tilgang på nytt: the client is synced at the next tick, and it is recorded."""
+    audit.record(db, actor, "client.sync", audit_target(client), action=CHECK_ACCESS_ACTION)
+    await poll_now(db, client)
+
+
 async def poll_now(db: AsyncSession, client: Client) -> None:
     """Due at the scheduler's next tick (demo mode: as if the poll interval had passed)."""
     client.sync_due_at = utcnow()
@@ -321,10 +345,18 @@ async def poll_now(db: AsyncSession, client: Client) -> None:
     await db.commit()
 
 
-async def set_switch(db: AsyncSession, client: Client, switch: Switch, on: bool) -> Client:
-    """Set one switch to an explicit value, so a repeated click cannot flip it back."""
-    if getattr(client, switch.value) != on and client.id is not None:
+async def set_switch(
+    db: AsyncSession, client: Client, switch: Switch, on: bool, actor: Actor
+) -> Client:
+    """Set one switch to an explicit value, so a repeated click cannot flip it back. A
+    change is recorded in the audit log; a click that changes nothing is not."""
+    before = getattr(client, switch.value)
+    if before != on and client.id is not None:
         await publishing.record_switch(db, [client.id], switch.value, on)
+    if before != on:
+        action = {"action": FULL_SYNC_ACTION} if switch is Switch.FULL_SYNC else {}
+        target = audit_target(client)
+        audit.record(db, actor, SWITCH_KINDS[switch], target, **action, before=before, after=on)
     setattr(client, switch.value, on)
     client.is_new = False
     client.updated_at = utcnow()
@@ -336,11 +368,20 @@ async def set_switch(db: AsyncSession, client: Client, switch: Switch, on: bool)
 
 
 async def set_all_active(
-    db: AsyncSession, integration_id: int, on: bool, query: ClientQuery | None = None
+    db: AsyncSession,
+    integration_id: int,
+    on: bool,
+    query: ClientQuery,
+    actor: Actor,
+    *,
+    target: str,
 ) -> int:
     """Aktiver alle / Deaktiver alle, of the clients the table shows (its search and status
-    filter). Clients the key no longer reaches are not activated."""
-    where = [*shown(integration_id, query or ClientQuery()), col(Client.active) != on]
+    filter). Clients the key no longer reaches are not activated. Recorded in the audit log
+    (on `target`, the integration as the log names it) with the count changed, the count
+    shown and the query used, when it changed any."""
+    shown_where = shown(integration_id, query)
+    where = [*shown_where, col(Client.active) != on]
     if on:
         where.append(col(Client.access_lost).is_(False))
     now = utcnow()
@@ -348,8 +389,24 @@ async def set_all_active(
     if on:
         values["sync_due_at"] = now
     changed = list((await db.exec(select(Client.id).where(*where))).all())
+    if not changed:
+        return 0
+    # What the table showed when the button was pressed (a filter may not show them after).
+    count_shown = (
+        await db.exec(select(func.count()).select_from(Client).where(*shown_where))
+    ).one()
     result = await db.exec(update(Client).where(col(Client.id).in_(changed)).values(**values))
     await publishing.record_switch(db, changed, Switch.ACTIVE.value, on)
+    audit.record(
+        db,
+        actor,
+        "client.bulk",
+        target,
+        action="Aktiver alle viste" if on else "Deaktiver alle viste",
+        changed=result.rowcount,
+        shown=count_shown,
+        filter=query.params(),
+    )
     await db.commit()
     return result.rowcount
 

@@ -9,7 +9,9 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from models import Client, Integration
 from models.base import utcnow
+from services import audit
 from services import clients as client_service
+from services.audit import Actor
 from services.connectors.base import (
     ConnectKind,
     Connector,
@@ -21,6 +23,7 @@ from services.connectors.base import (
     KeyRejected,
     RateLimited,
     RemoteClient,
+    SystemDescription,
 )
 from services.connectors.registry import NOT_HERE, Connectors
 from services.crypto import KeyVault, last4
@@ -85,6 +88,15 @@ def display_name(integration: Integration, system_name: str) -> str:
     """What the accountant calls an integration: "<system> - <description or company>"."""
     label = integration.description or integration.erp_company_name
     return f"{system_name} - {label}" if label else system_name
+
+
+def audit_target(integration: Integration, system_name: str) -> str:
+    """How the audit log names an integration."""
+    return f"Integrasjon: {display_name(integration, system_name)}"
+
+
+async def client_count(db: AsyncSession, integration: Integration) -> int:
+    return (await client_service.counts(db, integration.id or 0)).total
 
 
 def key_of(vault: KeyVault, integration: Integration, client: Client) -> str:
@@ -196,8 +208,8 @@ async def create_integration(
     db: AsyncSession,
     vault: KeyVault,
     connector: Connector,
+    actor: Actor,
     *,
-    office_id: int,
     raw_key: str,
     raw_description: str,
     same_key_as: int | None = None,
@@ -207,11 +219,11 @@ async def create_integration(
     warning and wants the second one all the same."""
     description = check_description(raw_description)
     key, info = await inspect_key(connector, raw_key)
-    existing = await integration_with_same_key(db, office_id, connector.system, info)
+    existing = await integration_with_same_key(db, actor.office_id, connector.system, info)
     if existing is not None and existing.id != same_key_as:
         raise SameKeyInUse(existing)
     integration = Integration(
-        office_id=office_id,
+        office_id=actor.office_id,
         system=connector.system,
         description=description,
         key_ciphertext=vault.encrypt(key),
@@ -223,17 +235,38 @@ async def create_integration(
     )
     db.add(integration)
     await db.flush()
-    await _merge_clients(db, integration, info.clients, mark_new=False)
+    merged = await _merge_clients(db, integration, info.clients, mark_new=False)
+    record_created(db, actor, integration, connector.display_name, clients=merged.added)
     await db.commit()
     return integration
 
 
+def record_created(
+    db: AsyncSession,
+    actor: Actor,
+    integration: Integration,
+    system_name: str,
+    *,
+    clients: int,
+) -> None:
+    """Integrasjon opprettet, in the audit log (its key is not named)."""
+    audit.record(
+        db,
+        actor,
+        "integration.created",
+        audit_target(integration, system_name),
+        system=system_name,
+        description=integration.description,
+        clients=clients,
+    )
+
+
 async def create_file_integration(
-    db: AsyncSession, system: FileSystem, *, office_id: int, raw_description: str
+    db: AsyncSession, system: FileSystem, actor: Actor, *, raw_description: str
 ) -> Integration:
     """An integration that takes files: no key; its clients come with the files."""
     integration = Integration(
-        office_id=office_id,
+        office_id=actor.office_id,
         system=system.system,
         description=check_description(raw_description),
         key_ciphertext="",
@@ -243,17 +276,46 @@ async def create_file_integration(
         erp_company_name="",
     )
     db.add(integration)
+    await db.flush()
+    record_created(db, actor, integration, system.display_name, clients=0)
     await db.commit()
     return integration
 
 
 async def change_description(
-    db: AsyncSession, integration: Integration, *, raw_description: str
+    db: AsyncSession,
+    integration: Integration,
+    actor: Actor,
+    system: SystemDescription,
+    *,
+    raw_description: str,
 ) -> None:
     """Endre system for an integration without a key: only its description changes."""
-    integration.description = check_description(raw_description)
+    description = check_description(raw_description)
+    changes = _changed("description", integration.description, description)
+    integration.description = description
     integration.updated_at = utcnow()
+    record_changed(db, actor, integration, system.display_name, changes)
     await db.commit()
+
+
+def _changed(field: str, before: object, after: object) -> dict[str, object]:
+    return {field: {"before": before, "after": after}} if before != after else {}
+
+
+def record_changed(
+    db: AsyncSession,
+    actor: Actor,
+    integration: Integration,
+    system_name: str,
+    changes: dict[str, object],
+    **details: object,
+) -> None:
+    """Integrasjon endret, in the audit log: each changed field before → after, a new key
+    only as changed. Nothing is recorded when nothing changed."""
+    if changes:
+        target = audit_target(integration, system_name)
+        audit.record(db, actor, "integration.changed", target, changes=changes, **details)
 
 
 async def change_system(
@@ -261,6 +323,7 @@ async def change_system(
     vault: KeyVault,
     connector: Connector,
     integration: Integration,
+    actor: Actor,
     *,
     raw_key: str,
     raw_description: str,
@@ -270,6 +333,7 @@ async def change_system(
     A key that some of today's clients would lose access with is not saved unless
     `confirmed`: KeyReachesFewer says how many it reaches, for the accountant to decide."""
     description = check_description(raw_description)
+    changes = _changed("description", integration.description, description)
     result = None
     if clean_key(raw_key):
         key, info = await inspect_key(connector, raw_key)
@@ -299,16 +363,27 @@ async def change_system(
             db, integration, info.clients, mark_new=True, drop_unused=True
         )
         integration.clients_refreshed_at = utcnow()
+        changes["key"] = audit.CHANGED
     integration.description = description
     integration.updated_at = utcnow()
+    counts = (
+        {"added": result.added, "lost": result.lost, "regained": result.regained} if result else {}
+    )
+    record_changed(db, actor, integration, connector.display_name, changes, **counts)
     await db.commit()
     return result
 
 
 async def refresh_clients(
-    db: AsyncSession, vault: KeyVault, connector: Connector, integration: Integration
+    db: AsyncSession,
+    vault: KeyVault,
+    connector: Connector,
+    integration: Integration,
+    actor: Actor | None = None,
 ) -> RefreshResult:
-    """Oppdater klientliste: new clients come in inactive and marked new; none is deleted."""
+    """Oppdater klientliste: new clients come in inactive and marked new; none is deleted.
+    Asked for by a person (`actor`), it is recorded in the audit log; the nightly refresh
+    is not."""
     name = connector.display_name
     try:
         info = await connector.inspect_key(vault.decrypt(integration.key_ciphertext))
@@ -327,6 +402,16 @@ async def refresh_clients(
         ) from None
     result = await _merge_clients(db, integration, info.clients, mark_new=True)
     integration.clients_refreshed_at = utcnow()
+    if actor is not None:
+        audit.record(
+            db,
+            actor,
+            "integration.refreshed",
+            audit_target(integration, connector.display_name),
+            added=result.added,
+            regained=result.regained,
+            lost=result.lost,
+        )
     await db.commit()
     return result
 
@@ -465,6 +550,18 @@ async def get_integration(
     return integration
 
 
-async def delete_integration(db: AsyncSession, integration: Integration) -> None:
+async def delete_integration(
+    db: AsyncSession, integration: Integration, actor: Actor, system: SystemDescription
+) -> None:
+    """Slett system: the integration with its clients and their data; recorded."""
+    audit.record(
+        db,
+        actor,
+        "integration.deleted",
+        audit_target(integration, system.display_name),
+        name=display_name(integration, system.display_name),
+        system=system.display_name,
+        clients=await client_count(db, integration),
+    )
     await db.delete(integration)
     await db.commit()

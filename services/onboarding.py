@@ -28,10 +28,18 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from models import Client, Integration
 from models.base import utcnow
+from services import audit
 from services import clients as client_service
+from services.audit import Actor
 from services.connectors.base import ConnectKind, ErpError, ErpUnavailable, KeyRejected
 from services.crypto import KeyVault
-from services.integrations import CLIENT_KEYS_KIND, InputError, check_description
+from services.integrations import (
+    CLIENT_KEYS_KIND,
+    InputError,
+    audit_target,
+    check_description,
+    record_created,
+)
 from services.sync.status import SyncStatus
 
 if TYPE_CHECKING:
@@ -246,8 +254,8 @@ async def create_onboarded_integration(
     db: AsyncSession,
     vault: KeyVault,
     connector: OnboardingConnector,
+    actor: Actor,
     *,
-    office_id: int,
     raw_description: str,
     token: str,
 ) -> Integration:
@@ -256,7 +264,7 @@ async def create_onboarded_integration(
     description = check_description(raw_description)
     onboarded = await finalize(connector, token)
     integration = Integration(
-        office_id=office_id,
+        office_id=actor.office_id,
         system=connector.system,
         description=description,
         key_ciphertext="",
@@ -268,7 +276,8 @@ async def create_onboarded_integration(
     )
     db.add(integration)
     await db.flush()
-    await merge_onboarded(db, vault, integration, onboarded)
+    added = await merge_onboarded(db, vault, integration, onboarded)
+    record_created(db, actor, integration, connector.display_name, clients=added)
     await db.commit()
     return integration
 
@@ -284,6 +293,7 @@ async def reonboard(
     vault: KeyVault,
     connector: OnboardingConnector,
     integration: Integration,
+    actor: Actor,
     token: str,
 ) -> Reonboarded:
     """Oppdater klientliste / Endre system: the clients approved this time come in (new ones
@@ -293,8 +303,13 @@ async def reonboard(
     integration.clients_refreshed_at = utcnow()
     integration.updated_at = utcnow()
     db.add(integration)
+    result = Reonboarded(added=added, renewed=len(onboarded) - added)
+    target = audit_target(integration, connector.display_name)
+    audit.record(
+        db, actor, "integration.refreshed", target, added=result.added, renewed=result.renewed
+    )
     await db.commit()
-    return Reonboarded(added=added, renewed=len(onboarded) - added)
+    return result
 
 
 async def merge_onboarded(

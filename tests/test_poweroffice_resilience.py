@@ -22,7 +22,8 @@ from pathlib import Path
 
 import pytest
 
-from services.clients import set_all_active
+from services.audit import Actor
+from services.clients import ClientQuery, set_all_active
 from services.connectors.poweroffice import (
     DEMO_APPLICATION_KEY,
     DEMO_SUBSCRIPTION_KEY,
@@ -116,17 +117,21 @@ async def onboard(
     """Onboard `count` clients the integration may reach and switch them on (Aktiver alle);
     our client id and PowerOffice's books of each."""
     reachable = [c.id for c in world.state.clients.values() if not c.access_withdrawn]
+    actor = Actor(office_id=office_db.office_id, label="test")
     async with office_db.factory() as db:
         integration = await create_onboarded_integration(
             db,
             KeyVault(settings.encryption_keys),
             world.connector,
-            office_id=office_db.office_id,
+            actor,
             raw_description="PowerOffice-klienter",
             token=await approved_token(world, sorted(reachable)[:count]),
         )
         assert integration.id is not None
-        assert await set_all_active(db, integration.id, True) == count
+        activated = await set_all_active(
+            db, integration.id, True, ClientQuery(), actor, target="PowerOffice-klienter"
+        )
+        assert activated == count
     rows = await query(
         settings, f"SELECT id, org_number FROM client WHERE integration_id = {integration.id}"
     )

@@ -13,6 +13,7 @@ import pytest
 from cryptography.fernet import Fernet
 
 from models import Integration
+from services.audit import Actor
 from services.connectors.registry import Connectors
 from services.crypto import KeyVault
 from services.key_rotation import rotate_keys
@@ -55,7 +56,7 @@ async def onboard(
             db,
             vault,
             world.connector,
-            office_id=office_db.office_id,
+            Actor(office_id=office_db.office_id, label="test"),
             raw_description="PowerOffice-klienter",
             token=await approved_token(world, chosen),
         )
@@ -216,7 +217,12 @@ async def test_a_refused_client_key_stops_only_that_client_until_it_is_approved_
         found = await db.get(Integration, integration.id)
         assert found is not None
         result = await reonboard(
-            db, vault, world.connector, found, await approved_token(world, [by_org[refused_org].id])
+            db,
+            vault,
+            world.connector,
+            found,
+            Actor(office_id=found.office_id, label="test"),
+            await approved_token(world, [by_org[refused_org].id]),
         )
     assert (result.added, result.renewed) == (0, 1)
     [(due,)] = await query(settings, f"SELECT sync_due_at FROM client WHERE id = {refused_id}")
@@ -244,7 +250,12 @@ async def test_clients_are_told_apart_by_poweroffice_s_own_id_not_their_org_numb
         found = await db.get(Integration, integration.id)
         assert found is not None
         result = await reonboard(
-            db, vault, world.connector, found, await approved_token(world, [first, second])
+            db,
+            vault,
+            world.connector,
+            found,
+            Actor(office_id=found.office_id, label="test"),
+            await approved_token(world, [first, second]),
         )
     assert (result.added, result.renewed) == (0, 2)
     rows = await query(settings, "SELECT name, key_ciphertext FROM client ORDER BY id")

@@ -16,6 +16,7 @@ from models import Integration
 from models.saft import ImportStatus
 from services import balances
 from services import integrations as integration_service
+from services.audit import Actor
 from services.connectors.saft import SaftSystem
 from services.db import SessionFactory
 from services.saft import history, importer
@@ -47,7 +48,10 @@ async def office(settings: Settings, office_db: OfficeDb) -> Office_:
     async with office_db.factory() as db:
         system = SaftSystem(max_upload_bytes=10**9, upload_dir=settings.data_dir)
         integration = await integration_service.create_file_integration(
-            db, system, office_id=office_db.office_id, raw_description="Lokale klienter"
+            db,
+            system,
+            Actor(office_id=office_db.office_id, label="test"),
+            raw_description="Lokale klienter",
         )
     return Office_(office_db.factory, integration)
 

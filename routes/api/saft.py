@@ -109,6 +109,7 @@ class SaftImportsController(Controller):
                 request.stream(),
                 file_name=filename,
                 source=Source.API,
+                actor=caller.actor,
                 declared_size=content_length(request),
             )
         except UploadRefused as refused:

@@ -34,9 +34,11 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from models import Client, EmailAlert, EmailAlertSetting, Integration, Office, SyncRun
 from models.base import utcnow
+from services import audit
+from services.audit import Actor
 from services.db import SessionFactory, upsert
 from services.integrations import display_name
-from services.notifications.endpoints import NotificationInputError
+from services.notifications.endpoints import NotificationInputError, changed_fields
 from services.notifications.mailer import Mailer, MailError
 from services.settings import Settings
 from services.sync.status import KEY_INVALID, SyncStatus
@@ -91,6 +93,10 @@ def ascii_host(domain: str) -> str:
     return domain.lower().encode("idna").decode("ascii")
 
 
+# How the audit log names the office's e-mail alerts ("notifications.changed").
+AUDIT_TARGET = "Varsler: e-post"
+
+
 async def get_setting(db: AsyncSession, office_id: int) -> EmailAlertSetting | None:
     return (
         await db.exec(
@@ -100,16 +106,22 @@ async def get_setting(db: AsyncSession, office_id: int) -> EmailAlertSetting | N
 
 
 async def save_setting(
-    db: AsyncSession, office_id: int, raw_address: str, *, enabled: bool
+    db: AsyncSession, actor: Actor, raw_address: str, *, enabled: bool
 ) -> EmailAlertSetting:
-    """Create or change the office's alert address; switched off, it may be left empty."""
+    """Create or change the office's alert address; switched off, it may be left empty. A
+    change is recorded in the audit log."""
     address = check_address(raw_address) if enabled or raw_address.strip() else ""
-    setting = await get_setting(db, office_id)
+    setting = await get_setting(db, actor.office_id)
+    before: tuple[str | None, bool | None] = (None, None)
     if setting is None:
-        setting = EmailAlertSetting(office_id=office_id, address=address, enabled=enabled)
+        setting = EmailAlertSetting(office_id=actor.office_id, address=address, enabled=enabled)
         db.add(setting)
     else:
+        before = (setting.address, setting.enabled)
         setting.address, setting.enabled, setting.updated_at = address, enabled, utcnow()
+    changes = changed_fields(address=(before[0], address), enabled=(before[1], enabled))
+    if changes:
+        audit.record(db, actor, "notifications.changed", AUDIT_TARGET, changes=changes)
     await db.commit()
     await db.refresh(setting)
     return setting

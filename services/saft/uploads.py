@@ -20,9 +20,13 @@ from pathlib import Path
 
 import anyio
 
-from models import Integration, SaftImport
+from models import Client, Integration, SaftImport
+from services import audit
+from services.audit import Actor
+from services.clients import audit_target as client_target
 from services.connectors.base import FileSystem
 from services.db import SessionFactory
+from services.integrations import audit_target as integration_target
 from services.saft import importer
 
 log = logging.getLogger(__name__)
@@ -111,10 +115,12 @@ class ImportRunner:
         *,
         file_name: str,
         source: str,
+        actor: Actor,
         declared_size: int | None = None,
     ) -> SaftImport:
         """Receive an upload and start its import. A refused upload is recorded in the
-        history too, and raised (UploadRefused, with `record` set)."""
+        history too, and raised (UploadRefused, with `record` set). Each import's outcome
+        is recorded in the audit log as `actor`'s."""
         try:
             path = await receive(chunks, system, declared_size=declared_size)
         except UploadRefused as refused:
@@ -128,11 +134,21 @@ class ImportRunner:
             refused.record = await importer.finish_refused(
                 self._factory, row.id or 0, [refused.message]
             )
+            await self._audit(actor, integration, system, refused.record)
             raise
-        return await self.start(integration, path, file_name=file_name, source=source)
+        return await self.start(
+            integration, system, path, file_name=file_name, source=source, actor=actor
+        )
 
     async def start(
-        self, integration: Integration, path: Path, *, file_name: str, source: str
+        self,
+        integration: Integration,
+        system: FileSystem,
+        path: Path,
+        *,
+        file_name: str,
+        source: str,
+        actor: Actor,
     ) -> SaftImport:
         row = await importer.begin(
             self._factory,
@@ -142,16 +158,54 @@ class ImportRunner:
             size=(await anyio.Path(path).stat()).st_size,
         )
         assert row.id is not None
-        task = asyncio.create_task(self._run(row.id, path), name=f"saft-import-{row.id}")
+        done = self._run(row.id, path, actor, integration, system)
+        task = asyncio.create_task(done, name=f"saft-import-{row.id}")
         self._tasks[row.id] = task
         task.add_done_callback(lambda _: self._tasks.pop(row.id or 0, None))
         return row
 
-    async def _run(self, import_id: int, path: Path) -> SaftImport:
+    async def _run(
+        self,
+        import_id: int,
+        path: Path,
+        actor: Actor,
+        integration: Integration,
+        system: FileSystem,
+    ) -> SaftImport:
         try:
-            return await importer.run(self._factory, import_id, path)
+            row = await importer.run(self._factory, import_id, path)
         finally:
             await anyio.Path(path).unlink(missing_ok=True)
+        await self._audit(actor, integration, system, row)
+        return row
+
+    async def _audit(
+        self, actor: Actor, integration: Integration, system: FileSystem, row: SaftImport
+    ) -> None:
+        """The import in the audit log: the file, what came of it and the months it covered.
+        Written when the import is done (it commits in steps of its own), right after."""
+        if not row.integration_id:  # the integration was deleted meanwhile
+            return
+        try:
+            async with self._factory() as db:
+                client = await db.get(Client, row.client_id) if row.client_id else None
+                target = (
+                    client_target(client)
+                    if client is not None
+                    else integration_target(integration, system.display_name)
+                )
+                audit.record(
+                    db,
+                    actor,
+                    "saft.import",
+                    target,
+                    file_name=row.file_name,
+                    status=row.status,
+                    months=_months(row),
+                )
+                await db.commit()
+        except Exception:
+            log.exception("SAF-T import %s: not written to the audit log", row.id)
 
     async def wait(self, import_id: int, seconds: float) -> bool:
         """Wait up to `seconds` for an import of this process; True when it is done (or
@@ -169,3 +223,12 @@ class ImportRunner:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _months(row: SaftImport) -> str:
+    """The months a file covered, as "2025-01–2025-12" ("" when none was read)."""
+    if row.first_year is None or row.first_month is None:
+        return ""
+    first = f"{row.first_year}-{row.first_month:02d}"
+    last = f"{row.last_year}-{(row.last_month or 0):02d}" if row.last_year else first
+    return first if first == last else f"{first}–{last}"
