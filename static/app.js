@@ -25,6 +25,11 @@ for (const type of ["mouseout", "focusout"]) {
 // Tell the accountant when a request failed, instead of leaving a screen that looks saved.
 document.addEventListener("htmx:responseError", showRequestError);
 document.addEventListener("htmx:sendError", showRequestError);
+// A 403 is an answer, not a failure (base.html's responseHandling): nothing is swapped in,
+// and the person is told why.
+document.addEventListener("htmx:afterRequest", (event) => {
+  if (event.detail.xhr?.status === 403) showRequestError(event);
+});
 
 // A 403 says why in its own words (the role it takes, as text/plain: see web/plugins.py);
 // any other failure gets the page's general message.

@@ -54,16 +54,32 @@ async def change_password(  # type: ignore[no-untyped-def]
 
 
 async def add_user_with_role(
-    settings: Settings, email: str, role: Role, office: str = "Kontor A AS"
+    database_url: str, email: str, role: Role, office: str = "Kontor A AS"
 ) -> None:
-    """A colleague with `role` in the test office (its password is conftest's PASSWORD)."""
+    """A colleague with `role` in the office (the test office unless named; created if new),
+    whose password is conftest's PASSWORD."""
     from services.auth import create_user
 
-    engine = create_engine(settings.database_url)
+    engine = create_engine(database_url)
     try:
         async with open_session(create_session_factory(engine)) as db:
             user = await create_user(db, email=email, password=PASSWORD, office_name=office)
             user.role = role
             await db.commit()
+    finally:
+        await engine.dispose()
+
+
+async def set_role(database_url: str, email: str, role: Role) -> None:
+    """An administrator's change of someone's role, straight in the database."""
+    from sqlalchemy import text
+
+    engine = create_engine(database_url)
+    try:
+        async with engine.begin() as connection:
+            await connection.execute(
+                text("update user_account set role = :role where email = :email"),
+                {"role": role.value, "email": email},
+            )
     finally:
         await engine.dispose()

@@ -148,8 +148,8 @@ async def office(settings: Settings, client: AsyncTestClient) -> AsyncIterator[O
     in demo mode (so its demo buttons are routes too), and an integration with clients."""
     from app import create_app
 
-    await add_user_with_role(settings, EMAILS[READER], READER)
-    await add_user_with_role(settings, EMAILS[ACCOUNTANT], ACCOUNTANT)
+    await add_user_with_role(settings.database_url, EMAILS[READER], READER)
+    await add_user_with_role(settings.database_url, EMAILS[ACCOUNTANT], ACCOUNTANT)
     integration_id = await create_integration(client)
     rows = await query(
         settings, f"select id from client where integration_id = {integration_id} order by id"
