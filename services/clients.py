@@ -403,7 +403,7 @@ async def set_all_active(
         "client.bulk",
         target,
         action="Aktiver alle viste" if on else "Deaktiver alle viste",
-        changed=result.rowcount,
+        count=result.rowcount,
         shown=count_shown,
         filter=query.params(),
     )

@@ -315,7 +315,7 @@ def record_changed(
     only as changed. Nothing is recorded when nothing changed."""
     if changes:
         target = audit_target(integration, system_name)
-        audit.record(db, actor, "integration.changed", target, changes=changes, **details)
+        audit.record(db, actor, "integration.changed", target, **changes, **details)
 
 
 async def change_system(

@@ -121,7 +121,7 @@ async def save_setting(
         setting.address, setting.enabled, setting.updated_at = address, enabled, utcnow()
     changes = changed_fields(address=(before[0], address), enabled=(before[1], enabled))
     if changes:
-        audit.record(db, actor, "notifications.changed", AUDIT_TARGET, changes=changes)
+        audit.record(db, actor, "notifications.changed", AUDIT_TARGET, **changes)
     await db.commit()
     await db.refresh(setting)
     return setting

@@ -80,7 +80,7 @@ async def save_endpoint(
         endpoint.enabled = enabled
         endpoint.updated_at = utcnow()
     if changes:
-        audit.record(db, actor, "notifications.changed", AUDIT_TARGET, changes=changes)
+        audit.record(db, actor, "notifications.changed", AUDIT_TARGET, **changes)
     await db.commit()
     await db.refresh(endpoint)
     return endpoint, secret
@@ -108,8 +108,7 @@ async def rotate_secret(
     secret = new_secret()
     endpoint.secret_ciphertext = vault.encrypt(secret)
     endpoint.updated_at = utcnow()
-    changes = {"secret": audit.CHANGED}
-    audit.record(db, actor, "notifications.changed", AUDIT_TARGET, changes=changes)
+    audit.record(db, actor, "notifications.changed", AUDIT_TARGET, secret=audit.CHANGED)
     await db.commit()
     return secret
 
@@ -120,6 +119,6 @@ def reveal_secret(vault: KeyVault, endpoint: NotificationEndpoint) -> str:
 
 async def delete_endpoint(db: AsyncSession, endpoint: NotificationEndpoint, actor: Actor) -> None:
     changes = changed_fields(url=(endpoint.url, None), enabled=(endpoint.enabled, None))
-    audit.record(db, actor, "notifications.changed", AUDIT_TARGET, changes=changes)
+    audit.record(db, actor, "notifications.changed", AUDIT_TARGET, **changes)
     await db.delete(endpoint)  # its deliveries and attempts go with it
     await db.commit()

@@ -199,7 +199,7 @@ class ImportRunner:
                     actor,
                     "saft.import",
                     target,
-                    file_name=row.file_name,
+                    file=row.file_name,
                     status=row.status,
                     months=_months(row),
                 )
