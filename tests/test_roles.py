@@ -41,6 +41,7 @@ TABLE: dict[tuple[str, str], Role | None] = {
     ("POST", "/webhooks/{system:str}/{hook_id:str}"): ANYONE,
     ("POST", "/login/tofaktor"): ANYONE,  # the second factor, before the session is one
     ("POST", "/login/tofaktor/oppsett"): ANYONE,
+    ("POST", "/login/oidc"): ANYONE,  # Logg inn med <the office's identity provider>
     ("POST", "/invitasjon/{token:str}"): ANYONE,  # the invited person, not yet a user
     # One's own account: every role.
     ("POST", "/konto/passord"): READER,
@@ -77,6 +78,8 @@ TABLE: dict[tuple[str, str], Role | None] = {
     ("POST", "/innstillinger/brukere/{user_id:int}/aktiver"): ADMIN,
     ("POST", "/innstillinger/brukere/invitasjoner/{invitation_id:int}/trekk-tilbake"): ADMIN,
     ("POST", "/innstillinger/logg/lagring"): ADMIN,
+    ("POST", "/innstillinger/palogging"): ADMIN,
+    ("POST", "/innstillinger/palogging/test"): ADMIN,
 }
 
 # Pages and fragments (GET) that take more than Lesetilgang; every other GET is for readers.
@@ -241,6 +244,8 @@ def signed_out(response: Any) -> str:
 
 async def test_each_role_may_change_exactly_what_the_table_says(office: Office) -> None:
     routes = [r for r in web_routes(office.app) if r.method != "GET"]
+    missing = {(r.method, r.path) for r in routes} - set(TABLE)
+    assert not missing, f"add these to TABLE with the role they take: {missing}"
     # The public ones (sign-in, sign-out: they may end the session) and the deletion last.
     routes.sort(key=lambda r: (TABLE[(r.method, r.path)] is ANYONE, r.path in LAST))
     assert routes, "no state-changing routes found"
