@@ -17,6 +17,8 @@ from routes.integrations import IntegrationController
 from routes.postings import PostingsController
 from routes.saft import SaftImportController
 from routes.settings import SettingsController
+from routes.signin_settings import SigninSettingsController
+from routes.sso import SsoController
 from routes.users import InvitationController, UsersController
 
 STATIC_PREFIX = "/static"
@@ -38,6 +40,8 @@ def all_routes() -> list[ControllerRouterHandler]:
         ExportController,
         SaftImportController,
         SettingsController,
+        SigninSettingsController,
+        SsoController,
         UsersController,
         InvitationController,
         system_guide,

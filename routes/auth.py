@@ -7,35 +7,50 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from models import User
 from models.base import utcnow
 from routes.forms import Form, field
-from services import signin, totp
-from services.auth import LoginLocked, log_in
+from services import oidc, signin, totp
+from services.auth import LoginLocked, SsoRequired, log_in
 from services.crypto import KeyVault
 from services.passwords import MAX_LENGTH
+from services.settings import Settings
 from web.guards import PUBLIC
 from web.sessions import rotate_session_id
 
 
 class AuthController(Controller):
     @get("/login")
-    async def login_page(self, request: HTMXRequest) -> Template | Redirect:
+    async def login_page(
+        self,
+        request: HTMXRequest,
+        db: NamedDependency[AsyncSession],
+        settings: NamedDependency[Settings],
+    ) -> Template | Redirect:
         if request.session and request.session.get("user_id"):
             return Redirect("/integrasjoner")
-        return Template("pages/login.html", context={"email": "", "error": None})
+        sso = await oidc.login_context(db, settings.oidc, request.query_params.get("sso"))
+        return Template("pages/login.html", context={"email": "", "error": None, **sso})
 
     @post("/login", status_code=200, opt=PUBLIC)
     async def login(
-        self, request: HTMXRequest, db: NamedDependency[AsyncSession], data: Form
+        self,
+        request: HTMXRequest,
+        db: NamedDependency[AsyncSession],
+        settings: NamedDependency[Settings],
+        data: Form,
     ) -> Template | Redirect:
         email = field(data, "email")[:320]
         password = field(data, "password")[:MAX_LENGTH]
         address = client_address(request)
-        result = await log_in(db, email, password, address)
+        result = await log_in(db, email, password, address, signing_in=True)
+        if isinstance(result, SsoRequired):
+            sso = await oidc.login_context(db, settings.oidc, None)
+            return _login_page(email, result.message(), 403, sso)
         if isinstance(result, LoginLocked):
             await signin.failed(db, email, address, signin.LOCKED)
             return _login_page(email, result.message(), 429)
         if result is None:
             await signin.failed(db, email, address, signin.WRONG_PASSWORD)
-            return _login_page(email, "Feil e-post eller passord.", 422)
+            sso = await oidc.login_context(db, settings.oidc, None)
+            return _login_page(email, "Feil e-post eller passord.", 422, sso)
         assert result.id is not None
         step = await signin.second_step(db, result)
         if step is None:
@@ -141,9 +156,13 @@ _STEP_PATHS = {signin.CODE: "/login/tofaktor", signin.SETUP: "/login/tofaktor/op
 _TIMED_OUT = "Påloggingen tok for lang tid. Logg inn på nytt."
 
 
-def _login_page(email: str, error: str, status_code: int) -> Template:
+def _login_page(
+    email: str, error: str, status_code: int, sso: dict[str, object] | None = None
+) -> Template:
     return Template(
-        "pages/login.html", context={"email": email, "error": error}, status_code=status_code
+        "pages/login.html",
+        context={"email": email, "error": error, **(sso or {})},
+        status_code=status_code,
     )
 
 

@@ -22,7 +22,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from models import Office, User
 from models.base import utcnow
-from models.office import Role
+from models.office import Role, SigninSettings
 from services import login_throttle
 from services.passwords import password_problem
 from services.sessions import end_sessions_of
@@ -85,11 +85,27 @@ class LoginLocked:
         return f"For mange mislykkede forsøk. Prøv igjen om {wait}."
 
 
+@dataclass(frozen=True)
+class SsoRequired:
+    """The password was right, but the person's office has turned local passwords off
+    (Innstillinger → Pålogging: everyone signs in through the identity provider)."""
+
+    provider_name: str
+
+    def message(self) -> str:
+        name = self.provider_name or "identitetsleverandøren"
+        return (
+            f"Kontoret ditt logger inn med {name}, ikke med passord. "
+            f"Bruk knappen «Logg inn med {name}»."
+        )
+
+
 async def log_in(
-    db: AsyncSession, email: str, password: str, address: str
-) -> User | LoginLocked | None:
+    db: AsyncSession, email: str, password: str, address: str, *, signing_in: bool = False
+) -> User | LoginLocked | SsoRequired | None:
     """The user, or None for a wrong e-mail or password, or the lock this or earlier
-    failures brought (of the account or of the client address)."""
+    failures brought (of the account or of the client address). `signing_in` (the login
+    form, not a password re-check): SsoRequired when the office allows no passwords."""
     email = normalize_email(email)
     attempt = await login_throttle.count_attempt(db, email, address)
     if isinstance(attempt, login_throttle.Locked):
@@ -99,6 +115,8 @@ async def log_in(
     user = await authenticate(db, email, password)
     if user is not None:
         await login_throttle.succeeded(db, email, address)
+        if signing_in and (required := await _sso_required(db, user.office_id)):
+            return required
         return user
     account = await _account_for_log(db, email)
     lock = attempt.lock.isoformat(timespec="seconds") if attempt.lock else "-"
@@ -108,6 +126,17 @@ async def log_in(
         await db.rollback()
         await sleep(attempt.delay)
     return LoginLocked(attempt.lock) if attempt.lock else None
+
+
+async def _sso_required(db: AsyncSession, office_id: int) -> SsoRequired | None:
+    row = (
+        await db.exec(
+            select(SigninSettings.sso_required, SigninSettings.oidc_display_name).where(
+                SigninSettings.office_id == office_id
+            )
+        )
+    ).first()
+    return SsoRequired(row[1]) if row and row[0] else None
 
 
 async def _account_for_log(db: AsyncSession, email: str) -> str:

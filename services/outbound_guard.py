@@ -400,6 +400,21 @@ class GuardedClient:
         self, url: str, *, body: bytes, headers: Mapping[str, str], deadline: float
     ) -> Answer:
         """POST and read at most MAX_ANSWER bytes of the answer, all within `deadline` seconds."""
+        return await self.send("POST", url, body=body, headers=headers, deadline=deadline)
+
+    async def get(self, url: str, *, headers: Mapping[str, str], deadline: float) -> Answer:
+        """GET, as `post` (an identity provider's discovery document and keys)."""
+        return await self.send("GET", url, body=None, headers=headers, deadline=deadline)
+
+    async def send(
+        self,
+        method: str,
+        url: str,
+        *,
+        body: bytes | None,
+        headers: Mapping[str, str],
+        deadline: float,
+    ) -> Answer:
         try:
             url = check_url(url, self.policy)
         except UrlRefused as exc:
@@ -409,7 +424,7 @@ class GuardedClient:
             async with asyncio.timeout(deadline):
                 # In a thread, as aiohttp's trust_env did: a proxy's netrc entry is a file read.
                 proxy = await asyncio.to_thread(env_proxy, url)
-                return await self._post(url, body, headers, proxy)
+                return await self._send(method, url, body, headers, proxy)
         except AddressRefused as exc:
             raise OutboundError(REFUSED, str(exc)) from exc
         except TimeoutError as exc:
@@ -421,11 +436,16 @@ class GuardedClient:
         except Exception as exc:  # e.g. a URL yarl parses differently: this send fails, no more
             raise OutboundError(FAILED, f"{host}: {type(exc).__name__}") from exc
 
-    async def _post(
-        self, url: str, body: bytes, headers: Mapping[str, str], proxy: str | None
+    async def _send(
+        self,
+        method: str,
+        url: str,
+        body: bytes | None,
+        headers: Mapping[str, str],
+        proxy: str | None,
     ) -> Answer:
-        async with self._session.post(
-            url, data=body, headers=dict(headers), proxy=proxy, allow_redirects=False
+        async with self._session.request(
+            method, url, data=body, headers=dict(headers), proxy=proxy, allow_redirects=False
         ) as response:
             chunks: list[bytes] = []
             size = 0

@@ -116,6 +116,55 @@ class SmtpConfig:
         )
 
 
+@dataclass(frozen=True)
+class OidcConfig:
+    """An office's OpenID Provider set by the operator (OIDC_*), for services/oidc.py.
+
+    It wins over what an administrator saves under Innstillinger → Pålogging for the provider
+    itself (issuer, client id and secret, the button's name), which the page then shows
+    without letting them be changed; the rules there (creating people, roles, requiring
+    single sign-on or a second factor) stay the administrator's. It applies to the office
+    named by OIDC_OFFICE, or, unset, to the only office there is. The secret is never shown."""
+
+    issuer: str | None = None  # None: not set by the operator
+    client_id: str = ""
+    client_secret: str = field(default="", repr=False)
+    display_name: str = ""  # "Logg inn med <this>"
+    office: str = ""  # the office's name; empty: the only office in the database
+
+    @property
+    def configured(self) -> bool:
+        return self.issuer is not None
+
+    @classmethod
+    def from_env(cls, env: dict[str, str], *, allow_http: bool) -> OidcConfig:
+        issuer = env.get("OIDC_ISSUER", "").strip()
+        names = ("OIDC_CLIENT_ID", "OIDC_CLIENT_SECRET", "OIDC_DISPLAY_NAME", "OIDC_OFFICE")
+        if not issuer:
+            if others := [name for name in names if env.get(name, "").strip()]:
+                raise SettingsError(
+                    f"{others[0]} is set but OIDC_ISSUER is not: set OIDC_ISSUER for single "
+                    "sign-on, or remove the OIDC_ variables"
+                )
+            return cls()
+        if not issuer.startswith("https://") and not (allow_http and issuer.startswith("http://")):
+            raise SettingsError(f"OIDC_ISSUER must be an https:// URL, not {issuer!r}")
+        client_id = env.get("OIDC_CLIENT_ID", "").strip()
+        secret = env.get("OIDC_CLIENT_SECRET", "").strip()
+        if not client_id or not secret:
+            raise SettingsError("OIDC_ISSUER needs OIDC_CLIENT_ID and OIDC_CLIENT_SECRET")
+        display_name = env.get("OIDC_DISPLAY_NAME", "").strip()
+        if len(display_name) > 100:
+            raise SettingsError("OIDC_DISPLAY_NAME must be at most 100 characters")
+        return cls(
+            issuer=issuer,
+            client_id=client_id,
+            client_secret=secret,
+            display_name=display_name or "identitetsleverandøren",
+            office=env.get("OIDC_OFFICE", "").strip(),
+        )
+
+
 class SettingsError(ValueError):
     """A configuration variable is missing or wrong; the message names it."""
 
@@ -141,6 +190,7 @@ class Settings:
     session_max_hours: int = 12
     sync: SyncConfig = field(default_factory=lambda: SyncConfig())
     smtp: SmtpConfig = field(default_factory=lambda: SmtpConfig())  # e-mail alerts
+    oidc: OidcConfig = field(default_factory=lambda: OidcConfig())  # the operator's SSO
     # One settings block per system spoken (services/connectors/registry.py).
     systems: tuple[SystemSettings, ...] = ()
 
@@ -216,6 +266,7 @@ class Settings:
             session_max_hours=session_max_hours,
             sync=SyncConfig.from_env(env),
             smtp=SmtpConfig.from_env(env),
+            oidc=OidcConfig.from_env(env, allow_http=allow_private),
             systems=tuple(
                 block
                 for factory in systems
