@@ -11,7 +11,7 @@ import sys
 from collections.abc import Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 from playwright.sync_api import Page, expect
@@ -27,17 +27,25 @@ from web.plugins import DEMO_USER
 
 pytestmark = pytest.mark.browser
 
+T = TypeVar("T")
 READER_EMAIL = "les@regnskapshuset.no"
 ACCOUNTANT_EMAIL = "regnskapsforer@regnskapshuset.no"
+
+
+def run(work: Coroutine[Any, Any, T]) -> T:
+    """Database work from a test: in a thread of its own, as Playwright's sync API keeps an
+    event loop running in this one."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, work).result()
 
 
 @pytest.fixture(scope="module")
 def database(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The demo server's database, known here so the test can add colleagues to its office."""
     if databases.ON_POSTGRES:
-        url = asyncio.run(databases.create_postgres_database("roles"))
+        url = run(databases.create_postgres_database("roles"))
         yield url
-        asyncio.run(databases.drop_postgres_database(url))
+        run(databases.drop_postgres_database(url))
     else:
         yield f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('roles-db') / 'erp.sqlite3'}"
 
@@ -66,13 +74,6 @@ def server(tmp_path_factory: pytest.TempPathFactory, database: str) -> Iterator[
         process.terminate()
         process.wait(timeout=10)
     assert "demo-regnskapskontor" not in Path(log).read_text()
-
-
-def run(work: Coroutine[Any, Any, None]) -> None:
-    """Database work from a test: in a thread of its own, as Playwright's sync API keeps an
-    event loop running in this one."""
-    with ThreadPoolExecutor(1) as pool:
-        pool.submit(asyncio.run, work).result()
 
 
 def log_in_as(page: Page, email: str) -> None:
