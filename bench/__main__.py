@@ -1,7 +1,7 @@
 """Every benchmark in turn: `python -m bench` (what `make bench` runs).
 
 Figures go to stdout as JSON lines (one object per measurement, "bench" names which) and a
-short summary per measurement to stderr. BENCH_ONLY=sync,screen,webhooks picks benchmarks
+short summary per measurement to stderr. BENCH_ONLY=sync,screen,audit_log picks benchmarks
 (and BENCH_ONLY=cost the instruction counts, which need valgrind and are not run by default);
 each module's docstring names its variables (sizes, concurrency, databases, latency).
 """
@@ -16,7 +16,7 @@ import time
 
 from bench.common import ROOT, emit, load_average, say
 
-BENCHMARKS = ("sync", "screen", "webhooks", "poweroffice_requests")
+BENCHMARKS = ("sync", "screen", "webhooks", "poweroffice_requests", "audit_log")
 
 
 def main() -> int:

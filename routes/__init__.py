@@ -6,6 +6,7 @@ from litestar.types import ControllerRouterHandler
 from routes.account import AccountController
 from routes.api import api_routes
 from routes.attention import attention
+from routes.audit import AuditLogController
 from routes.auth import AuthController
 from routes.change_events import change_callback
 from routes.client_page import ClientPageController
@@ -44,6 +45,7 @@ def all_routes() -> list[ControllerRouterHandler]:
         SsoController,
         UsersController,
         InvitationController,
+        AuditLogController,
         system_guide,
         *HEALTH_ROUTES,
         change_callback,

@@ -61,12 +61,14 @@ class SettingsController(Controller):
     ) -> Template:
         """Ny API-nøkkel: the token is in this response and never again."""
         name = field(data, "name")
+        reads_audit = field(data, "reads_audit") in ("on", "true")  # Kan lese revisjonsloggen
         try:
             actor = audit.actor_of(user, client_address(request))
-            token, raw = await api_tokens.create_token(db, actor, name)
+            token, raw = await api_tokens.create_token(db, actor, name, reads_audit=reads_audit)
         except api_tokens.TokenInputError as exc:
+            values = {"name": name, "reads_audit": reads_audit}
             return await _tokens_page(
-                db, user, request=request, values={"name": name}, errors={exc.field: exc.message}
+                db, user, request=request, values=values, errors={exc.field: exc.message}
             )
         return await _tokens_page(db, user, request=request, created=(token, raw))
 

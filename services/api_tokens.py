@@ -43,6 +43,7 @@ class Caller:
     office_id: int
     token_hash: str
     name: str = ""  # the token's name, as the audit log shows who acted
+    reads_audit: bool = False  # may read /api/v1/audit
 
     @property
     def actor(self) -> Actor:
@@ -66,9 +67,11 @@ def audit_target(token: ApiToken) -> str:
     return f"API-nøkkel: {token.name}"
 
 
-async def create_token(db: AsyncSession, actor: Actor, raw_name: str) -> tuple[ApiToken, str]:
+async def create_token(
+    db: AsyncSession, actor: Actor, raw_name: str, *, reads_audit: bool = False
+) -> tuple[ApiToken, str]:
     """A new token; returns the row and the token itself, which is never shown again. The
-    audit log has its name, never the token."""
+    audit log has its name, never the token. `reads_audit`: it may read /api/v1/audit."""
     name = check_name(raw_name)
     live = await list_tokens(db, actor.office_id)
     if sum(1 for t in live if t.revoked_at is None) >= MAX_TOKENS_PER_OFFICE:
@@ -82,9 +85,12 @@ async def create_token(db: AsyncSession, actor: Actor, raw_name: str) -> tuple[A
         prefix=raw[: len(TOKEN_PREFIX) + 4],
         token_hash=hash_token(raw),
         created_by=actor.label,
+        reads_audit=reads_audit,
     )
     db.add(token)
-    audit.record(db, actor, "api_token.created", audit_target(token), name=name)
+    audit.record(
+        db, actor, "api_token.created", audit_target(token), name=name, reads_audit=reads_audit
+    )
     await db.commit()
     await db.refresh(token)
     return token, raw
@@ -131,4 +137,10 @@ async def authenticate(db: AsyncSession, raw: str) -> Caller | None:
     if token.last_used_at is None or now - token.last_used_at >= LAST_USED_RESOLUTION:
         await db.exec(update(ApiToken).where(col(ApiToken.id) == token.id).values(last_used_at=now))
         await db.commit()
-    return Caller(token_id=token.id, office_id=token.office_id, token_hash=digest, name=token.name)
+    return Caller(
+        token_id=token.id,
+        office_id=token.office_id,
+        token_hash=digest,
+        name=token.name,
+        reads_audit=token.reads_audit,
+    )

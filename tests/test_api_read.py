@@ -274,6 +274,7 @@ async def test_openapi_schema_describes_the_api_and_nothing_else(api: AsyncTestC
         "/api/v1/changes",
         "/api/v1/integrations/{integration_id}/saft-imports",
         "/api/v1/saft-imports/{import_id}",
+        "/api/v1/audit",
     }
     assert schema["components"]["securitySchemes"]["bearerAuth"]["scheme"] == "bearer"
     for path, item in schema["paths"].items():

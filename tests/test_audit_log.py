@@ -24,7 +24,9 @@ pytestmark = pytest.mark.anyio
 ADMIN = "regnskap@kontor-a.no"
 COLLEAGUE = "kollega@kontor-a.no"
 START = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
-ROW = re.compile(r'<tr class="audit-event" data-kind="([^"]+)">\s*<td class="when">([^<]+)</td>')
+ROW = re.compile(
+    r'<tr class="audit-event" data-kind="([^"]+)">\s*<td class="when"[^>]*>([^<]+)</td>'
+)
 
 
 async def people(settings: Settings) -> dict[str, tuple[int, int]]:
@@ -111,6 +113,16 @@ async def test_the_log_shows_the_newest_first_in_oslo_time_with_readable_details
     assert ADMIN in page.text
 
 
+async def test_a_switch_reads_as_its_name_and_before_after() -> None:
+    assert audit_log.describe('{"before": false, "after": true}', "client.active") == [
+        "AKTIV: av → på"
+    ]
+    assert audit_log.describe({"before": "lesetilgang", "after": "administrator"}, "user.role") == [
+        "Rolle: Lesetilgang → Administrator"
+    ]
+    assert audit_log.describe({"before": 1, "after": 2}, "signin") == ["1 → 2"]
+
+
 async def test_unknown_detail_keys_are_shown_plainly() -> None:
     assert audit_log.describe('{"mystery": 3, "note": "hei"}') == ["mystery: 3", "note: hei"]
     assert audit_log.describe(
@@ -180,7 +192,7 @@ async def test_paging_older_and_newer_covers_every_event_once(
         settings,
         [(me, "signin", f"n{i}", START + timedelta(minutes=i // 3), {}) for i in range(123)],
     )
-    target = re.compile(r'<td class="target">n(\d+)</td>')
+    target = re.compile(r'<td class="target"[^>]*>n(\d+)</td>')
     pages: list[list[int]] = []
     url: str | None = "/innstillinger/logg"
     while url:
@@ -482,3 +494,33 @@ async def test_the_schema_documents_the_audit_endpoint(api: AsyncTestClient) -> 
         "since",
         "until",
     }
+
+
+async def test_the_nightly_job_applies_the_retention(
+    client: AsyncTestClient, settings: Settings
+) -> None:
+    from services.connectors.registry import Connectors
+    from services.crypto import KeyVault
+    from services.sync.nightly import run_nightly
+
+    me = await admin_actor(settings)
+    now = datetime.now(UTC)
+    await insert(
+        settings,
+        [
+            (me, "signin", "ny", now - timedelta(days=30), {}),
+            (me, "signin", "gammel", now - timedelta(days=365 * 5 + 2), {}),
+        ],
+    )
+    engine = create_engine(settings.database_url)
+    try:
+        await run_nightly(
+            create_session_factory(engine),
+            KeyVault(settings.encryption_keys),
+            Connectors([]),
+            today=now.date(),
+            years=2,
+        )
+    finally:
+        await engine.dispose()
+    assert await query(settings, "select target_label from audit_event") == [("ny",)]

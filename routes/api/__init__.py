@@ -9,6 +9,7 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin, YamlRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme, Tag
 
+from routes.api.audit import AuditController
 from routes.api.docs import api_docs
 from routes.api.errors import EXCEPTION_HANDLERS, ApiError, problem_response
 from routes.api.saft import SaftImportsController
@@ -30,7 +31,12 @@ def api_router() -> Router:
     return Router(
         path="/api/v1",
         include_in_schema=True,  # the app leaves its HTML pages out of the schema
-        route_handlers=[ClientsController, ChangesController, SaftImportsController],
+        route_handlers=[
+            ClientsController,
+            ChangesController,
+            SaftImportsController,
+            AuditController,
+        ],
         guards=ID_GUARDS,
         dependencies={"caller": Provide(provide_caller)},
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
@@ -62,6 +68,7 @@ def openapi_config() -> OpenAPIConfig:
             Tag(name="Clients", description="Clients, charts of accounts and balances"),
             Tag(name="Changes", description="What changed since a cursor"),
             Tag(name="SAF-T", description="SAF-T Financial files pushed by local systems"),
+            Tag(name="Audit", description="Who changed what, and when (tokens that may read it)"),
         ],
     )
 

@@ -21,6 +21,7 @@ SUMMARIES = {
     "Changes since a cursor": "Endringer siden en markør",
     "Import a SAF-T Financial file": "Importer en SAF-T-fil",
     "One SAF-T import": "Én SAF-T-import",
+    "Audit log": "Revisjonsloggen",
 }
 
 
