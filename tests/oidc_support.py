@@ -16,15 +16,21 @@ from __future__ import annotations
 import base64
 import json
 import threading
+import warnings
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+import authlib.deprecate  # noqa: F401  (sets its own filter when imported: before ours below)
 import httpx
-import oidc_provider_mock
 import werkzeug.serving
+
+with warnings.catch_warnings():
+    # The provider package imports authlib modules authlib itself now calls deprecated.
+    warnings.simplefilter("ignore")
+    import oidc_provider_mock
 
 from services.crypto import KeyVault
 from services.settings import Settings

@@ -17,7 +17,10 @@ from tests.conftest import PASSWORD, add_user, csrf, execute, free_port, query
 from tests.oidc_support import Provider, configure, location_path, running_provider
 from tests.processes import served_here
 
-pytestmark = pytest.mark.anyio
+pytestmark = [
+    pytest.mark.anyio,
+    pytest.mark.filterwarnings("ignore::DeprecationWarning"),  # the provider's authlib
+]
 
 OFFICE = "Kontor A AS"
 APP = "http://testserver.local"  # the test client's address: our redirect URI is under it
