@@ -76,6 +76,17 @@ LABELS: dict[str, str] = {
     "q": "Søk",
     "trigger": "Utløst av",
     "method": "Metode",
+    "action": "Handling",
+    "shown": "Viste",
+    "months": "Måneder",
+    "provider": "Leverandør",
+    "via": "Via",
+    "renewed": "Fornyet",
+    "password": "Passord",
+    "secret": "Hemmelighet",
+    "recovery_codes": "Gjenopprettingskoder",
+    "second_factor": "Tofaktor",
+    "account": "Konto",
 }
 PAIRS = (("before", "after"), ("from", "to"), ("old", "new"))
 # What a top-level before → after is the value of, by kind: a switch's name in the table.
