@@ -20,6 +20,11 @@ class AuditEvent(SQLModel, table=True):
         Index("ix_audit_event_office_at", "office_id", "at", "id"),
         Index("ix_audit_event_office_user_at", "office_id", "actor_user_id", "at", "id"),
         Index("ix_audit_event_office_kind_at", "office_id", "kind", "at", "id"),
+        # Person and kind together: a person who seldom acts, with a common kind, would
+        # otherwise walk one of the indexes above over a long range.
+        Index(
+            "ix_audit_event_office_user_kind_at", "office_id", "actor_user_id", "kind", "at", "id"
+        ),
     )
 
     # A million rows a year is plausible for a large office; SQLite makes only an INTEGER
