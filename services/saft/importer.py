@@ -33,6 +33,7 @@ import asyncio
 import hashlib
 import logging
 import threading
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -125,26 +126,40 @@ async def begin(
     return row
 
 
+# Called with the import's last transaction before it commits, whatever came of it: the
+# audit log's record of the import is written with it, or not at all.
+Finishing = Callable[[AsyncSession, SaftImport], Awaitable[None]]
+
+
+async def _nothing(_db: AsyncSession, _row: SaftImport) -> None:
+    return None
+
+
 async def finish_refused(
-    factory: SessionFactory, import_id: int, problems: list[str]
+    factory: SessionFactory,
+    import_id: int,
+    problems: list[str],
+    finishing: Finishing = _nothing,
 ) -> SaftImport:
     """A file refused before it was read (too large, empty): nothing of it is stored."""
-    return await _close(factory, import_id, ImportStatus.REFUSED, problems)
+    return await _close(factory, import_id, ImportStatus.REFUSED, problems, finishing)
 
 
 class Stopped(Exception):
     """The import was cancelled (the app is stopping): its reading stops too."""
 
 
-async def run(factory: SessionFactory, import_id: int, path: Path) -> SaftImport:
+async def run(
+    factory: SessionFactory, import_id: int, path: Path, finishing: Finishing = _nothing
+) -> SaftImport:
     """Import the file at `path` for the import recorded as running. Never raises for a bad
     file or our own failure: the import row says what came of it."""
     stop = threading.Event()
     try:
-        return await _run(factory, import_id, path, stop)
+        return await _run(factory, import_id, path, stop, finishing)
     except asyncio.CancelledError:
         stop.set()
-        await _close(factory, import_id, ImportStatus.FAILED, [INTERRUPTED])
+        await _close(factory, import_id, ImportStatus.FAILED, [INTERRUPTED], finishing)
         raise
     except Exception:
         log.exception("SAF-T import %s failed", import_id)
@@ -153,11 +168,16 @@ async def run(factory: SessionFactory, import_id: int, path: Path) -> SaftImport
             import_id,
             ImportStatus.FAILED,
             ["Importen feilet hos oss. Ingenting fra filen er lagret. Prøv igjen senere."],
+            finishing,
         )
 
 
 async def _run(
-    factory: SessionFactory, import_id: int, path: Path, stop: threading.Event
+    factory: SessionFactory,
+    import_id: int,
+    path: Path,
+    stop: threading.Event,
+    finishing: Finishing,
 ) -> SaftImport:
     loop = asyncio.get_running_loop()
     await _beat(factory, import_id)
@@ -170,24 +190,31 @@ async def _run(
         earlier = await _same_file_imported(db, row)
         if earlier is not None:
             await _unchanged(db, row, earlier)
+            await finishing(db, row)
             await db.commit()
             return row
         await db.commit()
     with Spool(path.parent) as spool:
-        return await _read_and_store(factory, import_id, path, stop, spool)
+        return await _read_and_store(factory, import_id, path, stop, spool, finishing)
 
 
 async def _read_and_store(
-    factory: SessionFactory, import_id: int, path: Path, stop: threading.Event, spool: Spool
+    factory: SessionFactory,
+    import_id: int,
+    path: Path,
+    stop: threading.Event,
+    spool: Spool,
+    finishing: Finishing,
 ) -> SaftImport:
     try:
         saft = await _read(factory, import_id, path, stop, spool)
     except SaftRefused as refused:
-        return await _close(factory, import_id, ImportStatus.REFUSED, list(refused.problems))
+        problems = list(refused.problems)
+        return await _close(factory, import_id, ImportStatus.REFUSED, problems, finishing)
     org = org_number(saft.registration_number)
     problems = _unstorable(saft, org)
     if problems or org is None:
-        return await _close(factory, import_id, ImportStatus.REFUSED, problems)
+        return await _close(factory, import_id, ImportStatus.REFUSED, problems, finishing)
     async with factory() as db:
         row = await db.get(SaftImport, import_id)
         if row is None:
@@ -206,6 +233,7 @@ async def _read_and_store(
         integration = await db.get(Integration, row.integration_id)
         assert integration is not None
         await _store(db, integration, row, saft, org, spool)
+        await finishing(db, row)
         await db.commit()
         return row
 
@@ -599,7 +627,11 @@ _FINDING_FIELDS = (
 
 
 async def _close(
-    factory: SessionFactory, import_id: int, status: ImportStatus, problems: list[str]
+    factory: SessionFactory,
+    import_id: int,
+    status: ImportStatus,
+    problems: list[str],
+    finishing: Finishing,
 ) -> SaftImport:
     async with factory() as db:
         row = await db.get(SaftImport, import_id)
@@ -609,6 +641,7 @@ async def _close(
         row.status, row.finished_at = status, utcnow()
         row.problems = "\n".join(problems)
         db.add(row)
+        await finishing(db, row)
         await db.commit()
         return row
 

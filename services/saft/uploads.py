@@ -19,6 +19,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import anyio
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from models import Client, Integration, SaftImport
 from services import audit
@@ -132,9 +133,11 @@ class ImportRunner:
                 size=declared_size or 0,
             )
             refused.record = await importer.finish_refused(
-                self._factory, row.id or 0, [refused.message]
+                self._factory,
+                row.id or 0,
+                [refused.message],
+                _recording(actor, integration, system),
             )
-            await self._audit(actor, integration, system, refused.record)
             raise
         return await self.start(
             integration, system, path, file_name=file_name, source=source, actor=actor
@@ -172,40 +175,11 @@ class ImportRunner:
         integration: Integration,
         system: FileSystem,
     ) -> SaftImport:
+        finishing = _recording(actor, integration, system)
         try:
-            row = await importer.run(self._factory, import_id, path)
+            return await importer.run(self._factory, import_id, path, finishing)
         finally:
             await anyio.Path(path).unlink(missing_ok=True)
-        await self._audit(actor, integration, system, row)
-        return row
-
-    async def _audit(
-        self, actor: Actor, integration: Integration, system: FileSystem, row: SaftImport
-    ) -> None:
-        """The import in the audit log: the file, what came of it and the months it covered.
-        Written when the import is done (it commits in steps of its own), right after."""
-        if not row.integration_id:  # the integration was deleted meanwhile
-            return
-        try:
-            async with self._factory() as db:
-                client = await db.get(Client, row.client_id) if row.client_id else None
-                target = (
-                    client_target(client)
-                    if client is not None
-                    else integration_target(integration, system.display_name)
-                )
-                audit.record(
-                    db,
-                    actor,
-                    "saft.import",
-                    target,
-                    file=row.file_name,
-                    status=row.status,
-                    months=_months(row),
-                )
-                await db.commit()
-        except Exception:
-            log.exception("SAF-T import %s: not written to the audit log", row.id)
 
     async def wait(self, import_id: int, seconds: float) -> bool:
         """Wait up to `seconds` for an import of this process; True when it is done (or
@@ -223,6 +197,30 @@ class ImportRunner:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _recording(actor: Actor, integration: Integration, system: FileSystem) -> importer.Finishing:
+    """The import in the audit log (the file, what came of it, the months it covered),
+    written in the import's last transaction."""
+
+    async def record(db: AsyncSession, row: SaftImport) -> None:
+        client = await db.get(Client, row.client_id) if row.client_id else None
+        target = (
+            client_target(client)
+            if client is not None
+            else integration_target(integration, system.display_name)
+        )
+        audit.record(
+            db,
+            actor,
+            "saft.import",
+            target,
+            file=row.file_name,
+            status=row.status,
+            months=_months(row),
+        )
+
+    return record
 
 
 def _months(row: SaftImport) -> str:
