@@ -87,8 +87,8 @@ class SigninSettingsController(Controller):
                 services.guarded, issuer, OutboundPolicy.from_settings(services.settings)
             )
         except signin_settings.TestFailed as exc:
-            return await _page(request, db, user, services, form=form, test_failure=exc.message)
-        return await _page(request, db, user, services, form=form, found=found)
+            return await _tested(request, db, user, services, form, test_failure=exc.message)
+        return await _tested(request, db, user, services, form, found=found)
 
 
 def _form(data: dict[str, Any]) -> SigninForm:
@@ -112,6 +112,28 @@ async def _environment(
     if await oidc.environment_office(db, services.settings.oidc) != user.office_id:
         return None
     return await oidc.provider_for(db, services.vault, services.settings.oidc, user.office_id)
+
+
+async def _tested(
+    request: HTMXRequest,
+    db: AsyncSession,
+    user: CurrentUser,
+    services: Services,
+    form: SigninForm,
+    *,
+    found: signin_settings.Found | None = None,
+    test_failure: str | None = None,
+) -> Template:
+    """htmx: the answer alone (the form keeps what was typed, the secret too); else the
+    page with the form as posted (the secret must be typed again)."""
+    if wants_fragment(request):
+        return Template(
+            "partials/signin_test_result.html",
+            context={"found": found, "test_failure": test_failure},
+        )
+    return await _page(
+        request, db, user, services, form=form, found=found, test_failure=test_failure
+    )
 
 
 async def _page(

@@ -41,7 +41,6 @@ TABLE: dict[tuple[str, str], Role | None] = {
     ("POST", "/webhooks/{system:str}/{hook_id:str}"): ANYONE,
     ("POST", "/login/tofaktor"): ANYONE,  # the second factor, before the session is one
     ("POST", "/login/tofaktor/oppsett"): ANYONE,
-    ("POST", "/login/oidc"): ANYONE,  # Logg inn med <the office's identity provider>
     ("POST", "/invitasjon/{token:str}"): ANYONE,  # the invited person, not yet a user
     # One's own account: every role.
     ("POST", "/konto/passord"): READER,

@@ -1,0 +1,158 @@
+"""Single sign-on in Chromium: an administrator sets up the office's provider under
+Innstillinger → Pålogging (Test tilkobling included), then signs in with Logg inn med
+<provider> → the provider's page → back in the app, signed in.
+
+The provider is a real OpenID Provider on loopback (tests/oidc_support.py). This module has
+its own demo server: an office with a provider shows one more "Logg inn …" button, which the
+other browser tests' log_in would find beside their own. axe checks every state of our
+pages; the provider's page is someone else's and is left out, and nothing but loopback is
+fetched (its page links a stylesheet on a CDN)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import sys
+from collections.abc import Iterator
+
+import pytest
+from playwright.sync_api import Browser, Page, expect
+
+from tests import databases
+from tests.browser.conftest import (
+    AXE,
+    AXE_ON_EVERY_STATE,
+    ROOT,
+    assert_accessible,
+    log_in,
+    screenshot,
+)
+from tests.conftest import free_port
+from tests.oidc_support import Provider, running_provider
+from tests.processes import serve
+
+pytestmark = [pytest.mark.browser, pytest.mark.filterwarnings("ignore::DeprecationWarning")]
+
+NOT_LOOPBACK = re.compile(r"^https?://(?!127\.0\.0\.1[:/])")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """This module's own demo server (see the module's docstring)."""
+    port = free_port()
+    data_dir = tmp_path_factory.mktemp("sso-demo-data")
+    env = {
+        **os.environ,
+        "PORT": str(port),
+        "DATA_DIR": str(data_dir),
+        "OUTBOUND_ALLOW_PRIVATE": "true",  # the provider listens on loopback
+    }
+    database = None
+    if databases.ON_POSTGRES:
+        database = asyncio.run(databases.create_postgres_database("browser_sso"))
+        env["DATABASE_URL"] = database
+    log = data_dir / "server.log"
+    process, url = serve([sys.executable, "app.py", "run", "--demo"], cwd=ROOT, env=env, log=log)
+    yield url
+    process.terminate()
+    process.wait(timeout=10)
+    if database:
+        asyncio.run(databases.drop_postgres_database(database))
+
+
+@pytest.fixture(scope="module")
+def provider(server: str) -> Iterator[Provider]:
+    with running_provider() as running:
+        running.register(f"{server}/login/oidc/callback")
+        running.set_user(
+            "demo-sub", email="demo@example.no", email_verified=True, name="Demo Demosen"
+        )
+        yield running
+
+
+@pytest.fixture
+def page(browser: Browser, server: str) -> Iterator[Page]:
+    """As tests/browser/conftest.py's, with axe on our origin only."""
+    context = browser.new_context(base_url=server, locale="nb-NO")
+    context.route(NOT_LOOPBACK, lambda route: route.abort())
+    violations: list[str] = []
+    context.expose_function("reportAxeViolation", lambda found: violations.append(found))
+    context.add_init_script(script=AXE.read_text(encoding="utf-8"))
+    ours_only = AXE_ON_EVERY_STATE.replace(
+        "if (window.top !== window",
+        f"if (location.origin !== {json.dumps(server)} || window.top !== window",
+    )
+    assert ours_only != AXE_ON_EVERY_STATE
+    context.add_init_script(script=ours_only)
+    page = context.new_page()
+    errors: list[str] = []
+    page.on(
+        "console",
+        lambda m: (
+            errors.append(m.text)
+            if m.type == "error" and not m.text.startswith("Failed to load resource")
+            else None
+        ),
+    )
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    yield page
+    page.wait_for_timeout(400)
+    context.close()
+    assert not errors, errors
+    assert not violations, sorted(set(violations))
+
+
+def test_set_up_the_provider_and_sign_in_through_it(page: Page, provider: Provider) -> None:
+    log_in(page)
+    page.get_by_role("link", name="Innstillinger").click()
+    page.get_by_role("link", name="Pålogging").click()
+    expect(page.get_by_role("heading", name="Innlogging via identitetsleverandør")).to_be_visible()
+    redirect = page.get_by_label("Adresse å registrere hos leverandøren (redirect URI)")
+    expect(redirect).to_have_value(re.compile(r"/login/oidc/callback$"))
+
+    page.get_by_label("Slå på innlogging via identitetsleverandør").check()
+    page.get_by_label("Navn på leverandøren").fill("Testleverandør")
+    page.get_by_label("Utsteder (issuer)").fill(provider.url)
+    page.get_by_label("Klient-ID").fill(provider.client_id)
+    page.get_by_label("Klienthemmelighet").fill(provider.client_secret)
+    page.get_by_role("button", name="Test tilkobling").click()
+    expect(page.get_by_text("Fant leverandøren.")).to_be_visible()
+    expect(page.get_by_label("Utsteder (issuer)")).to_have_value(provider.url)
+    screenshot(page, "palogging-test-tilkobling")
+
+    page.get_by_role("button", name="Lagre").click()
+    expect(page.get_by_role("status")).to_have_text("Endringene er lagret.")
+    expect(page.get_by_text("Lagret.", exact=False).first).to_be_visible()
+    expect(page.get_by_label("Klienthemmelighet")).to_have_value("")
+    assert_accessible(page)
+    screenshot(page, "palogging-lagret")
+
+    page.get_by_role("button", name="Logg ut").click()
+    sso = page.get_by_role("link", name="Logg inn med Testleverandør")
+    expect(sso).to_be_visible()
+    screenshot(page, "logg-inn-med-leverandor")
+
+    sso.click()
+    expect(page).to_have_url(re.compile(re.escape(provider.url) + r"/oauth2/authorize\?"))
+    page.get_by_placeholder("sub").fill("demo-sub")
+    page.get_by_role("button", name="Authorize").click()
+
+    expect(page.get_by_role("heading", name="Integrasjoner")).to_be_visible()
+    expect(page.get_by_text("demo@example.no")).to_be_visible()
+    assert page.url.endswith("/integrasjoner")
+
+    # Someone the office does not know: back on the login page, told why, not signed in.
+    page.get_by_role("button", name="Logg ut").click()
+    provider.set_user("fremmed", email="fremmed@example.no", email_verified=True)
+    page.get_by_role("link", name="Logg inn med Testleverandør").click()
+    page.get_by_placeholder("sub").fill("fremmed")
+    page.get_by_role("button", name="Authorize").click()
+    expect(page.get_by_role("alert")).to_have_text(
+        "Du har ingen bruker i dette kontoret. Be en administrator i kontoret om en invitasjon."
+    )
+    assert "/login?sso=ingen-bruker" in page.url
+    screenshot(page, "logg-inn-med-leverandor-avvist")
+    page.goto("/integrasjoner")
+    expect(page).to_have_url(re.compile(r"/login$"))
