@@ -649,7 +649,7 @@ async def sign_in(db: AsyncSession, provider: Provider, identity: Identity, addr
     if role is not None and role.value != user.role:
         await _apply_role(db, provider, user, role, actor)
     user.last_login_at = utcnow()
-    audit.record(db, actor, "signin", user.email, method="oidc", provider=provider.display_name)
+    audit.record(db, actor, "signin", method="oidc", provider=provider.display_name)
     await db.commit()
     await db.refresh(user)
     log.info("signed in through %s: account=%r how=%s", provider.display_name, user.email, how)
@@ -766,7 +766,6 @@ async def record_failure(
         db,
         actor,
         "signin.failed",
-        failure.who,
         method="oidc",
         reason=failure.reason.message,
         code=failure.reason.code,

@@ -132,14 +132,18 @@ async def test_the_request_to_the_provider_carries_state_nonce_and_pkce(
 
 
 async def test_a_known_person_signs_in_by_verified_email_and_is_linked(
-    app: AsyncTestClient, office: int, provider: Provider, settings: Settings
+    app: AsyncTestClient,
+    office: int,
+    provider: Provider,
+    settings: Settings,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     await add_user(settings, "kari@kontor-a.no", OFFICE)
     provider.set_user(
         "kari-sub", email="Kari@Kontor-A.no", email_verified=True, name="Kari Nordmann"
     )
 
-    answer, _ = await sign_in(app, office, "kari-sub")
+    answer, callback = await sign_in(app, office, "kari-sub")
 
     assert answer.status_code == 303, answer.text
     assert answer.headers["location"] == "/integrasjoner"
@@ -152,6 +156,10 @@ async def test_a_known_person_signs_in_by_verified_email_and_is_linked(
     [(label, details)] = await events(settings, "signin")
     assert label == "kari@kontor-a.no"
     assert details["method"] == "oidc"
+    code = httpx.URL(callback).params["code"]
+    ours = " ".join(r.getMessage() for r in caplog.records if r.name.startswith("erp"))
+    assert "kari@kontor-a.no" in ours  # the app's own log lines (the test's client logs URLs)
+    assert provider.client_secret not in caplog.text and code not in ours
 
     # Next time by the subject alone, whatever address the provider has for the person now.
     await app.post("/logout", data={"_csrf_token": csrf(app)})
@@ -566,3 +574,52 @@ async def test_sign_in_with_the_app_served_over_http(settings: Settings) -> None
             home = await browser.post(str(at_provider.url), data={"sub": "kari-sub"})
             assert home.url == f"{base}/integrasjoner"
             assert "kari@kontor-a.no" in home.text
+
+
+# -- the operator's variables -------------------------------------------------------------
+
+
+@pytest.mark.database_agnostic
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        pytest.param(
+            {"OIDC_CLIENT_ID": "x"}, "OIDC_CLIENT_ID is set but OIDC_ISSUER is not", id="no-issuer"
+        ),
+        pytest.param(
+            {"OIDC_ISSUER": "https://idp.example.com"},
+            "needs OIDC_CLIENT_ID and OIDC_CLIENT_SECRET",
+            id="no-client",
+        ),
+        pytest.param(
+            {
+                "OIDC_ISSUER": "http://idp.example.com",
+                "OIDC_CLIENT_ID": "x",
+                "OIDC_CLIENT_SECRET": "y",
+            },
+            "OIDC_ISSUER must be an https:// URL",
+            id="plain-http",
+        ),
+    ],
+)
+def test_the_operators_variables_are_checked_at_start(env: dict[str, str], message: str) -> None:
+    from services.settings import SettingsError
+
+    with pytest.raises(SettingsError, match=message):
+        OidcConfig.from_env(env, allow_http=False)
+
+
+@pytest.mark.database_agnostic
+def test_the_operators_secret_is_never_shown() -> None:
+    config = OidcConfig.from_env(
+        {
+            "OIDC_ISSUER": "https://login.microsoftonline.com/t/v2.0",
+            "OIDC_CLIENT_ID": "app",
+            "OIDC_CLIENT_SECRET": "s3cr3t-verdi",
+            "OIDC_OFFICE": "Kontor A AS",
+        },
+        allow_http=False,
+    )
+    assert config.configured and config.office == "Kontor A AS"
+    assert config.display_name == "identitetsleverandøren"
+    assert "s3cr3t-verdi" not in repr(config)

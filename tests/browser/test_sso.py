@@ -73,8 +73,9 @@ def provider(server: str) -> Iterator[Provider]:
 
 
 @pytest.fixture
-def page(browser: Browser, server: str) -> Iterator[Page]:
-    """As tests/browser/conftest.py's, with axe on our origin only."""
+def page(server: str, browser: Browser) -> Iterator[Page]:
+    """As tests/browser/conftest.py's, with axe on our origin only; the server first: its set-up
+    may run an event loop, which it cannot inside Playwright's (the browser's)."""
     context = browser.new_context(base_url=server, locale="nb-NO")
     context.route(NOT_LOOPBACK, lambda route: route.abort())
     violations: list[str] = []
