@@ -157,7 +157,10 @@ async def test_upgrade_keeps_every_row_and_skips_ids_notifications_named(
 
     await migrate_async(settings.database_url)
     after = await every_row(settings)
-    assert {name: after[name] for name in before} == before
+    # Later migrations append columns (roles, tokens' rights): the rows' earlier columns stay.
+    kept = {name: [row[: len(rows[0])] for row in after[name]] if rows else after[name]
+            for name, rows in before.items()}  # fmt: skip
+    assert kept == before
     assert all(after[name] == [] for name in after.keys() - before.keys())  # tables since 0005
     integration_id = await create_integration(client)
     await client.post(f"/integrasjoner/{integration_id}/aktiver-alle", headers=htmx(client))
