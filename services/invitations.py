@@ -262,13 +262,15 @@ async def open_link(db: AsyncSession, token: str) -> Opened:
             select(SigninSettings).where(col(SigninSettings.office_id) == invitation.office_id)
         )
     ).first()
-    sso = signin is not None and signin.oidc_enabled
+    # sso_required is the page's rule even when the operator set the provider (OIDC_*).
+    required = signin is not None and signin.sso_required
+    sso = signin is not None and (signin.oidc_enabled or required)
     return Opened(
         LinkState.VALID,
         invitation,
         office_name=office.name if office else "",
         sso_name=(signin.oidc_display_name or "identitetsleverandøren") if sso and signin else "",
-        sso_required=bool(sso and signin and signin.sso_required),
+        sso_required=required,
     )
 
 

@@ -55,6 +55,7 @@ from joserfc.errors import (
 from joserfc.jwk import KeySet
 from joserfc.jws import JWSRegistry
 from sqlalchemy import func
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -632,6 +633,16 @@ async def sign_in(db: AsyncSession, provider: Provider, identity: Identity, addr
     """The person this identity is, found, linked or created, with the role the claim maps
     to; committed with the `signin` record. SigninFailed when there is no such person here
     (nothing is written then; the caller records the failure)."""
+    try:
+        return await _sign_in(db, provider, identity, address)
+    except IntegrityError:
+        # Two first sign-ins of one person at once (two tabs): the other linked or created
+        # the person first, so this one finds them by subject now.
+        await db.rollback()
+        return await _sign_in(db, provider, identity, address)
+
+
+async def _sign_in(db: AsyncSession, provider: Provider, identity: Identity, address: str) -> User:
     from services import invitations  # services/invitations.py imports the auth module
 
     key = subject_key(provider.issuer, identity.subject)
