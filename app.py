@@ -102,6 +102,15 @@ def main(argv: list[str] | None = None) -> int:
         default="administrator",
         help="what the user may do (default: administrator)",
     )
+    signin = commands.add_parser(
+        "signin-settings", help="change an office's sign-in rules (Innstillinger → Pålogging)"
+    )
+    signin.add_argument("--office", required=True, help="office name")
+    signin.add_argument(
+        "--allow-passwords",
+        action="store_true",
+        help="stop requiring single sign-on: the office's passwords work again",
+    )
     rotate = commands.add_parser(
         "rotate-keys", help="re-encrypt the stored system keys under the newest ENCRYPTION_KEY"
     )
@@ -123,6 +132,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "rotate-keys" and args.batch_size < 1:
         parser.error("--batch-size must be at least 1")
+    if args.command == "signin-settings" and not args.allow_passwords:
+        parser.error("say what to change: --allow-passwords")
     configure_logging()
     try:
         settings = Settings.from_env(demo=True if getattr(args, "demo", False) else None)
@@ -156,6 +167,8 @@ def main(argv: list[str] | None = None) -> int:
         )
     elif args.command == "create-user":
         return asyncio.run(_create_user(settings, args.email, args.office, args.role))
+    elif args.command == "signin-settings":
+        return asyncio.run(_allow_passwords(settings, args.office))
     elif args.command == "rotate-keys":
         return asyncio.run(_rotate_keys(settings, args.batch_size))
     elif args.command == "import-saft":
@@ -199,6 +212,50 @@ async def _create_user(settings: Settings, email: str, office: str, role: str) -
     finally:
         await engine.dispose()
     print(f"Created {email} in {office} as {role}")
+    if await _requires_sso(settings, office):
+        print(
+            f"{office} requires single sign-on, so this password does not sign in yet: "
+            f"python app.py signin-settings --allow-passwords --office {office!r}"
+        )
+    return 0
+
+
+async def _requires_sso(settings: Settings, office: str) -> bool:
+    from sqlmodel import select
+
+    from models import Office
+    from models.office import SigninSettings
+
+    engine = create_engine(settings.database_url)
+    try:
+        async with create_session_factory(engine)() as db:
+            required = await db.exec(
+                select(SigninSettings.sso_required)
+                .join(Office, Office.id == SigninSettings.office_id)  # type: ignore[arg-type]
+                .where(Office.name == office)
+            )
+            return bool(required.first())
+    finally:
+        await engine.dispose()
+
+
+async def _allow_passwords(settings: Settings, office: str) -> int:
+    from services import signin_settings
+
+    engine = create_engine(settings.database_url)
+    try:
+        async with open_session(create_session_factory(engine)) as db:
+            changed = await signin_settings.allow_passwords(db, office)
+    except ValueError as exc:
+        print(f"Not changed: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        await engine.dispose()
+    print(
+        f"{office} no longer requires single sign-on: passwords work again."
+        if changed
+        else f"{office} did not require single sign-on: nothing changed."
+    )
     return 0
 
 

@@ -40,7 +40,9 @@ class AuthController(Controller):
         email = field(data, "email")[:320]
         password = field(data, "password")[:MAX_LENGTH]
         address = client_address(request)
-        result = await log_in(db, email, password, address, signing_in=True)
+        result = await log_in(
+            db, email, password, address, signing_in=True, oidc_config=settings.oidc
+        )
         if isinstance(result, SsoRequired):
             sso = await oidc.login_context(db, settings.oidc, None)
             return _login_page(email, result.message(), 403, sso)

@@ -22,10 +22,11 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from models import Office, User
 from models.base import utcnow
-from models.office import Role, SigninSettings
+from models.office import Role
 from services import login_throttle
 from services.passwords import password_problem
 from services.sessions import end_sessions_of
+from services.settings import OidcConfig
 
 log = logging.getLogger("erp.auth")
 
@@ -75,9 +76,11 @@ def normalize_email(email: str) -> str:
 
 @dataclass(frozen=True)
 class LoginLocked:
-    """Too many failures: no password is checked until then."""
+    """Too many failures: no password is checked until then. `fresh`: this attempt was
+    checked, failed and brought the lock (else it was refused unchecked, already locked)."""
 
     until: datetime
+    fresh: bool = False
 
     def message(self) -> str:
         minutes = max(1, math.ceil((self.until - utcnow()).total_seconds() / 60))
@@ -87,8 +90,9 @@ class LoginLocked:
 
 @dataclass(frozen=True)
 class SsoRequired:
-    """The password was right, but the person's office has turned local passwords off
-    (Innstillinger → Pålogging: everyone signs in through the identity provider)."""
+    """The person's office has turned local passwords off (Innstillinger → Pålogging:
+    everyone signs in through the identity provider). Said whether the password typed was
+    right or not: it is not checked then."""
 
     provider_name: str
 
@@ -101,42 +105,76 @@ class SsoRequired:
 
 
 async def log_in(
-    db: AsyncSession, email: str, password: str, address: str, *, signing_in: bool = False
+    db: AsyncSession,
+    email: str,
+    password: str,
+    address: str,
+    *,
+    signing_in: bool = False,
+    oidc_config: OidcConfig | None = None,
 ) -> User | LoginLocked | SsoRequired | None:
     """The user, or None for a wrong e-mail or password, or the lock this or earlier
     failures brought (of the account or of the client address). `signing_in` (the login
-    form, not a password re-check): SsoRequired when the office allows no passwords."""
+    form, not a password re-check): SsoRequired when the e-mail's office allows no
+    passwords and has a provider to sign in through (`oidc_config`: the operator's, which
+    counts as the office's it applies to)."""
     email = normalize_email(email)
     attempt = await login_throttle.count_attempt(db, email, address)
     if isinstance(attempt, login_throttle.Locked):
         account = await _account_for_log(db, email)
         log.warning("login refused while locked: account=%s address=%s", account, address)
         return LoginLocked(attempt.until)
+    if signing_in and (required := await _sso_required(db, email, oidc_config)):
+        # Decided before the password is looked at, and as slow as checking it: the answer
+        # must not tell whether a password nobody may use is right. Counted as a failure
+        # (a success would clear the address's count too).
+        await _verify(password, _DUMMY_HASH)
+        locked = await _failed(db, email, address, attempt, "refused: single sign-on required")
+        return locked or required
     user = await authenticate(db, email, password)
     if user is not None:
         await login_throttle.succeeded(db, email, address)
-        if signing_in and (required := await _sso_required(db, user.office_id)):
-            return required
         return user
+    return await _failed(db, email, address, attempt, "failed")
+
+
+async def _failed(
+    db: AsyncSession,
+    email: str,
+    address: str,
+    attempt: login_throttle.Counted,
+    what: str,
+) -> LoginLocked | None:
+    """A counted attempt that did not sign in: logged, paused as the count says, and the
+    lock it brought, if any."""
     account = await _account_for_log(db, email)
     lock = attempt.lock.isoformat(timespec="seconds") if attempt.lock else "-"
-    log.warning("login failed: account=%s address=%s locked_until=%s", account, address, lock)
+    log.warning("login %s: account=%s address=%s locked_until=%s", what, account, address, lock)
     if attempt.delay:
         # The pause holds no database connection: a flood of failures must not drain the pool.
         await db.rollback()
         await sleep(attempt.delay)
-    return LoginLocked(attempt.lock) if attempt.lock else None
+    return LoginLocked(attempt.lock, fresh=True) if attempt.lock else None
 
 
-async def _sso_required(db: AsyncSession, office_id: int) -> SsoRequired | None:
-    row = (
-        await db.exec(
-            select(SigninSettings.sso_required, SigninSettings.oidc_display_name).where(
-                SigninSettings.office_id == office_id
-            )
-        )
-    ).first()
-    return SsoRequired(row[1]) if row and row[0] else None
+async def _sso_required(
+    db: AsyncSession, email: str, oidc_config: OidcConfig | None
+) -> SsoRequired | None:
+    """SsoRequired when the office of the person with this e-mail requires single sign-on
+    and has a provider switched on and complete (its own, or the operator's). Without
+    one the rule is not in force: it would lock every person out, administrators too."""
+    from services import oidc  # here: services.oidc imports services.audit, which imports this
+
+    office_id = (await db.exec(select(User.office_id).where(User.email == email))).first()
+    row = await oidc.signin_row(db, office_id) if office_id is not None else None
+    if row is None or not row.sso_required:
+        return None
+    if oidc.is_complete(row):
+        return SsoRequired(row.oidc_display_name)
+    if oidc_config is not None and await oidc.environment_office(db, oidc_config) == office_id:
+        return SsoRequired(oidc_config.display_name)
+    log.warning("office %s requires single sign-on but has no provider: passwords work", office_id)
+    return None
 
 
 async def _account_for_log(db: AsyncSession, email: str) -> str:

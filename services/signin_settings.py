@@ -14,9 +14,10 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from models import User
+from models import Office, User
 from models.base import utcnow
 from models.office import ROLE_NAMES, Role, SigninSettings
 from services import audit, oidc
@@ -31,8 +32,16 @@ from services.outbound_guard import (
 )
 
 SECRET_MAX = 500
+ISSUER_MAX = 500  # the columns' sizes (models/office.py SigninSettings)
+SECRET_CIPHERTEXT_MAX = 1000
 ROLE_MAP_MAX_LINES = 100
 AUDIT_TARGET = "Pålogging"
+
+
+def _operator(office_id: int) -> Actor:
+    """The operator at the command line, as the audit log names them."""
+    return Actor(office_id=office_id, label="driftsansvarlig (kommandolinje)")
+
 
 # The audit log's names of the settings, in the page's order.
 LABELS = {
@@ -146,6 +155,7 @@ def _check(
     form: SigninForm,
     row: SigninSettings,
     *,
+    vault: KeyVault,
     policy: OutboundPolicy,
     from_environment: bool,
 ) -> tuple[str, dict[str, Role], Role]:
@@ -154,32 +164,7 @@ def _check(
     errors: dict[str, str] = {}
     issuer = form.issuer.strip()
     if not from_environment:
-        wanted = form.enabled
-        if len(form.display_name.strip()) > 100:
-            errors["display_name"] = "Navnet kan ha høyst 100 tegn."
-        elif wanted and not form.display_name.strip():
-            errors["display_name"] = "Fyll inn navnet som står på knappen, for eksempel Microsoft."
-        if issuer:
-            try:
-                issuer = check_url(issuer, policy)
-            except UrlRefused as exc:
-                errors["issuer"] = exc.message
-            else:
-                if "?" in issuer or "#" in issuer:
-                    errors["issuer"] = "Utstederen kan ikke ha ? eller # i adressen."
-        elif wanted:
-            errors["issuer"] = (
-                "Fyll inn utstederens adresse, for eksempel "
-                "https://login.microsoftonline.com/<tenant-id>/v2.0"
-            )
-        if len(form.client_id.strip()) > 255:
-            errors["client_id"] = "Klient-ID-en kan ha høyst 255 tegn."
-        elif wanted and not form.client_id.strip():
-            errors["client_id"] = "Fyll inn klient-ID-en (Application (client) ID i Entra ID)."
-        if len(form.client_secret) > SECRET_MAX:
-            errors["client_secret"] = f"Klienthemmeligheten kan ha høyst {SECRET_MAX} tegn."
-        elif wanted and not form.client_secret and not row.oidc_client_secret_ciphertext:
-            errors["client_secret"] = "Fyll inn klienthemmeligheten."
+        issuer, errors = _check_provider(form, row, vault, policy)
     try:
         default_role = Role(form.default_role)
     except ValueError:
@@ -198,6 +183,58 @@ def _check(
     if errors:
         raise SigninInputError(errors)
     return issuer, mapping, default_role
+
+
+def _check_provider(
+    form: SigninForm, row: SigninSettings, vault: KeyVault, policy: OutboundPolicy
+) -> tuple[str, dict[str, str]]:
+    """The provider's own fields: the issuer as stored, and what is wrong, by field. Each
+    is held to its column's size (a longer one would fail to save on PostgreSQL)."""
+    errors: dict[str, str] = {}
+    wanted = form.enabled
+    name, issuer, client_id = form.display_name.strip(), form.issuer.strip(), form.client_id.strip()
+    if len(name) > 100:
+        errors["display_name"] = "Navnet kan ha høyst 100 tegn."
+    elif wanted and not name:
+        errors["display_name"] = "Fyll inn navnet som står på knappen, for eksempel Microsoft."
+    if issuer:
+        try:
+            issuer = check_url(issuer, policy)
+        except UrlRefused as exc:
+            errors["issuer"] = exc.message
+        else:
+            if "?" in issuer or "#" in issuer:
+                errors["issuer"] = "Utstederen kan ikke ha ? eller # i adressen."
+            elif len(issuer) > ISSUER_MAX:
+                errors["issuer"] = f"Utstederens adresse kan ha høyst {ISSUER_MAX} tegn."
+    elif wanted:
+        errors["issuer"] = (
+            "Fyll inn utstederens adresse, for eksempel "
+            "https://login.microsoftonline.com/<tenant-id>/v2.0"
+        )
+    if len(client_id) > 255:
+        errors["client_id"] = "Klient-ID-en kan ha høyst 255 tegn."
+    elif wanted and not client_id:
+        errors["client_id"] = "Fyll inn klient-ID-en (Application (client) ID i Entra ID)."
+    if problem := _secret_problem(form, row, vault, issuer, client_id):
+        errors["client_secret"] = problem
+    return issuer, errors
+
+
+def _secret_problem(
+    form: SigninForm, row: SigninSettings, vault: KeyVault, issuer: str, client_id: str
+) -> str | None:
+    secret = form.client_secret
+    if len(secret) > SECRET_MAX or len(vault.encrypt(secret)) > SECRET_CIPHERTEXT_MAX:
+        # Encrypted, a secret of many non-ASCII characters outgrows its column sooner.
+        return f"Klienthemmeligheten kan ha høyst {SECRET_MAX} tegn (færre med æ, ø, å)."
+    if secret or not row.oidc_client_secret_ciphertext:
+        return "Fyll inn klienthemmeligheten." if form.enabled and not secret else None
+    # The stored secret is the one for the stored issuer and client id.
+    moved = issuer != row.oidc_issuer or client_id != row.oidc_client_id
+    if moved and (issuer or client_id):
+        return "Skriv inn klienthemmeligheten på nytt når utsteder eller klient-ID endres."
+    return None
 
 
 def _snapshot(row: SigninSettings) -> dict[str, Any]:
@@ -229,9 +266,9 @@ async def save(
     OIDC_* applies to this office (its fields are not saved then)."""
     row = await load(db, actor.office_id)
     issuer, mapping, default_role = _check(
-        form, row, policy=policy, from_environment=environment is not None
+        form, row, vault=vault, policy=policy, from_environment=environment is not None
     )
-    if form.sso_required and not row.sso_required:
+    if form.sso_required:
         await _may_require_sso(db, actor, form, issuer, row, environment)
     before = _snapshot(row)
     if environment is None:
@@ -266,6 +303,32 @@ async def save(
     return list(changes)
 
 
+async def allow_passwords(db: AsyncSession, office_name: str) -> bool:
+    """The operator's way back in (`python app.py signin-settings --allow-passwords`):
+    the office no longer requires single sign-on, so passwords (and `create-user`) work
+    again. Recorded in the office's audit log as the operator's. False: it did not require
+    it; ValueError: no such office."""
+    office = (await db.exec(select(Office).where(col(Office.name) == office_name))).first()
+    if office is None or office.id is None:
+        raise ValueError(f"no office named {office_name!r}")
+    row = await oidc.signin_row(db, office.id)
+    if row is None or not row.sso_required:
+        return False
+    row.sso_required = False
+    row.updated_at = utcnow()
+    db.add(row)
+    label = LABELS["sso_required"]
+    audit.record(
+        db,
+        _operator(office.id),
+        "signin_settings.changed",
+        AUDIT_TARGET,
+        **{label: {"before": True, "after": False}},
+    )
+    await db.commit()
+    return True
+
+
 async def _may_require_sso(
     db: AsyncSession,
     actor: Actor,
@@ -274,19 +337,22 @@ async def _may_require_sso(
     row: SigninSettings,
     environment: oidc.Provider | None,
 ) -> None:
-    """Requiring single sign-on turns local passwords off: only with a provider switched on,
-    and only by an administrator who has signed in through it (so it works for them)."""
+    """Requiring single sign-on turns local passwords off: only with a provider switched on
+    and complete (kept so: it cannot be switched off while required), and only by an
+    administrator who has signed in through it (so it works for them) when first required."""
     if environment is None:
         has_secret = bool(form.client_secret or row.oidc_client_secret_ciphertext)
         if not (form.enabled and issuer and form.client_id.strip() and has_secret):
             raise SigninInputError(
                 {
                     "sso_required": "Slå på og sett opp innlogging via identitetsleverandør "
-                    "før du krever den."
+                    "før du krever den, eller fjern haken for å tillate passord igjen."
                 }
             )
     else:
         issuer = environment.issuer
+    if row.sso_required:
+        return
     user = await db.get(User, actor.user_id) if actor.user_id else None
     subject = user.oidc_subject if user else None
     if not subject or not subject.startswith(oidc.issuer_tag(issuer) + ":"):

@@ -496,6 +496,7 @@ async def test_requiring_sso_refuses_the_offices_passwords(
     assert "Logg inn med Testleverandør" in refused.text  # the button is right there
     assert not await signed_in(app)
 
+    # A wrong password gets the same answer: it does not tell which password is right.
     wrong = await app.post(
         "/login",
         data={
@@ -504,7 +505,7 @@ async def test_requiring_sso_refuses_the_offices_passwords(
             "_csrf_token": csrf(app),
         },
     )
-    assert wrong.status_code == 422  # a wrong password does not tell the office's rule
+    assert (wrong.status_code, wrong.text) == (refused.status_code, refused.text)
 
     other = await app.post(
         "/login",
@@ -512,6 +513,85 @@ async def test_requiring_sso_refuses_the_offices_passwords(
         follow_redirects=False,
     )
     assert other.status_code == 303  # another office keeps its passwords
+
+
+async def test_requiring_sso_checks_no_password_but_takes_as_long(
+    app: AsyncTestClient, office: int, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The office's rule is looked up before the password: argon2 still runs once (the
+    answer takes as long), but against no stored hash, right or wrong alike."""
+    from services import auth
+
+    checked: list[str] = []
+    real = auth._check_password
+
+    def counted(password: str, password_hash: str) -> bool:
+        checked.append(password_hash)
+        return real(password, password_hash)
+
+    monkeypatch.setattr(auth, "_check_password", counted)
+    await execute(settings, "update signin_settings set sso_required = true")
+    [(stored,)] = await query(
+        settings, "select password_hash from user_account where email = 'admin@kontor-a.no'"
+    )
+    await app.get("/login")
+    for password in (PASSWORD, "feil-passord-123"):
+        answer = await app.post(
+            "/login",
+            data={"email": "admin@kontor-a.no", "password": password, "_csrf_token": csrf(app)},
+        )
+        assert answer.status_code == 403
+    assert len(checked) == 2 and stored not in checked
+
+
+async def test_requiring_sso_without_a_working_provider_leaves_passwords_on(
+    app: AsyncTestClient, office: int, settings: Settings
+) -> None:
+    """Switched off (or never complete), the provider cannot sign anyone in: the rule is
+    not in force, or the office would be locked out, its administrators too."""
+    await execute(settings, "update signin_settings set sso_required = true, oidc_enabled = false")
+    await app.get("/login")
+    answer = await app.post(
+        "/login",
+        data={"email": "admin@kontor-a.no", "password": PASSWORD, "_csrf_token": csrf(app)},
+        follow_redirects=False,
+    )
+    assert answer.status_code == 303, answer.text
+    assert await signed_in(app)
+
+
+async def test_requiring_sso_with_the_operators_provider_refuses_passwords(
+    settings: Settings, provider: Provider
+) -> None:
+    import dataclasses
+
+    from app import create_app
+
+    await add_user(settings, "admin@kontor-a.no", OFFICE)
+    await execute(
+        settings,
+        "insert into signin_settings (office_id, oidc_enabled, oidc_display_name, oidc_issuer, "
+        "oidc_client_id, oidc_create_users, oidc_default_role, oidc_role_claim, oidc_role_map, "
+        "sso_required, totp_required, audit_retention_years, updated_at) select id, false, '', "
+        "'', '', false, 'lesetilgang', '', '', true, false, 5, created_at from office",
+    )
+    operated = dataclasses.replace(
+        settings,
+        oidc=OidcConfig(
+            issuer=provider.url,
+            client_id=provider.client_id,
+            client_secret=provider.client_secret,
+            display_name="Microsoft",
+        ),
+    )
+    async with AsyncTestClient(create_app(operated)) as client:
+        await client.get("/login")
+        answer = await client.post(
+            "/login",
+            data={"email": "admin@kontor-a.no", "password": PASSWORD, "_csrf_token": csrf(client)},
+        )
+        assert answer.status_code == 403
+        assert "Kontoret ditt logger inn med Microsoft, ikke med passord" in answer.text
 
 
 # -- the operator's settings --------------------------------------------------------------

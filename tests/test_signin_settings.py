@@ -6,16 +6,21 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 from litestar.testing import AsyncTestClient
 
 from services.crypto import KeyVault
 from services.settings import OidcConfig, Settings
 from tests import outbound_support
-from tests.conftest import csrf, execute, free_port, htmx, login, query
+from tests.conftest import PASSWORD, csrf, execute, free_port, htmx, login, query
 from tests.oidc_support import Provider, running_provider
 from tests.outbound_support import FakeDns
 
@@ -119,9 +124,90 @@ async def test_saving_keeps_the_secret_encrypted_and_never_shows_it(
     assert "Krev innlogging via Microsoft" in page.text
 
     # Saved again without a secret: the stored one stays.
-    again = await client.post(PAGE, data=form(client, client_secret="", client_id="app-id-456"))
+    again = await client.post(PAGE, data=form(client, client_secret="", display_name="Entra ID"))
     assert "Endringene er lagret." in again.text
     assert (await stored(settings))["ciphertext"] == row["ciphertext"]
+
+
+@pytest.mark.parametrize(
+    "changed",
+    [
+        pytest.param({"issuer": "https://login.microsoftonline.com/1111-tenant/v2.0"}, id="issuer"),
+        pytest.param({"client_id": "app-id-456"}, id="client-id"),
+    ],
+)
+async def test_a_new_issuer_or_client_id_needs_the_secret_again(
+    client: AsyncTestClient, settings: Settings, changed: dict[str, str]
+) -> None:
+    """The stored secret is the old application's: it is not sent to another provider."""
+    await client.post(PAGE, data=form(client))
+    row = await stored(settings)
+    answer = await client.post(PAGE, data=form(client, client_secret="", **changed))
+    assert answer.status_code == 422
+    assert "Skriv inn klienthemmeligheten på nytt når utsteder eller klient-ID endres." in (
+        answer.text
+    )
+    assert 'id="signin-client_secret-error"' in answer.text
+    assert await stored(settings) == row
+    again = await client.post(
+        PAGE, data=form(client, client_secret="ny-hemmelighet-789", **changed)
+    )
+    assert again.status_code == 200, again.text
+    assert (
+        KeyVault(settings.encryption_keys).decrypt((await stored(settings))["ciphertext"])
+        == "ny-hemmelighet-789"
+    )
+
+
+@pytest.mark.parametrize(
+    ("values", "field", "message"),
+    [
+        pytest.param(
+            {"issuer": "https://login.microsoftonline.com/" + "t" * 480 + "/v2.0"},
+            "issuer",
+            "Utstederens adresse kan ha høyst 500 tegn.",
+            id="issuer",
+        ),
+        pytest.param(
+            {"client_id": "a" * 256}, "client_id", "Klient-ID-en kan ha høyst 255 tegn.", id="id"
+        ),
+        pytest.param(
+            {"client_secret": "s" * 501},
+            "client_secret",
+            "Klienthemmeligheten kan ha høyst 500 tegn",
+            id="secret",
+        ),
+        pytest.param(
+            # 400 characters, but 1,200 bytes: encrypted, longer than the column holds.
+            {"client_secret": "€" * 400},
+            "client_secret",
+            "Klienthemmeligheten kan ha høyst 500 tegn",
+            id="secret-non-ascii",
+        ),
+        pytest.param(
+            {"display_name": "M" * 101}, "display_name", "Navnet kan ha høyst 100 tegn.", id="name"
+        ),
+    ],
+)
+async def test_too_long_a_field_is_said_not_a_server_error(
+    client: AsyncTestClient, settings: Settings, values: dict[str, str], field: str, message: str
+) -> None:
+    """Each is held to its column's size (PostgreSQL refuses a longer value outright)."""
+    answer = await client.post(PAGE, data=form(client, **values))
+    assert answer.status_code == 422, answer.text
+    assert message in answer.text
+    assert f'id="signin-{field}-error"' in answer.text
+    assert await stored(settings) == {}
+    # Just within the limits, the same form is saved.
+    longest = {
+        "issuer": "https://login.microsoftonline.com/" + "t" * 461 + "/v2.0",
+        "client_id": "a" * 255,
+        "client_secret": "s" * 500,
+        "display_name": "M" * 100,
+    }
+    saved = await client.post(PAGE, data=form(client, **{field: longest[field]}))
+    assert saved.status_code == 200, saved.text
+    assert (await stored(settings))["enabled"] in (True, 1)
 
 
 async def test_every_change_is_in_the_audit_log_the_secret_as_endret(
@@ -306,6 +392,34 @@ async def test_requiring_sso_needs_the_administrator_signed_in_through_it(
     assert (await stored(settings))["sso_required"] in (True, 1)
 
 
+async def test_the_provider_cannot_be_switched_off_while_it_is_required(
+    client: AsyncTestClient, settings: Settings
+) -> None:
+    """Required with no provider to sign in through, nobody could sign in at all."""
+    from services.oidc import subject_key
+
+    issuer = "https://login.microsoftonline.com/0000-tenant/v2.0"
+    await execute(
+        settings,
+        f"update user_account set oidc_subject = '{subject_key(issuer, 'admin-sub')}'",
+    )
+    assert (await client.post(PAGE, data=form(client, sso_required="on"))).status_code == 200
+    answer = await client.post(
+        PAGE, data=form(client, enabled=None, client_secret="", sso_required="on")
+    )
+    assert answer.status_code == 422
+    assert "Slå på og sett opp innlogging via identitetsleverandør før du krever den" in (
+        answer.text
+    )
+    assert 'id="signin-sso_required-error"' in answer.text
+    assert (await stored(settings))["enabled"] in (True, 1)
+    # Both at once: passwords back on, then the provider off.
+    answer = await client.post(PAGE, data=form(client, enabled=None, client_secret=""))
+    assert answer.status_code == 200, answer.text
+    row = await stored(settings)
+    assert row["enabled"] in (False, 0) and row["sso_required"] in (False, 0)
+
+
 async def test_the_operators_provider_is_shown_and_not_changed_here(
     settings: Settings, client: AsyncTestClient
 ) -> None:
@@ -334,3 +448,90 @@ async def test_the_operators_provider_is_shown_and_not_changed_here(
     row = await stored(settings)
     assert row["issuer"] == "" and row["ciphertext"] is None
     assert row["totp_required"] in (True, 1)
+
+
+# -- the command line: the operator's way back in ------------------------------------------
+
+
+def app_command(
+    settings: Settings, *args: str, stdin: str = ""
+) -> subprocess.CompletedProcess[str]:
+    env = {
+        **os.environ,
+        "DATABASE_URL": settings.database_url,
+        "SECRET_KEY": settings.secret_key,
+        "ENCRYPTION_KEY": settings.encryption_keys[0],
+        "TRIPLETEX_CONSUMER_TOKEN": "cli-test-consumer-token",
+        "DATA_DIR": str(settings.data_dir),
+        "LOG_FORMAT": "text",
+    }
+    env.pop("DEMO", None)
+    return subprocess.run(
+        [sys.executable, "app.py", *args],
+        cwd=Path(__file__).resolve().parent.parent,
+        env=env,
+        input=stdin,
+        text=True,
+        capture_output=True,
+        timeout=120,
+    )
+
+
+async def test_the_operator_can_turn_sso_required_off_from_the_command_line(
+    settings: Settings, client: AsyncTestClient
+) -> None:
+    """An office whose provider stopped working (a secret that expired at the provider)
+    while it required single sign-on: create-user says what stands in the way, and
+    `signin-settings --allow-passwords` turns the rule off, recorded in the audit log."""
+    from app import create_app
+    from services.oidc import subject_key
+
+    issuer = "https://login.microsoftonline.com/0000-tenant/v2.0"
+    await execute(
+        settings, f"update user_account set oidc_subject = '{subject_key(issuer, 'admin-sub')}'"
+    )
+    assert (await client.post(PAGE, data=form(client, sso_required="on"))).status_code == 200
+
+    made = await anyio.to_thread.run_sync(
+        lambda: app_command(
+            settings,
+            "create-user",
+            "--email",
+            "drift@kontor-a.no",
+            "--office",
+            "Kontor A AS",
+            stdin=PASSWORD + "\n",
+        )
+    )
+    assert made.returncode == 0, made.stderr
+    assert "python app.py signin-settings --allow-passwords --office 'Kontor A AS'" in made.stdout
+
+    async with AsyncTestClient(create_app(settings)) as operator:
+        await operator.get("/login")
+        data = {"email": "drift@kontor-a.no", "password": PASSWORD, "_csrf_token": csrf(operator)}
+        assert (await operator.post("/login", data=data)).status_code == 403
+
+        allowed = await anyio.to_thread.run_sync(
+            lambda: app_command(
+                settings, "signin-settings", "--allow-passwords", "--office", "Kontor A AS"
+            )
+        )
+        assert allowed.returncode == 0, allowed.stderr
+        assert "passwords work again" in allowed.stdout
+        answer = await operator.post("/login", data=data, follow_redirects=False)
+        assert answer.status_code == 303, answer.text
+
+    assert (await stored(settings))["sso_required"] in (False, 0)
+    [(label, details)] = await query(
+        settings,
+        "select actor_label, details from audit_event where kind = 'signin_settings.changed' "
+        "and actor_user_id is null",
+    )
+    assert label == "driftsansvarlig (kommandolinje)"
+    assert json.loads(details) == {
+        "Krev innlogging via identitetsleverandør": {"before": True, "after": False}
+    }
+    unknown = await anyio.to_thread.run_sync(
+        lambda: app_command(settings, "signin-settings", "--allow-passwords", "--office", "Ingen")
+    )
+    assert unknown.returncode == 1 and "no office named 'Ingen'" in unknown.stderr
