@@ -54,7 +54,6 @@ from joserfc.errors import (
 )
 from joserfc.jwk import KeySet
 from joserfc.jws import JWSRegistry
-from sqlalchemy import func
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -62,7 +61,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from models import Office, User
 from models.base import utcnow
 from models.office import Role, SigninSettings
-from services import audit
+from services import audit, users
 from services.audit import Actor
 from services.crypto import KeyVault
 from services.outbound_guard import Answer, GuardedClient, OutboundError
@@ -730,22 +729,13 @@ async def _apply_role(
     """The role the claim maps to, unless that would leave the office without an active
     administrator (kept then, with a warning in the log)."""
     before = Role(user.role)
-    if before == Role.ADMINISTRATOR:
-        others = (
-            await db.exec(
-                select(func.count())
-                .select_from(User)
-                .where(
-                    col(User.office_id) == provider.office_id,
-                    col(User.role) == Role.ADMINISTRATOR.value,
-                    col(User.active).is_(True),
-                    col(User.id) != user.id,
-                )
-            )
-        ).one()
-        if not others:
-            log.warning("role claim would demote the last administrator %r: kept", user.email)
-            return
+    assert user.id is not None
+    # Counted under the office's lock, as Innstillinger → Brukere counts (services/users.py).
+    if before == Role.ADMINISTRATOR and not await users.other_administrators(
+        db, provider.office_id, user.id
+    ):
+        log.warning("role claim would demote the last administrator %r: kept", user.email)
+        return
     user.role = role.value
     audit.record(
         db,

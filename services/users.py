@@ -2,9 +2,9 @@
 reactivating. Each change is committed with its audit record.
 
 An office always keeps an active administrator: the last one can be neither demoted nor
-deactivated. The check locks the office's active administrators (SELECT … FOR UPDATE on
-PostgreSQL; SQLite writes one transaction at a time), so two administrators demoting each
-other at once cannot both succeed.
+deactivated. Before counting the others, the change writes to the office's row (`lock_office`:
+PostgreSQL's row lock, SQLite's write lock, both held until commit), so two administrators
+demoting each other at once are counted one after the other: the second is refused.
 """
 
 from __future__ import annotations
@@ -12,10 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlmodel import col, select
+from sqlmodel import col, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from models import User
+from models import Office, User
 from models.office import Role
 from services import audit
 from services.audit import Actor
@@ -90,20 +90,31 @@ async def _user(db: AsyncSession, office_id: int, user_id: int) -> User | None:
     ).first()
 
 
-async def _others(db: AsyncSession, actor: Actor, user_id: int) -> int:
-    """How many active administrators the office has besides this person, their rows locked
-    until the caller commits."""
-    office_id = actor.office_id
+async def lock_office(db: AsyncSession, office_id: int) -> None:
+    """Holds the office's row for writing until the transaction ends: a no-op UPDATE takes
+    PostgreSQL's row lock and SQLite's write lock (SELECT … FOR UPDATE is nothing on SQLite,
+    whose reads run before its transaction begins). Others doing the same wait here."""
+    await db.exec(  # type: ignore[call-overload]
+        update(Office).where(col(Office.id) == office_id).values(name=Office.name)
+    )
+
+
+async def other_administrators(db: AsyncSession, office_id: int, user_id: int) -> int:
+    """How many active administrators the office has besides this person, counted under
+    the office's lock (held until the caller commits or rolls back)."""
+    await lock_office(db, office_id)
     rows = await db.exec(
-        select(User.id)
-        .where(
+        select(User.id).where(
             col(User.office_id) == office_id,
             col(User.role) == Role.ADMINISTRATOR.value,
             col(User.active).is_(True),
         )
-        .with_for_update()
     )
     return sum(1 for found in rows.all() if found != user_id)
+
+
+async def _others(db: AsyncSession, actor: Actor, user_id: int) -> int:
+    return await other_administrators(db, actor.office_id, user_id)
 
 
 def _last_admin(user: User, what: str) -> UserChangeError:

@@ -22,8 +22,9 @@ from aiosmtpd.controller import Controller
 from litestar.testing import AsyncTestClient
 from sqlmodel import select
 
+from models import User
 from models.base import utcnow
-from models.office import Invitation
+from models.office import Invitation, Role
 from services import users
 from services.audit import Actor
 from services.auth import create_user
@@ -391,6 +392,111 @@ async def test_the_last_administrator_cannot_be_deactivated(
     finally:
         await engine.dispose()
     assert await query(settings, f"select active from user_account where id = {me}") == [(True,)]
+
+
+async def two_administrators(settings: Settings) -> tuple[int, int, int]:
+    """The office's two administrators, a@ and b@: (office id, a's id, b's id)."""
+    engine = create_engine(settings.database_url)
+    try:
+        async with open_session(create_session_factory(engine)) as db:
+            a = await create_user(db, email="a@kontor-a.no", password=PASSWORD, office_name="K")
+            b = await create_user(db, email="b@kontor-a.no", password=PASSWORD, office_name="K")
+            assert a.id is not None and b.id is not None
+            return a.office_id, a.id, b.id
+    finally:
+        await engine.dispose()
+
+
+def slow_count(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The count of the other administrators takes a while to act on: a second change
+    starts meanwhile, as when two administrators press the button at the same moment."""
+    counted = users._others
+
+    async def slowly(*args: object) -> int:
+        found = await counted(*args)  # type: ignore[arg-type]
+        await anyio.sleep(0.5)
+        return found
+
+    monkeypatch.setattr(users, "_others", slowly)
+
+
+@pytest.mark.parametrize("change", ["role", "deactivate"])
+async def test_two_administrators_removing_each_other_at_once_leave_one(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, change: str
+) -> None:
+    """Each sees the other as an administrator when counting; the second to count waits for
+    the first change and is refused (the office's row is locked before counting, on
+    SQLite as on PostgreSQL)."""
+    office, a, b = await two_administrators(settings)
+    slow_count(monkeypatch)
+    engine = create_engine(settings.database_url)
+    outcomes: dict[str, str] = {}
+
+    async def remove(me: int, email: str, them: int, wait: float) -> None:
+        await anyio.sleep(wait)
+        async with open_session(create_session_factory(engine)) as db:
+            actor = Actor(office, email, user_id=me)
+            try:
+                if change == "role":
+                    await users.change_role(db, actor, them, "lesetilgang")
+                else:
+                    await users.deactivate(db, actor, them)
+            except users.UserChangeError as exc:
+                outcomes[email] = exc.message
+            else:
+                outcomes[email] = "done"
+
+    try:
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(remove, a, "a@kontor-a.no", b, 0)
+            tasks.start_soon(remove, b, "b@kontor-a.no", a, 0.1)
+    finally:
+        await engine.dispose()
+    assert outcomes["a@kontor-a.no"] == "done"
+    assert "er den siste aktive administratoren" in outcomes["b@kontor-a.no"]
+    left = await query(
+        settings,
+        "select email from user_account where role = 'administrator' and active = true",
+    )
+    assert left == [("a@kontor-a.no",)]
+
+
+async def test_a_role_claim_and_a_demotion_at_once_leave_an_administrator(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """b@ is demoted on the page while a@ signs in through the provider with a role claim
+    that makes a@ a reader: the claim is not applied to the office's last administrator."""
+    from services import oidc
+
+    office, a, b = await two_administrators(settings)
+    slow_count(monkeypatch)
+    engine = create_engine(settings.database_url)
+    factory = create_session_factory(engine)
+    provider = oidc.Provider(office, "Microsoft", "https://idp.example", "app", "hemmelig")
+
+    async def demote_b() -> None:
+        async with open_session(factory) as db:
+            await users.change_role(db, Actor(office, "a@kontor-a.no", user_id=a), b, "lesetilgang")
+
+    async def claim_demotes_a() -> None:
+        await anyio.sleep(0.1)
+        async with open_session(factory) as db:
+            user = await db.get(User, a)
+            assert user is not None
+            actor = Actor(office, user.email, user_id=a)
+            await oidc._apply_role(db, provider, user, Role.READER, actor)
+            await db.commit()
+
+    try:
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(demote_b)
+            tasks.start_soon(claim_demotes_a)
+    finally:
+        await engine.dispose()
+    assert await query(settings, "select email, role from user_account order by email") == [
+        ("a@kontor-a.no", "administrator"),
+        ("b@kontor-a.no", "lesetilgang"),
+    ]
 
 
 async def test_deactivating_ends_the_persons_sessions_at_once(
