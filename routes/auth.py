@@ -59,10 +59,7 @@ class AuthController(Controller):
             await signin.signed_in(db, result, address, second_factor="nei")
             _start_session(request, result)
             return Redirect(HOME, status_code=303)
-        # Not signed in yet: the session (under a fresh id) holds only the pending step.
-        rotate_session_id(request)
-        request.set_session(signin.Pending(result.id, utcnow(), step).as_session())
-        return Redirect(_STEP_PATHS[step], status_code=303)
+        return to_second_step(request, result.id, step)
 
     @get("/login/tofaktor")
     async def code_page(
@@ -109,6 +106,8 @@ class AuthController(Controller):
         user = await _pending_user(request, db, signin.SETUP)
         if user is None:
             return Redirect("/login")
+        if user.totp_enabled_at is not None:
+            return _to_code_step(request, user)
         setup = totp.pending_setup(vault, user) or await totp.start_setup(db, vault, user)
         return _forced_setup_page(setup, error=None, status_code=200)
 
@@ -124,6 +123,8 @@ class AuthController(Controller):
         if user is None:
             request.clear_session()
             return _login_page("", _TIMED_OUT, 422)
+        if user.totp_enabled_at is not None:
+            return _to_code_step(request, user)
         address = client_address(request)
         setup = totp.pending_setup(vault, user)
         if setup is None:
@@ -166,6 +167,22 @@ def _login_page(
         context={"email": email, "error": error, **(sso or {})},
         status_code=status_code,
     )
+
+
+def to_second_step(request: Request, user_id: int, step: str) -> Redirect:
+    """Not signed in yet: the session (under a fresh id) holds only the pending step (a
+    password just checked, or just chosen when taking an invitation)."""
+    rotate_session_id(request)
+    request.set_session(signin.Pending(user_id, utcnow(), step).as_session())
+    return Redirect(_STEP_PATHS[step], status_code=303)
+
+
+def _to_code_step(request: Request, user: User) -> Redirect:
+    """The second factor was set up meanwhile (in another tab): the pending sign-in now
+    waits for a code from it, as one at /login would."""
+    assert user.id is not None
+    request.set_session(signin.Pending(user.id, utcnow(), signin.CODE).as_session())
+    return Redirect(_STEP_PATHS[signin.CODE], status_code=303)
 
 
 def _start_session(request: HTMXRequest, user: User) -> None:

@@ -17,11 +17,11 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from models.base import utcnow
 from models.office import Role
-from routes.auth import client_address
+from routes.auth import client_address, to_second_step
 from routes.forms import Form, field
 from routes.integrations import redirect
 from routes.params import ID_GUARDS
-from services import invitations, users
+from services import invitations, signin, users
 from services.audit import Actor, actor_of
 from services.auth import CurrentUser
 from services.notifications import Mailer, MailError
@@ -199,6 +199,10 @@ class InvitationController(Controller):
                 request, opened, values={"name": name}, errors={exc.field: exc.message}
             )
         log.info("invitation taken: account=%r office=%s", joined.email, joined.office_id)
+        assert joined.id is not None
+        if step := await signin.second_step(db, joined):
+            # The office requires the second factor: set up before signed in, as at /login.
+            return to_second_step(request, joined.id, step)
         rotate_session_id(request)
         request.set_session({"user_id": joined.id})
         return Redirect("/integrasjoner", status_code=303)

@@ -286,6 +286,43 @@ async def test_the_password_policy_holds_when_taking_the_link(
     assert len(await query(settings, "select id from user_account")) == 2
 
 
+async def test_taking_the_link_in_an_office_that_requires_tofaktor_sets_it_up_first(
+    client: AsyncTestClient, settings: Settings
+) -> None:
+    """The password just chosen is a password sign-in like any other: the office's second
+    factor is set up before the person is signed in."""
+    import pyotp
+
+    from tests.test_totp import codes_on, secret_on
+
+    await execute(
+        settings,
+        "insert into signin_settings (office_id, oidc_enabled, oidc_display_name, oidc_issuer,"
+        " oidc_client_id, oidc_create_users, oidc_default_role, oidc_role_claim, oidc_role_map,"
+        " sso_required, totp_required, audit_retention_years, updated_at) select id, false, '',"
+        " '', '', false, 'lesetilgang', '', '', false, true, 5, created_at from office",
+    )
+    link = await invited_link(client)
+    async with stranger(settings) as kari:
+        taken = await take(kari, link)
+        assert taken.status_code == 303
+        assert taken.headers["location"] == "/login/tofaktor/oppsett"
+        assert (await kari.get("/integrasjoner", follow_redirects=False)).status_code in (302, 303)
+        page = await kari.get("/login/tofaktor/oppsett")
+        assert page.status_code == 200 and "Kontoret krever tofaktor." in page.text
+        secret = secret_on(page.text)
+        done = await kari.post(
+            "/login/tofaktor/oppsett",
+            data={"code": pyotp.TOTP(secret).now(), "_csrf_token": csrf(kari)},
+        )
+        assert done.status_code == 200 and len(codes_on(done.text)) == 10
+        assert (await kari.get("/integrasjoner", follow_redirects=False)).status_code == 200
+    [(enabled,)] = await query(
+        settings, f"select totp_enabled_at from user_account where email = '{NEW}'"
+    )
+    assert enabled is not None
+
+
 async def test_the_token_is_redacted_from_log_lines() -> None:
     assert "abcdefghijklmnopqrstuvwxyz0123456789" not in redact(
         'GET /invitasjon/abcdefghijklmnopqrstuvwxyz0123456789-_AB HTTP/1.1" 200'
