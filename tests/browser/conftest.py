@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
 
 from tests import databases
 from tests.conftest import free_port
@@ -105,13 +107,31 @@ AXE_ON_EVERY_STATE = """
 """
 
 
-@pytest.fixture
-def page(browser: Browser, server: str) -> Iterator[Page]:
+@contextmanager
+def checked_page(
+    browser: Browser,
+    server: str,
+    *,
+    own_origin_only: bool = False,
+    prepare: Callable[[BrowserContext], None] | None = None,
+) -> Iterator[Page]:
+    """A page whose every state axe checks (`own_origin_only`: not another site's pages,
+    such as an identity provider's), failing on any violation, script error or CSP
+    violation when the block ends. `prepare` sets up the context before the page opens."""
     context = browser.new_context(base_url=server, locale="nb-NO")
+    if prepare is not None:
+        prepare(context)
     violations: list[str] = []
     context.expose_function("reportAxeViolation", lambda found: violations.append(found))
     context.add_init_script(script=AXE.read_text(encoding="utf-8"))
-    context.add_init_script(script=AXE_ON_EVERY_STATE)
+    script = AXE_ON_EVERY_STATE
+    if own_origin_only:
+        script = script.replace(
+            "if (window.top !== window",
+            f"if (location.origin !== {json.dumps(server)} || window.top !== window",
+        )
+        assert script != AXE_ON_EVERY_STATE
+    context.add_init_script(script=script)
     page = context.new_page()
     errors: list[str] = []
     # Script errors and CSP violations; an HTTP error status shows up in the tests themselves.
@@ -130,6 +150,12 @@ def page(browser: Browser, server: str) -> Iterator[Page]:
     # A CSP violation or a script error shows up here.
     assert not errors, errors
     assert not violations, sorted(set(violations))
+
+
+@pytest.fixture
+def page(browser: Browser, server: str) -> Iterator[Page]:
+    with checked_page(browser, server) as page:
+        yield page
 
 
 def assert_accessible(page: Page) -> None:

@@ -11,21 +11,19 @@ fetched (its page links a stylesheet on a CDN)."""
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import re
 import sys
 from collections.abc import Iterator
 
 import pytest
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Browser, BrowserContext, Page, expect
 
 from tests import databases
 from tests.browser.conftest import (
-    AXE,
-    AXE_ON_EVERY_STATE,
     ROOT,
     assert_accessible,
+    checked_page,
     log_in,
     screenshot,
 )
@@ -74,35 +72,14 @@ def provider(server: str) -> Iterator[Provider]:
 
 @pytest.fixture
 def page(server: str, browser: Browser) -> Iterator[Page]:
-    """As tests/browser/conftest.py's, with axe on our origin only; the server first: its set-up
-    may run an event loop, which it cannot inside Playwright's (the browser's)."""
-    context = browser.new_context(base_url=server, locale="nb-NO")
-    context.route(NOT_LOOPBACK, lambda route: route.abort())
-    violations: list[str] = []
-    context.expose_function("reportAxeViolation", lambda found: violations.append(found))
-    context.add_init_script(script=AXE.read_text(encoding="utf-8"))
-    ours_only = AXE_ON_EVERY_STATE.replace(
-        "if (window.top !== window",
-        f"if (location.origin !== {json.dumps(server)} || window.top !== window",
-    )
-    assert ours_only != AXE_ON_EVERY_STATE
-    context.add_init_script(script=ours_only)
-    page = context.new_page()
-    errors: list[str] = []
-    page.on(
-        "console",
-        lambda m: (
-            errors.append(m.text)
-            if m.type == "error" and not m.text.startswith("Failed to load resource")
-            else None
-        ),
-    )
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    yield page
-    page.wait_for_timeout(400)
-    context.close()
-    assert not errors, errors
-    assert not violations, sorted(set(violations))
+    """As tests/browser/conftest.py's, with axe on our origin only and nothing off loopback;
+    the server first: its set-up may run an event loop, which it cannot inside Playwright's."""
+
+    def loopback_only(context: BrowserContext) -> None:
+        context.route(NOT_LOOPBACK, lambda route: route.abort())
+
+    with checked_page(browser, server, own_origin_only=True, prepare=loopback_only) as page:
+        yield page
 
 
 def test_set_up_the_provider_and_sign_in_through_it(page: Page, provider: Provider) -> None:
