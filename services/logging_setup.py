@@ -17,7 +17,11 @@ from litestar.types import Scope
 
 from services.request_context import current_request_id
 
-_SECRET_PARAMS = re.compile(r"((?:employee|consumer)Token|token|password)=[^&\s\"']+", re.I)
+# Also OpenID Connect's `code` and `state` in the callback's query (whoever holds the code
+# with the session could finish the sign-in); whole names only (not "postcode=").
+_SECRET_PARAMS = re.compile(
+    r"((?:employee|consumer)Token|token|password|(?<![\w-])(?:code|state))=[^&\s\"']+", re.I
+)
 # Our own API tokens and webhook signing secrets, wherever they appear.
 _OWN_SECRETS = re.compile(r"(erpapi_|whsec_)[A-Za-z0-9_\-+/=]{8,}")
 # An invitation link's token, in a request line (services/invitations.py).

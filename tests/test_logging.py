@@ -14,6 +14,7 @@ from litestar.testing import AsyncTestClient
 
 from services.logging_setup import JsonFormatter, configure_logging, install_log_context
 from services.request_context import request_id_var
+from services.settings import Settings
 from tests.conftest import create_integration
 
 pytestmark = pytest.mark.anyio
@@ -123,3 +124,25 @@ async def test_no_tripletex_key_or_consumer_token_in_any_log(client: AsyncTestCl
         if r.name == "services.connectors.tripletex" and "/v2/" in r.getMessage()
     ]
     assert outgoing and all(r.request_id == "flow-1" for r in outgoing)
+
+
+async def test_no_sign_in_code_state_or_invitation_token_in_the_access_log(
+    settings: Settings,
+) -> None:
+    """uvicorn's access line names the whole request path, query included: the provider's
+    `code` and `state` on the way back, and an invitation's token, are masked in it."""
+    from tests.login_support import served
+
+    code, state = "kode-fra-leverandoren-8f3a9c", "tilstand-fra-leverandoren-51d2e7"
+    token = "abcdefghijklmnopqrstuvwxyz0123456789"
+    async with served(settings) as http:
+        with every_log_record() as captured:
+            await http.get(f"/login/oidc/callback?code={code}&state={state}")
+            await http.get(f"/invitasjon/{token}")
+    access = [r.getMessage() for r in captured.records if r.name == "uvicorn.access"]
+    assert any("/login/oidc/callback?code=***&state=*** HTTP/1.1" in line for line in access), (
+        access
+    )
+    assert any("/invitasjon/*** HTTP/1.1" in line for line in access), access
+    output = "\n".join(captured.lines)
+    assert code not in output and state not in output and token not in output
