@@ -44,10 +44,12 @@ class AuthController(Controller):
             db, email, password, address, signing_in=True, oidc_config=settings.oidc
         )
         if isinstance(result, SsoRequired):
+            await signin.failed(db, email, address, signin.SSO_REQUIRED)
             sso = await oidc.login_context(db, settings.oidc, None)
             return _login_page(email, result.message(), 403, sso)
         if isinstance(result, LoginLocked):
-            await signin.failed(db, email, address, signin.LOCKED)
+            if reason := signin.locked_reason(result, signin.WRONG_PASSWORD):
+                await signin.failed(db, email, address, reason)
             return _login_page(email, result.message(), 429)
         if result is None:
             await signin.failed(db, email, address, signin.WRONG_PASSWORD)
@@ -85,7 +87,8 @@ class AuthController(Controller):
         address = client_address(request)
         passed = await totp.check_code(db, vault, user, field(data, "code")[:64], address)
         if isinstance(passed, totp.CodeLocked):
-            await signin.failed(db, user, address, signin.LOCKED)
+            if reason := signin.locked_reason(passed.locked, signin.WRONG_CODE):
+                await signin.failed(db, user, address, reason)
             return _code_page(error=passed.message(), status_code=429)
         if passed is None:
             await signin.failed(db, user, address, signin.WRONG_CODE)

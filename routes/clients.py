@@ -96,6 +96,7 @@ class ClientController(Controller):
         request: HTMXRequest,
         db: NamedDependency[AsyncSession],
         user: NamedDependency[CurrentUser],
+        connectors: NamedDependency[Connectors],
         integration: NamedDependency[Integration],
         client_id: FromPath[int],
         switch: FromPath[str],
@@ -111,7 +112,8 @@ class ClientController(Controller):
         if on and switch == Switch.ACTIVE and client.access_lost:
             on = False  # a client the key no longer reaches cannot be activated
         actor = audit.actor_of(user, client_address(request))
-        await client_service.set_switch(db, client, Switch(switch), on, actor)
+        name = _display_name(connectors, integration)
+        await client_service.set_switch(db, client, Switch(switch), on, actor, integration=name)
         if field(data, "neste") == "oversikt":  # from the client's own page: back there
             if switch == Switch.ACTIVE and on:
                 set_flash(request, notice="Klienten er aktivert og synkroniseres nå.")
@@ -139,6 +141,7 @@ class ClientController(Controller):
         db: NamedDependency[AsyncSession],
         user: NamedDependency[CurrentUser],
         services: NamedDependency[Services],
+        connectors: NamedDependency[Connectors],
         integration: NamedDependency[Integration],
         client_id: FromPath[int],
     ) -> Response:
@@ -149,7 +152,8 @@ class ClientController(Controller):
         if client is None:
             raise NotFoundException()
         actor = audit.actor_of(user, client_address(request))
-        await client_service.check_access_now(db, client, actor)
+        name = _display_name(connectors, integration)
+        await client_service.check_access_now(db, client, actor, integration=name)
         if services.sync_runner is not None:
             services.sync_runner.wake()
         set_flash(
@@ -204,9 +208,8 @@ class ClientController(Controller):
         integration: NamedDependency[Integration],
         data: Form,
     ) -> Response:
-        target = _audit_target(connectors, integration)
         actor = audit.actor_of(user, client_address(request))
-        return await _set_all_active(request, db, integration, data, actor, target, on=True)
+        return await _set_all_active(request, db, connectors, integration, data, actor, on=True)
 
     @post("/deaktiver-alle", status_code=200, opt=ACCOUNTANT)
     async def deactivate_all(
@@ -218,9 +221,8 @@ class ClientController(Controller):
         integration: NamedDependency[Integration],
         data: Form,
     ) -> Response:
-        target = _audit_target(connectors, integration)
         actor = audit.actor_of(user, client_address(request))
-        return await _set_all_active(request, db, integration, data, actor, target, on=False)
+        return await _set_all_active(request, db, connectors, integration, data, actor, on=False)
 
 
 def _client_page(integration: Integration, client_id: int | None) -> str:
@@ -239,13 +241,18 @@ def _audit_target(connectors: Connectors, integration: Integration) -> str:
     return integration_service.audit_target(integration, system.display_name)
 
 
+def _display_name(connectors: Connectors, integration: Integration) -> str:
+    system = connectors.describe(integration.system)
+    return integration_service.display_name(integration, system.display_name)
+
+
 async def _set_all_active(
     request: HTMXRequest,
     db: AsyncSession,
+    connectors: Connectors,
     integration: Integration,
     data: Form,
     actor: audit.Actor,
-    target: str,
     *,
     on: bool,
 ) -> Response:
@@ -253,7 +260,13 @@ async def _set_all_active(
     assert integration.id is not None
     query = ClientQuery.parse(field(data, "q"), field(data, "sort"), 0, field(data, "status"))
     changed = await client_service.set_all_active(
-        db, integration.id, on, query, actor, target=target
+        db,
+        integration.id,
+        on,
+        query,
+        actor,
+        target=_audit_target(connectors, integration),
+        integration=_display_name(connectors, integration),
     )
     noun = "klient" if changed == 1 else "klienter"
     notice = f"{changed} {noun} {'aktivert' if on else 'deaktivert'}"

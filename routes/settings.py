@@ -21,6 +21,7 @@ from routes.params import ID_GUARDS
 from services import api_tokens, audit, notifications
 from services.auth import CurrentUser
 from services.crypto import KeyVault
+from services.notifications.endpoints import retry_delivery
 from services.outbound_guard import OutboundPolicy
 from services.settings import Settings
 from web.dependencies import Services, wants_fragment
@@ -274,7 +275,8 @@ class SettingsController(Controller):
     ) -> Response:
         endpoint = await _owned_endpoint(db, user)
         assert endpoint.id is not None
-        if not await notifications.retry_now(db, endpoint.id, delivery_id):
+        actor = audit.actor_of(user, client_address(request))
+        if not await retry_delivery(db, actor, endpoint.id, delivery_id):
             raise NotFoundException()
         if not wants_fragment(request):
             return redirect(request, "/innstillinger/varsler")

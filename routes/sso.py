@@ -9,6 +9,8 @@ and gone from the session whatever the answer was.
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
 from typing import Any
 
 from litestar import Controller, Request, get
@@ -28,6 +30,28 @@ from web.sessions import rotate_session_id
 
 log = logging.getLogger("erp.oidc")
 HOME = "/integrasjoner"
+
+
+class OncePerOffice:
+    """At most one event per office per `interval` (in this process). Anyone may open
+    /login/oidc/{office}: while the provider is down each visit fails the same way, and one
+    `signin.failed` a minute says so without letting a script fill the log."""
+
+    def __init__(self, interval: float = 60.0, clock: Callable[[], float] = time.monotonic):
+        self.interval = interval
+        self.clock = clock
+        self._last: dict[int, float] = {}
+
+    def allow(self, office_id: int) -> bool:
+        now = self.clock()
+        last = self._last.get(office_id)
+        if last is not None and now - last < self.interval:
+            return False
+        self._last[office_id] = now  # only offices with a provider set up get here
+        return True
+
+
+START_FAILURES = OncePerOffice()
 
 
 class SsoController(Controller):
@@ -55,7 +79,8 @@ class SsoController(Controller):
             )
         except oidc.SigninFailed as exc:
             log.warning("sign-in through %s not started: %s", provider.display_name, exc)
-            await oidc.record_failure(db, office_id, exc, client_address(request))
+            if START_FAILURES.allow(office_id):
+                await oidc.record_failure(db, office_id, exc, client_address(request))
             return _failed(request, exc)
         request.set_session({**_session(request), oidc.PENDING_KEY: pending})
         return Redirect(url, status_code=303)

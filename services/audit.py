@@ -9,10 +9,12 @@ CHANGED, not by its value.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import insert
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from models.audit import AuditEvent
@@ -39,6 +41,7 @@ KINDS: dict[str, str] = {
     "api_token.created": "API-nøkkel opprettet",
     "api_token.revoked": "API-nøkkel trukket tilbake",
     "notifications.changed": "Varslingsinnstillinger endret",
+    "notifications.retry": "Varsel sendt på nytt",
     "user.invited": "Bruker invitert",
     "user.invitation_revoked": "Invitasjon trukket tilbake",
     "user.joined": "Invitasjon tatt i bruk",
@@ -47,6 +50,7 @@ KINDS: dict[str, str] = {
     "user.reactivated": "Bruker aktivert igjen",
     "user.password": "Passord endret",
     "user.totp": "Tofaktor endret",
+    "user.linked": "Koblet til identitetsleverandør",
     "signin_settings.changed": "Påloggingsinnstillinger endret",
     "audit.retention": "Loggens lagringstid endret",
 }
@@ -71,6 +75,13 @@ def token_actor(office_id: int, token_id: int, token_name: str) -> Actor:
     return Actor(office_id=office_id, label=f"API-nøkkel: {token_name}", token_id=token_id)
 
 
+def attempt_actor(office_id: int, attempted: str, address: str = "") -> Actor:
+    """Who a failed sign-in is by: nobody known (whoever typed it may not be the account's
+    owner), so no user id; the label names the account tried, marked as failed. The
+    account goes in the event's target too."""
+    return Actor(office_id=office_id, label=f"{attempted or 'ukjent'} (mislykket)", address=address)
+
+
 def record(
     db: AsyncSession,
     actor: Actor,
@@ -82,9 +93,27 @@ def record(
 ) -> AuditEvent:
     """Adds the event to `db`'s transaction (the caller commits). `details` must be
     JSON-serialisable; Decimals and dates are written as text."""
+    event = build(actor, kind, target, at=at, **details)
+    db.add(event)
+    return event
+
+
+async def record_many(db: AsyncSession, events: Iterable[AuditEvent]) -> int:
+    """Adds many built events to `db`'s transaction in one executemany INSERT (no ids read
+    back: the ORM would insert them one by one on SQLite). Returns how many."""
+    rows = [event.model_dump(exclude={"id"}) for event in events]
+    if rows:
+        await db.exec(insert(AuditEvent.__table__), params=rows)  # type: ignore[call-overload, arg-type]
+    return len(rows)
+
+
+def build(
+    actor: Actor, kind: str, target: str = "", *, at: datetime | None = None, **details: Any
+) -> AuditEvent:
+    """The event `record` adds, not added to any session: for many at once (`record_many`)."""
     if kind not in KINDS:
         raise ValueError(f"unknown audit kind {kind!r}")
-    event = AuditEvent(
+    return AuditEvent(
         office_id=actor.office_id,
         at=at or utcnow(),
         actor_user_id=actor.user_id,
@@ -95,5 +124,3 @@ def record(
         details=json.dumps(details, ensure_ascii=False, default=str) if details else "",
         address=actor.address[:64],
     )
-    db.add(event)
-    return event

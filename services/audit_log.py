@@ -35,6 +35,7 @@ from models.base import utcnow
 from models.office import Role, SigninSettings, User
 from services import audit
 from services.audit import Actor
+from services.clients import STATUS_LABELS, Sort
 from services.db import SessionFactory
 
 OSLO = ZoneInfo("Europe/Oslo")
@@ -45,6 +46,11 @@ DEFAULT_RETENTION_YEARS = 5
 MIN_RETENTION_YEARS = 1
 MAX_RETENTION_YEARS = 100
 TOKENS = "api"  # the person filter's value for "every API token"
+# /api/v1/audit hands out only events older than this. An event's time is taken when it is
+# recorded, not when its transaction commits: a slow transaction (a SAF-T import, a bulk
+# change of thousands of clients) can commit an event older than one a poller has already
+# read past. Generous, as a log shipper does not need the last half minute.
+SETTLE = timedelta(seconds=30)
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 CSV_COLUMNS = ("Tid", "Hvem", "Hva", "Gjelder", "Endring", "Adresse", "Hendelse")
 
@@ -87,7 +93,51 @@ LABELS: dict[str, str] = {
     "recovery_codes": "Gjenopprettingskoder",
     "second_factor": "Tofaktor",
     "account": "Konto",
+    "regained": "Fått tilgang igjen",
+    "lost": "Mistet tilgang",
+    "replaced": "Erstattet",
+    "code": "Feilkode",
+    "sort": "Sortering",
+    "bulk": "Masseendring",
+    "integration": "Integrasjon",
+    "client_id": "Klient-ID",
+    "integration_id": "Integrasjons-ID",
+    "url_path": "Adressens sti og parametre",
+    "message_id": "Meldings-ID",
+    "event_type": "Hendelsestype",
+    "text": "Tekst",
+    "value": "Verdi",
 }
+# Details kept for programs (the API, by id) that a person reading the page does not need.
+HIDDEN = frozenset({"client_id", "integration_id"})
+# Values the app records as codes, by the key they are under, in the words the page uses.
+VALUES: dict[str, dict[str, str]] = {
+    "status": {
+        # a SAF-T import
+        "imported": "importert",
+        "refused": "avvist",
+        "unchanged": "uendret",
+        "failed": "feilet",
+        # a webhook delivery
+        "pending": "venter",
+        "delivered": "levert",
+        # the client table's status filter
+        **{str(key): name for key, name in STATUS_LABELS.items()},
+    },
+    "sort": {
+        Sort.NAME: "navn (A–Å)",
+        Sort.NAME_DESC: "navn (Å–A)",
+        Sort.ORG_NUMBER: "org.nr. (stigende)",
+        Sort.ORG_NUMBER_DESC: "org.nr. (synkende)",
+        Sort.STATUS: "status (det som må følges opp først)",
+        Sort.STATUS_DESC: "status (det som må følges opp sist)",
+        Sort.UPDATED: "sist oppdatert (eldste først)",
+        Sort.UPDATED_DESC: "sist oppdatert (nyeste først)",
+    },
+    "method": {"oidc": "identitetsleverandør"},
+    "second_factor": {"app": "kode fra app", "nei": "nei"},
+}
+YES_NO = frozenset({"bulk", "reads_audit"})  # switches that read "ja"/"nei", not "på"/"av"
 PAIRS = (("before", "after"), ("from", "to"), ("old", "new"))
 # What a top-level before → after is the value of, by kind: a switch's name in the table.
 SUBJECTS: dict[str, str] = {
@@ -167,6 +217,16 @@ class LogFilter:
 
 def oslo_day_start(day: date) -> datetime:
     return datetime.combine(day, time(), tzinfo=OSLO).astimezone(UTC)
+
+
+def bare_date(value: str) -> date | None:
+    """`value` as a date alone (2026-11-29), or None when it is something else."""
+    if "T" in value or " " in value:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        return None
 
 
 def parse_form_filter(person: str, kind: str, from_day: str, to_day: str) -> LogFilter:
@@ -292,10 +352,18 @@ async def page(
 
 
 async def events_from(
-    db: AsyncSession, office_id: int, wanted: LogFilter, after: Position | None, limit: int
+    db: AsyncSession,
+    office_id: int,
+    wanted: LogFilter,
+    after: Position | None,
+    limit: int,
+    *,
+    now: datetime | None = None,
 ) -> list[AuditEvent]:
-    """Oldest first from `after` (exclusive): the API's order, for shipping the log on."""
+    """Oldest first from `after` (exclusive): the API's order, for shipping the log on.
+    Only events older than SETTLE: one committed late is still ahead of the cursor."""
     conditions = _conditions(office_id, wanted)
+    conditions.append(col(AuditEvent.at) <= (now or utcnow()) - SETTLE)
     if after is not None:
         conditions.append(_newer_than(after))
     statement = (
@@ -342,14 +410,16 @@ def label(key: str) -> str:
 
 
 def value_text(value: Any, key: str = "") -> str:
-    if value is True:
-        return "på"
-    if value is False:
-        return "av"
+    if isinstance(value, bool):
+        if key in YES_NO:
+            return "ja" if value else "nei"
+        return "på" if value else "av"
     if value is None or value == "":
         return "–"
     if key == "role" and isinstance(value, str) and value in {r.value for r in Role}:
         return Role(value).norwegian
+    if isinstance(value, str) and value in VALUES.get(key, {}):
+        return VALUES[key][value]
     if isinstance(value, dict):
         return ", ".join(f"{label(k)}: {value_text(v, k)}" for k, v in value.items()) or "–"
     if isinstance(value, list | tuple):
@@ -386,6 +456,8 @@ def describe(details: str | dict[str, Any], kind: str = "") -> list[str]:
         if first in rest and second in rest:
             lines += _before_after(rest.pop(first), rest.pop(second), SUBJECTS.get(kind, ""))
     for key, value in rest.items():
+        if key in HIDDEN:
+            continue
         change = _change(value)
         if change is not None:
             lines.append(
@@ -445,7 +517,7 @@ def csv_rows(events: Iterable[AuditEvent]) -> bytes:
                 kind_name(event.kind),
                 _csv_text(event.target_label),
                 _csv_text("; ".join(describe(event.details, event.kind))),
-                event.address,
+                _csv_text(event.address),
                 event.kind,
             ]
         )

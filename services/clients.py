@@ -317,8 +317,19 @@ async def get_client(db: AsyncSession, integration_id: int, client_id: int) -> C
 
 def audit_target(client: Client) -> str:
     """How the audit log names a client."""
-    number = f" ({client.org_number})" if client.org_number else ""
-    return f"Klient: {client.name}{number}"
+    return _client_label(client.name, client.org_number)
+
+
+def _client_label(name: str, org_number: str) -> str:
+    number = f" ({org_number})" if org_number else ""
+    return f"Klient: {name}{number}"
+
+
+def audit_about(client_id: int | None, integration_id: int, integration: str) -> dict[str, Any]:
+    """The details every client event carries: which integration holds it (two may hold the
+    same company), by name for people and by id for programs."""
+    about: dict[str, Any] = {"integration": integration} if integration else {}
+    return {**about, "client_id": client_id, "integration_id": integration_id}
 
 
 # The audit kind of each switch; FULL SYNKRONISERING orders a sync.
@@ -332,9 +343,15 @@ FULL_SYNC_ACTION = "Full synkronisering"
 CHECK_ACCESS_ACTION = "Sjekk tilgang på nytt"
 
 
-async def check_access_now(db: AsyncSession, client: Client, actor: Actor) -> None:
-    """Sjekk tilgang på nytt: the client is synced at the next tick, and it is recorded."""
-    audit.record(db, actor, "client.sync", audit_target(client), action=CHECK_ACCESS_ACTION)
+async def check_access_now(
+    db: AsyncSession, client: Client, actor: Actor, *, integration: str
+) -> None:
+    """Sjekk tilgang på nytt: the client is synced at the next tick, and it is recorded
+    (`integration`: its display name, for the log)."""
+    about = audit_about(client.id, client.integration_id, integration)
+    audit.record(
+        db, actor, "client.sync", audit_target(client), action=CHECK_ACCESS_ACTION, **about
+    )
     await poll_now(db, client)
 
 
@@ -346,17 +363,27 @@ async def poll_now(db: AsyncSession, client: Client) -> None:
 
 
 async def set_switch(
-    db: AsyncSession, client: Client, switch: Switch, on: bool, actor: Actor
+    db: AsyncSession,
+    client: Client,
+    switch: Switch,
+    on: bool,
+    actor: Actor,
+    *,
+    integration: str,
 ) -> Client:
     """Set one switch to an explicit value, so a repeated click cannot flip it back. A
-    change is recorded in the audit log; a click that changes nothing is not."""
+    change is recorded in the audit log (`integration`: its display name); a click that
+    changes nothing is not."""
     before = getattr(client, switch.value)
     if before != on and client.id is not None:
         await publishing.record_switch(db, [client.id], switch.value, on)
     if before != on:
         action = {"action": FULL_SYNC_ACTION} if switch is Switch.FULL_SYNC else {}
+        about = audit_about(client.id, client.integration_id, integration)
         target = audit_target(client)
-        audit.record(db, actor, SWITCH_KINDS[switch], target, **action, before=before, after=on)
+        audit.record(
+            db, actor, SWITCH_KINDS[switch], target, **action, before=before, after=on, **about
+        )
     setattr(client, switch.value, on)
     client.is_new = False
     client.updated_at = utcnow()
@@ -375,11 +402,14 @@ async def set_all_active(
     actor: Actor,
     *,
     target: str,
+    integration: str = "",
 ) -> int:
     """Aktiver alle / Deaktiver alle, of the clients the table shows (its search and status
     filter). Clients the key no longer reaches are not activated. Recorded in the audit log
-    (on `target`, the integration as the log names it) with the count changed, the count
-    shown and the query used, when it changed any."""
+    (on `target`, the integration as the log names it; `integration`, its display name)
+    with the count changed, the count shown and the query used, when it changed any; and
+    each client changed as its own `client.active` marked as a bulk change, so "who turned
+    off this client" finds it too."""
     shown_where = shown(integration_id, query)
     where = [*shown_where, col(Client.active) != on]
     if on:
@@ -388,9 +418,10 @@ async def set_all_active(
     values: dict[str, object] = {"active": on, "is_new": False, "updated_at": now}
     if on:
         values["sync_due_at"] = now
-    changed = list((await db.exec(select(Client.id).where(*where))).all())
-    if not changed:
+    rows = (await db.exec(select(Client.id, Client.name, Client.org_number).where(*where))).all()
+    if not rows:
         return 0
+    changed = [client_id for client_id, _, _ in rows if client_id is not None]
     # What the table showed when the button was pressed (a filter may not show them after).
     count_shown = (
         await db.exec(select(func.count()).select_from(Client).where(*shown_where))
@@ -402,11 +433,26 @@ async def set_all_active(
         actor,
         "client.bulk",
         target,
+        at=now,
         action="Aktiver alle viste" if on else "Deaktiver alle viste",
         count=result.rowcount,
         shown=count_shown,
         filter=query.params(),
     )
+    per_client = [
+        audit.build(
+            actor,
+            SWITCH_KINDS[Switch.ACTIVE],
+            _client_label(name, org_number),
+            at=now,
+            before=not on,
+            after=on,
+            bulk=True,
+            **audit_about(client_id, integration_id, integration),
+        )
+        for client_id, name, org_number in rows
+    ]
+    await audit.record_many(db, per_client)
     await db.commit()
     return result.rowcount
 

@@ -30,7 +30,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from models import Office, User
 from models.base import utcnow
 from models.office import Invitation, Role, SigninSettings
-from services import audit
+from services import audit, totp
 from services.audit import Actor
 from services.auth import hash_password, normalize_email
 from services.notifications.email_alerts import ascii_host, check_address
@@ -41,6 +41,7 @@ VALID_FOR = timedelta(hours=72)
 OSLO = ZoneInfo("Europe/Oslo")
 PATH = "/invitasjon/"  # + the token: the link the invited person opens
 NAME_MAX = 200
+INVITATION_SIGNIN = "invitasjon"  # the method of the sign-in that taking a link is
 
 
 class InviteError(ValueError):
@@ -298,6 +299,12 @@ async def accept(
     user = await _join(
         db, opened.invitation, name=name, password_hash=password_hash, address=address
     )
+    if not await totp.required_by_office(db, user.office_id):
+        # Taking the link signs the person in: a sign-in like any other in the log. (An
+        # office requiring the second factor has it set up first; that step records it.)
+        assert user.id is not None
+        actor = Actor(user.office_id, user.email, user_id=user.id, address=address)
+        audit.record(db, actor, "signin", method=INVITATION_SIGNIN, second_factor="nei")
     await db.commit()
     return user
 

@@ -19,7 +19,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from models import User
 from models.base import utcnow
 from services import audit, totp
-from services.auth import normalize_email
+from services.auth import LoginLocked, normalize_email
 
 SESSION_KEY = "signin_pending"
 CODE, SETUP = "code", "setup"  # the step a pending sign-in waits for
@@ -27,7 +27,13 @@ CODE_FOR = timedelta(minutes=5)
 SETUP_FOR = timedelta(minutes=15)
 
 PASSWORD = "passord"  # the method of a sign-in, as the log shows it
-WRONG_PASSWORD, WRONG_CODE, LOCKED = "feil passord", "feil kode", "låst"
+WRONG_PASSWORD, WRONG_CODE = "feil passord", "feil kode"
+LOCKED = "låst"  # older records' reason for any refusal while locked
+# The failure that brought a lock (those refused while locked are not recorded: a flood of
+# them would bury the log, and the one that locked it says what happened).
+WRONG_PASSWORD_LOCKED = "feil passord, nå låst for nye forsøk"
+WRONG_CODE_LOCKED = "feil kode, nå låst for nye forsøk"
+SSO_REQUIRED = "passord avslått: kontoret krever innlogging via leverandøren"
 
 
 @dataclass(frozen=True)
@@ -85,13 +91,24 @@ async def signed_in(db: AsyncSession, user: User, address: str, second_factor: s
 
 
 async def failed(db: AsyncSession, who: User | str, address: str, reason: str) -> None:
-    """Records a failed sign-in of a known person. An unknown e-mail belongs to no office,
-    so there is no log to put it in (the application log has it, as a tag)."""
+    """Records a failed sign-in to a known account, by nobody known (audit.attempt_actor):
+    whoever typed it may not be its owner, so the person filter does not show it as theirs.
+    An unknown e-mail belongs to no office, so there is no log to put it in (the
+    application log has it, as a tag)."""
     user = who if isinstance(who, User) else await _user_by_email(db, who)
     if user is None:
         return
-    audit.record(db, actor_of(user, address), "signin.failed", reason=reason)
+    actor = audit.attempt_actor(user.office_id, user.email, address)
+    audit.record(db, actor, "signin.failed", user.email, reason=reason)
     await db.commit()
+
+
+def locked_reason(locked: LoginLocked, reason: str) -> str | None:
+    """What a refused attempt records: the failure that brought the lock, or None for one
+    refused unchecked while already locked (not recorded)."""
+    if not locked.fresh:
+        return None
+    return WRONG_CODE_LOCKED if reason == WRONG_CODE else WRONG_PASSWORD_LOCKED
 
 
 async def signed_out(db: AsyncSession, user_id: int, address: str) -> None:

@@ -321,4 +321,4 @@ async def check_code(
     await db.commit()
     if attempt.delay:
         await sleep(attempt.delay)
-    return CodeLocked(LoginLocked(attempt.lock)) if attempt.lock else None
+    return CodeLocked(LoginLocked(attempt.lock, fresh=True)) if attempt.lock else None

@@ -109,7 +109,7 @@ async def test_the_log_shows_the_newest_first_in_oslo_time_with_readable_details
     assert "Masseendring av klienter" in page.text
     assert "Klient: Bygg AS (123456789)" in page.text
     assert "AKTIV: av → på" in page.text
-    assert "Antall: 12<br>Filter: Status: ny<br>SEND DATA: på → av" in page.text
+    assert "Antall: 12<br>Filter: Status: Ny<br>SEND DATA: på → av" in page.text
     assert ADMIN in page.text
 
 

@@ -20,6 +20,7 @@ from services.settings import Settings
 from tests.api_support import TOKEN, api, bearer, create_token  # noqa: F401
 from tests.conftest import (
     PASSWORD,
+    OfficeDb,
     PowerOffice,
     Simulator,
     create_integration,
@@ -37,6 +38,7 @@ pytestmark = pytest.mark.anyio
 ADMIN = "regnskap@kontor-a.no"  # conftest's logged-in user, an administrator
 ACCOUNTANT = "kari@kontor-a.no"
 TRIPLETEX_KEY = "demo-regnskapskontor"
+INTEGRATION = "Tripletex - Klienter"  # conftest's create_integration, by its display name
 WEBHOOK_SECRET = re.compile(r"whsec_[A-Za-z0-9+/=]+")
 
 
@@ -121,15 +123,43 @@ async def test_switches_record_who_turned_what_from_what_to_what(
     await accountant.post(f"{base}/active", data={"on": "true"}, headers=htmx(accountant))
 
     kari = await user_id(settings, ACCOUNTANT)
+    about = {"integration": INTEGRATION, "client_id": client_id, "integration_id": integration_id}
     [active] = await events(settings, "client.active")
     assert (active.actor, active.user_id, active.token_id) == (ACCOUNTANT, kari, None)
     assert active.target == target and active.address
-    assert active.details == {"before": False, "after": True}
+    assert active.details == {"before": False, "after": True, **about}
     [send_data] = await events(settings, "client.send_data")
-    assert send_data.details == {"before": True, "after": False}
+    assert send_data.details == {"before": True, "after": False, **about}
     [delete_accounts] = await events(settings, "client.delete_accounts")
-    assert delete_accounts.details == {"before": False, "after": True}
+    assert delete_accounts.details == {"before": False, "after": True, **about}
     assert {e.target for e in (send_data, delete_accounts)} == {target}
+
+
+async def test_a_client_event_names_the_integration_holding_the_client(
+    client: AsyncTestClient, settings: Settings
+) -> None:
+    """One company reached through two integrations: the log tells the two apart."""
+    first = await create_integration(client)
+    second = await create_integration(client, description="Kopi", same_key_as=first)
+    for integration_id in (first, second):
+        client_id, _ = await first_client(settings, integration_id)
+        base = f"/integrasjoner/{integration_id}/klienter/{client_id}"
+        await client.post(f"{base}/active", data={"on": "true"}, headers=htmx(client))
+
+    one, other = await events(settings, "client.active")
+    assert one.target == other.target  # the same company
+    assert (one.details["integration"], other.details["integration"]) == (
+        INTEGRATION,
+        "Tripletex - Kopi",
+    )
+    assert (one.details["integration_id"], other.details["integration_id"]) == (first, second)
+    assert one.details["client_id"] != other.details["client_id"]
+    page = (await client.get("/innstillinger/logg", params={"hva": "client.active"})).text
+    changes = re.findall(r'data-label="Endring">([^<]*(?:<br>[^<]*)*)</td>', page)
+    assert changes == [
+        "AKTIV: av → på<br>Integrasjon: Tripletex - Kopi",
+        f"AKTIV: av → på<br>Integrasjon: {INTEGRATION}",
+    ]  # the ids are for programs (the API), not shown
 
 
 async def test_full_sync_and_sjekk_tilgang_are_recorded_as_sync_requests(
@@ -144,9 +174,15 @@ async def test_full_sync_and_sjekk_tilgang_are_recorded_as_sync_requests(
     assert checked.status_code == 200
 
     full, check = await events(settings, "client.sync")
+    about = {"integration": INTEGRATION, "client_id": client_id, "integration_id": integration_id}
     assert (full.actor, full.target) == (ADMIN, target)
-    assert full.details == {"action": "Full synkronisering", "before": False, "after": True}
-    assert (check.target, check.details) == (target, {"action": "Sjekk tilgang på nytt"})
+    assert full.details == {
+        "action": "Full synkronisering",
+        "before": False,
+        "after": True,
+        **about,
+    }
+    assert (check.target, check.details) == (target, {"action": "Sjekk tilgang på nytt", **about})
 
 
 async def test_a_refused_switch_records_nothing(
@@ -215,6 +251,134 @@ async def test_bulk_actions_record_the_count_changed_the_count_shown_and_the_fil
         "shown": len(shown),
         "filter": {"q": word, "sort": "navn"},
     }
+
+
+async def test_a_bulk_change_records_each_client_it_changed(
+    client: AsyncTestClient,
+    accountant: AsyncTestClient,
+    settings: Settings,
+) -> None:
+    """Who turned off this client, and when: answered for Aktiver/Deaktiver alle viste too,
+    by an event of the client's own beside the summary, in the same transaction."""
+    integration_id = await create_integration(client)
+    base = f"/integrasjoner/{integration_id}"
+    clients = await query(
+        settings,
+        f"SELECT id, name, org_number FROM client WHERE integration_id = {integration_id} "
+        "ORDER BY id",
+    )
+    first_id = clients[0][0]
+    await accountant.post(
+        f"{base}/klienter/{first_id}/active", data={"on": "true"}, headers=htmx(accountant)
+    )
+
+    await accountant.post(f"{base}/aktiver-alle", headers=htmx(accountant))
+    await client.post(f"{base}/deaktiver-alle", headers=htmx(client))
+
+    kari, admin = await user_id(settings, ACCOUNTANT), await user_id(settings, ADMIN)
+    switched = await events(settings, "client.active")
+    one_by_one, bulk_on, bulk_off = (
+        switched[0],
+        switched[1 : len(clients)],
+        switched[len(clients) :],
+    )
+    assert "bulk" not in one_by_one.details
+    assert len(bulk_on) == len(clients) - 1  # the first was on already
+    assert len(bulk_off) == len(clients)
+    about = {"integration": INTEGRATION, "integration_id": integration_id}
+    for event in bulk_on:
+        assert (event.actor, event.user_id) == (ACCOUNTANT, kari)
+        assert event.details == {
+            "before": False,
+            "after": True,
+            "bulk": True,
+            **about,
+            "client_id": event.details["client_id"],
+        }
+    assert sorted(e.details["client_id"] for e in bulk_off) == [c[0] for c in clients]
+    assert sorted(e.target for e in bulk_off) == sorted(
+        f"Klient: {name} ({org})" if org else f"Klient: {name}" for _, name, org in clients
+    )
+    assert {(e.actor, e.user_id, e.details["after"], e.details["bulk"]) for e in bulk_off} == {
+        (ADMIN, admin, False, True)
+    }
+    # Beside the one summary each; and the page reads it as a person asks it.
+    assert len(await events(settings, "client.bulk")) == 2
+    page = (await client.get("/innstillinger/logg", params={"hva": "client.active"})).text
+    assert "AKTIV: på → av<br>Masseendring: ja<br>Integrasjon: Tripletex - Klienter" in page
+
+
+async def test_a_bulk_change_of_a_thousand_clients_records_them_in_a_few_statements(
+    office_db: OfficeDb,
+) -> None:
+    from sqlalchemy import event
+
+    from models import Client, Integration
+    from services.audit import Actor
+    from services.clients import ClientQuery, set_all_active
+
+    async with office_db.factory() as db:
+        integration = Integration(
+            office_id=office_db.office_id,
+            system="tripletex",
+            description="Mange",
+            key_ciphertext="x",
+            key_last4="abcd",
+            key_kind="accountant",
+            erp_company_id=1,
+            erp_company_name="Kontoret",
+        )
+        db.add(integration)
+        await db.flush()
+        assert integration.id is not None
+        db.add_all(
+            Client(
+                integration_id=integration.id,
+                erp_id=n,
+                name=f"Firma {n} AS",
+                org_number=str(900_000_000 + n),
+                sort_key=f"firma {n:04d}",
+                search_text=f"firma {n} as",
+            )
+            for n in range(1000)
+        )
+        await db.commit()
+        statements: list[str] = []
+
+        def count(*args: Any) -> None:
+            statements.append(args[2])
+
+        sync_engine = db.get_bind()
+        event.listen(sync_engine, "before_cursor_execute", count)
+        try:
+            actor = Actor(office_db.office_id, "kari@kontor-a.no", user_id=None)
+            changed = await set_all_active(
+                db,
+                integration.id,
+                True,
+                ClientQuery(),
+                actor,
+                target="Integrasjon: Tripletex - Mange",
+                integration="Tripletex - Mange",
+            )
+        finally:
+            event.remove(sync_engine, "before_cursor_execute", count)
+
+    assert changed == 1000
+    inserts = [s for s in statements if s.lstrip().upper().startswith("INSERT INTO AUDIT_EVENT")]
+    assert len(inserts) <= 3, "the events are inserted together, not one by one"
+    assert len(statements) <= 15, statements
+    rows = await office_db_rows(office_db)
+    assert rows["client.bulk"] == 1 and rows["client.active"] == 1000
+
+
+async def office_db_rows(office_db: OfficeDb) -> Counter[str]:
+    from sqlmodel import select
+
+    from models.audit import AuditEvent
+
+    async with office_db.factory() as db:
+        return Counter((await db.exec(select(AuditEvent.kind))).all())
 
 
 async def test_oppdater_klientliste_records_what_came_in(
@@ -369,6 +533,14 @@ async def test_saft_imports_are_recorded_as_the_person_or_the_token_that_sent_th
     assert pushed.status_code == 201, pushed.text
 
     by_person, by_token = await events(settings, "saft.import")
+    [(client_id,)] = await query(
+        settings, f"SELECT id FROM client WHERE integration_id = {integration_id}"
+    )
+    about = {
+        "integration": "SAF-T-fil - Lokale",
+        "client_id": client_id,
+        "integration_id": integration_id,
+    }
     assert (by_person.actor, by_person.token_id) == (ACCOUNTANT, None)
     assert by_person.user_id == await user_id(settings, ACCOUNTANT)
     assert by_person.target == "Klient: Testfirma AS (987654325)"
@@ -376,6 +548,7 @@ async def test_saft_imports_are_recorded_as_the_person_or_the_token_that_sent_th
         "file": "2024.xml",
         "status": "imported",
         "months": "2024-01–2024-12",
+        **about,
     }
     assert (by_token.actor, by_token.user_id, by_token.token_id) == (
         "API-nøkkel: Visma-eksport",
@@ -386,6 +559,7 @@ async def test_saft_imports_are_recorded_as_the_person_or_the_token_that_sent_th
         "file": "2025.xml",
         "status": "imported",
         "months": "2025-01–2025-12",
+        **about,
     }
     await assert_nowhere_in_log(settings, token)
 
@@ -433,7 +607,9 @@ async def test_webhook_changes_are_recorded_and_its_secret_only_as_changed(
     client: AsyncTestClient, settings: Settings
 ) -> None:
     await client.get("/innstillinger/varsler")
-    url, other = "http://127.0.0.1:9/varsler", "http://127.0.0.1:9/nye-varsler"
+    # A receiver's address may carry its bearer token: only scheme, host and port are kept.
+    url, other = "http://127.0.0.1:9/varsler", "http://127.0.0.1:9/nye-varsler?token=s3cr3t-xyz"
+    origin = "http://127.0.0.1:9"
     set_up = await client.post(
         "/innstillinger/varsler", data={"url": url, "enabled": "on"}, headers=htmx(client)
     )
@@ -451,21 +627,37 @@ async def test_webhook_changes_are_recorded_and_its_secret_only_as_changed(
     assert {e.kind for e in (created, changed, secret, deleted)} == {"notifications.changed"}
     assert {e.target for e in (created, changed, secret, deleted)} == {"Varsler: webhook"}
     assert created.details == {
-        "url": {"before": None, "after": url},
+        "url": {"before": None, "after": origin},
+        "url_path": "endret",
         "enabled": {"before": None, "after": True},
         "secret": "endret",
     }
-    assert changed.details == {
-        "url": {"before": url, "after": other},
+    assert changed.details == {  # the same host: only that the rest changed
+        "url_path": "endret",
         "enabled": {"before": True, "after": False},
     }
     assert secret.details == {"secret": "endret"}
     assert deleted.details == {
-        "url": {"before": other, "after": None},
+        "url": {"before": origin, "after": None},
+        "url_path": "endret",
         "enabled": {"before": False, "after": None},
     }
     assert len(secrets) == 2
-    await assert_nowhere_in_log(settings, *secrets, *(s.removeprefix("whsec_") for s in secrets))
+    await assert_nowhere_in_log(
+        settings, "s3cr3t-xyz", "/varsler", *secrets, *(s.removeprefix("whsec_") for s in secrets)
+    )
+
+
+async def test_a_webhook_moved_to_another_host_shows_both_hosts_only() -> None:
+    from services.notifications.endpoints import url_changes
+
+    assert url_changes(
+        "https://a.example.no/hook?k=1", "https://user:pw@B.example.no:8443/hook?k=1"
+    ) == {
+        "url": {"before": "https://a.example.no", "after": "https://b.example.no:8443"},
+        "url_path": "endret",  # the user part is not the host's
+    }
+    assert url_changes("https://[2001:db8::1]/x", "https://[2001:db8::1]/x") == {}
 
 
 async def test_email_alert_changes_are_recorded(

@@ -3,7 +3,7 @@ it to its own log store. Oldest first from a cursor, like /changes: poll with `n
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 import msgspec
@@ -34,8 +34,9 @@ Limit = Annotated[int, QueryParameter(ge=1, le=1000, description="Events per pag
 Moment = Annotated[
     str | None,
     QueryParameter(
-        description="An ISO 8601 time, e.g. 2026-11-29T08:00:00Z or 2026-11-29 (a date is "
-        "midnight UTC; a time without an offset is UTC)",
+        description="An ISO 8601 time, e.g. 2026-11-29T08:00:00Z, or a date, e.g. 2026-11-29: "
+        "a day in Norway (Europe/Oslo), as the log page's Fra/Til read it: `since` from the "
+        "start of that day, `until` through its end. A time without an offset is UTC.",
         max_length=40,
     ),
 ]
@@ -84,9 +85,14 @@ def event_out(event: AuditEvent) -> AuditEventOut:
     )
 
 
-def parse_moment(field: str, value: str | None) -> datetime | None:
+def parse_moment(field: str, value: str | None, *, end: bool = False) -> datetime | None:
+    """A time, or a bare date as an Oslo day: its start, or (`end`) the next day's start."""
     if not value:
         return None
+    if (day := audit_log.bare_date(value)) is not None:
+        if not 1970 <= day.year <= 9998:
+            raise bad_request(field, f"{field}: out of range")
+        return audit_log.oslo_day_start(day + timedelta(days=1) if end else day)
     try:
         moment = datetime.fromisoformat(value)
     except ValueError:
@@ -126,8 +132,14 @@ class AuditController(Controller):
         until: Moment = None,
     ) -> Response[AuditEventList]:
         """Who changed what, and when: the office's audit log, oldest first, after the
-        cursor. `since` (inclusive) and `until` (exclusive) narrow it to a period. Only
-        tokens created with *Kan lese revisjonsloggen* may read it (else 403)."""
+        cursor. `since` (inclusive) and `until` (exclusive) narrow it to a period; a date
+        alone is a day in Norway (Europe/Oslo), `until` a date includes that day. Only tokens
+        created with *Kan lese revisjonsloggen* may read it (else 403).
+
+        Events are handed out once they are 30 seconds old: an event's time is taken when it
+        is recorded, and a change still being saved may commit one older than the newest
+        already committed. Waiting that long means a poller following `next_cursor` never
+        skips an event; the newest half minute appears in the next poll."""
         if not caller.reads_audit:
             raise ApiError(
                 403,
@@ -137,7 +149,7 @@ class AuditController(Controller):
             )
         if kind is not None and kind not in audit.KINDS:
             raise bad_request("kind", f"kind: one of {', '.join(sorted(audit.KINDS))}")
-        start, end = parse_moment("since", since), parse_moment("until", until)
+        start, end = parse_moment("since", since), parse_moment("until", until, end=True)
         after = decode_cursor(cursor, MAX_MICROS, MAX_BIG_INT)
         position = Position.from_micros(after[0], after[1]) if after else None
         wanted = LogFilter(kind=kind, since=start, until=end)

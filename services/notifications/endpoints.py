@@ -3,12 +3,15 @@ secret, kept encrypted with the key vault."""
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from sqlalchemy import func
-from sqlmodel import col, select
+from sqlmodel import col, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from models import DataChange, NotificationEndpoint
 from models.base import utcnow
+from models.notifications import DeliveryStatus, NotificationDelivery
 from services import audit, outbound_guard
 from services.audit import Actor
 from services.crypto import KeyVault
@@ -59,7 +62,7 @@ async def save_endpoint(
     endpoint = await get_endpoint(db, actor.office_id)
     secret = None
     if endpoint is None:
-        changes = changed_fields(url=(None, url), enabled=(None, enabled))
+        changes = {**url_changes(None, url), **changed_fields(enabled=(None, enabled))}
         changes["secret"] = audit.CHANGED
         secret = new_secret()
         endpoint = NotificationEndpoint(
@@ -72,7 +75,10 @@ async def save_endpoint(
         )
         db.add(endpoint)
     else:
-        changes = changed_fields(url=(endpoint.url, url), enabled=(endpoint.enabled, enabled))
+        changes = {
+            **url_changes(endpoint.url, url),
+            **changed_fields(enabled=(endpoint.enabled, enabled)),
+        }
         if enabled and not endpoint.enabled:
             # Switched back on: announce what changes from now, not what was missed.
             endpoint.last_change_id = await _latest_change(db, actor.office_id)
@@ -118,7 +124,75 @@ def reveal_secret(vault: KeyVault, endpoint: NotificationEndpoint) -> str:
 
 
 async def delete_endpoint(db: AsyncSession, endpoint: NotificationEndpoint, actor: Actor) -> None:
-    changes = changed_fields(url=(endpoint.url, None), enabled=(endpoint.enabled, None))
+    changes = {
+        **url_changes(endpoint.url, None),
+        **changed_fields(enabled=(endpoint.enabled, None)),
+    }
     audit.record(db, actor, "notifications.changed", AUDIT_TARGET, **changes)
     await db.delete(endpoint)  # its deliveries and attempts go with it
     await db.commit()
+
+
+async def retry_delivery(
+    db: AsyncSession, actor: Actor, endpoint_id: int, delivery_id: int
+) -> bool:
+    """Prøv igjen: a failed (or waiting) delivery is attempted at the next tick; recorded
+    with the message and its event. False: no such delivery of this endpoint, or delivered."""
+    where = (
+        col(NotificationDelivery.id) == delivery_id,
+        col(NotificationDelivery.endpoint_id) == endpoint_id,
+        col(NotificationDelivery.status) != DeliveryStatus.DELIVERED,
+    )
+    delivery = (await db.exec(select(NotificationDelivery).where(*where))).first()
+    if delivery is None:
+        return False
+    before = delivery.status
+    queued = await db.exec(
+        update(NotificationDelivery)
+        .where(*where)
+        .values(status=DeliveryStatus.PENDING, next_attempt_at=utcnow())
+    )
+    if queued.rowcount != 1:  # delivered meanwhile
+        await db.rollback()
+        return False
+    audit.record(
+        db,
+        actor,
+        "notifications.retry",
+        AUDIT_TARGET,
+        message_id=delivery.message_id,
+        event_type=delivery.event_type,
+        status={"before": before, "after": DeliveryStatus.PENDING.value},
+    )
+    await db.commit()
+    return True
+
+
+def url_changes(before: str | None, after: str | None) -> dict[str, object]:
+    """A webhook address in the log: scheme://host[:port] before → after, and the rest (a
+    path, query or user part may carry a bearer token) only as changed."""
+    changes = changed_fields(url=(_origin(before), _origin(after)))
+    if _rest(before) != _rest(after):
+        changes["url_path"] = audit.CHANGED
+    return changes
+
+
+def _origin(url: str | None) -> str | None:
+    if url is None:
+        return None
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    host = f"[{host}]" if ":" in host else host
+    try:
+        port = f":{parts.port}" if parts.port is not None else ""
+    except ValueError:
+        port = ""
+    return f"{parts.scheme}://{host}{port}"
+
+
+def _rest(url: str | None) -> str:
+    if url is None:
+        return ""
+    parts = urlsplit(url)
+    user = parts.netloc.rpartition("@")[0]
+    return "\n".join((user, parts.path, parts.query, parts.fragment))

@@ -24,10 +24,12 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from models import Client, Integration, SaftImport
 from services import audit
 from services.audit import Actor
+from services.clients import audit_about
 from services.clients import audit_target as client_target
 from services.connectors.base import FileSystem
 from services.db import SessionFactory
 from services.integrations import audit_target as integration_target
+from services.integrations import display_name
 from services.saft import importer
 
 log = logging.getLogger(__name__)
@@ -210,6 +212,13 @@ def _recording(actor: Actor, integration: Integration, system: FileSystem) -> im
             if client is not None
             else integration_target(integration, system.display_name)
         )
+        about = (
+            audit_about(
+                client.id, client.integration_id, display_name(integration, system.display_name)
+            )
+            if client is not None
+            else {}
+        )
         audit.record(
             db,
             actor,
@@ -218,6 +227,7 @@ def _recording(actor: Actor, integration: Integration, system: FileSystem) -> im
             file=row.file_name,
             status=row.status,
             months=_months(row),
+            **about,
         )
 
     return record
