@@ -72,6 +72,10 @@ log = logging.getLogger("erp.oidc")
 CALLBACK_PATH = "/login/oidc/callback"
 SCOPE = "openid email profile"
 DEADLINE = 10.0  # seconds for one request to the provider, connect to last byte
+# A provider's discovery document and keys are reused this long: the sign-in button is
+# public, and pressing it must not cost a request to the provider each time.
+CACHE_SECONDS = 300.0
+CACHE_MAX = 256  # issuers (and key sets) kept at most; all are forgotten beyond it
 PENDING_KEY = "oidc"  # the session's key for a sign-in under way
 PENDING_SECONDS = 600  # a sign-in must come back within ten minutes
 LEEWAY = 60  # seconds of clock difference taken on the token's times
@@ -370,9 +374,41 @@ def discovery_url(issuer: str) -> str:
     return issuer.rstrip("/") + "/.well-known/openid-configuration"
 
 
-async def discover(http: GuardedClient, issuer: str) -> OpenIDProviderMetadata:
+_discovered: dict[str, tuple[float, OpenIDProviderMetadata]] = {}
+_key_sets: dict[str, tuple[float, KeySet]] = {}
+
+
+def forget_providers() -> None:
+    """Forgets every discovery document and key set kept."""
+    _discovered.clear()
+    _key_sets.clear()
+
+
+def _kept(cache: dict[str, tuple[float, Any]], key: str) -> Any:
+    found = cache.get(key)
+    return found[1] if found is not None and time.monotonic() < found[0] else None
+
+
+def _keep(cache: dict[str, tuple[float, Any]], key: str, value: Any) -> None:
+    if len(cache) >= CACHE_MAX and key not in cache:
+        cache.clear()
+    cache[key] = (time.monotonic() + CACHE_SECONDS, value)
+
+
+async def discover(
+    http: GuardedClient, issuer: str, *, fresh: bool = False
+) -> OpenIDProviderMetadata:
     """The provider's discovery document, checked: its issuer is the one configured, and
-    it names the endpoints and keys a code flow needs."""
+    it names the endpoints and keys a code flow needs. Kept for CACHE_SECONDS per issuer
+    (a failure is not kept); `fresh`: fetched anyway (Test tilkobling)."""
+    if not fresh and (kept := _kept(_discovered, issuer)) is not None:
+        return kept
+    metadata = await _discover(http, issuer)
+    _keep(_discovered, issuer, metadata)
+    return metadata
+
+
+async def _discover(http: GuardedClient, issuer: str) -> OpenIDProviderMetadata:
     status, data = await _fetch_json(http, "GET", discovery_url(issuer))
     if status != 200 or not isinstance(data, dict):
         raise SigninFailed(Reason.BAD_PROVIDER, f"discovery answered {status}")
@@ -393,14 +429,24 @@ async def discover(http: GuardedClient, issuer: str) -> OpenIDProviderMetadata:
     return metadata
 
 
-async def fetch_keys(http: GuardedClient, metadata: Mapping[str, Any]) -> KeySet:
-    status, data = await _fetch_json(http, "GET", str(metadata["jwks_uri"]))
+async def fetch_keys(
+    http: GuardedClient, metadata: Mapping[str, Any], *, fresh: bool = False
+) -> KeySet:
+    """The provider's signing keys (JWKS), kept as the discovery document is; `fresh`:
+    fetched anyway (a token signed by a key not among those kept: the provider rolled its
+    keys)."""
+    where = str(metadata["jwks_uri"])
+    if not fresh and (kept := _kept(_key_sets, where)) is not None:
+        return kept
+    status, data = await _fetch_json(http, "GET", where)
     if status != 200 or not isinstance(data, dict):
         raise SigninFailed(Reason.BAD_PROVIDER, f"jwks answered {status}")
     try:
-        return KeySet.import_key_set(data)  # type: ignore[arg-type]
+        keys = KeySet.import_key_set(data)  # type: ignore[arg-type]
     except (JoseError, ValueError, TypeError, KeyError) as exc:
         raise SigninFailed(Reason.BAD_PROVIDER, f"jwks: {type(exc).__name__}") from exc
+    _keep(_key_sets, where, keys)
+    return keys
 
 
 def _algorithms(metadata: Mapping[str, Any]) -> list[str]:
@@ -501,16 +547,21 @@ async def finish(
     id_token = tokens.get("id_token")
     if not isinstance(id_token, str):
         raise SigninFailed(Reason.INVALID_TOKEN, "no id_token in the token answer")
-    keys = await fetch_keys(http, metadata)
-    claims = validate_id_token(
-        id_token,
-        keys,
-        issuer=str(metadata["issuer"]),
-        client_id=provider.client_id,
-        nonce=str(pending["nonce"]),
-        access_token=tokens.get("access_token"),
-        algorithms=_algorithms(metadata),
-    )
+    checks: dict[str, Any] = {
+        "issuer": str(metadata["issuer"]),
+        "client_id": provider.client_id,
+        "nonce": str(pending["nonce"]),
+        "access_token": tokens.get("access_token"),
+        "algorithms": _algorithms(metadata),
+    }
+    try:
+        claims = validate_id_token(id_token, await fetch_keys(http, metadata), **checks)
+    except SigninFailed as failure:
+        if failure.reason is not Reason.SIGNATURE:
+            raise
+        # Perhaps signed by a key the provider added since we kept its keys: once more
+        # with the keys it publishes now.
+        claims = validate_id_token(id_token, await fetch_keys(http, metadata, fresh=True), **checks)
     subject = claims.get("sub")
     if not isinstance(subject, str) or not subject:
         raise SigninFailed(Reason.INVALID_TOKEN, "no subject")

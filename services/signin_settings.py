@@ -399,8 +399,9 @@ async def test_connection(http: GuardedClient, issuer: str, policy: OutboundPoli
         raise TestFailed(f"Utstederen kan ikke brukes: {exc.message}") from exc
     where = oidc.discovery_url(issuer)
     try:
-        metadata = await oidc.discover(http, issuer)
-        keys = await oidc.fetch_keys(http, metadata)
+        # Fetched now, not the copies sign-ins use (which are refreshed by this).
+        metadata = await oidc.discover(http, issuer, fresh=True)
+        keys = await oidc.fetch_keys(http, metadata, fresh=True)
     except oidc.SigninFailed as exc:
         raise TestFailed(_test_problem(exc, where)) from exc
     return Found(

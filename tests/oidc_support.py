@@ -102,6 +102,10 @@ class Provider:
 
 @contextmanager
 def running_provider() -> Iterator[Provider]:
+    from services import oidc
+
+    # A provider kept from an earlier test may have had this one's port (and other keys).
+    oidc.forget_providers()
     app = oidc_provider_mock.app(require_client_registration=True, require_nonce=True)
     tamper = Tamper(app)
     server = werkzeug.serving.make_server("127.0.0.1", 0, tamper, threaded=True)

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import json
 import time
+from collections import Counter
 from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -474,6 +476,58 @@ async def test_a_wrong_client_secret_is_refused(
     )
     answer, _ = await sign_in(app, office, kari)
     await refused_with(app, answer, "Identitetsleverandøren godtok ikke innloggingen")
+
+
+# -- requests to the provider -------------------------------------------------------------
+
+
+def count_requests(provider: Provider) -> Counter[str]:
+    """How many requests reach the provider, by path, from now on."""
+    seen: Counter[str] = Counter()
+    inner = provider.tamper.app
+
+    def counting(environ: dict[str, Any], start_response: Any) -> Any:
+        seen[environ.get("PATH_INFO", "")] += 1
+        return inner(environ, start_response)
+
+    provider.tamper.app = counting
+    return seen
+
+
+async def test_the_button_does_not_fetch_the_providers_documents_each_time(
+    app: AsyncTestClient, office: int, provider: Provider, kari: str
+) -> None:
+    """The button is public: the discovery document and the keys are kept a while, not
+    fetched for every press or sign-in."""
+    seen = count_requests(provider)
+    for _ in range(5):
+        assert (await press_button(app, office)).status_code == 303
+    assert seen["/.well-known/openid-configuration"] == 1
+    for _ in range(2):
+        answer, _ = await sign_in(app, office, kari)
+        assert answer.headers["location"] == "/integrasjoner"
+        await app.post("/logout", data={"_csrf_token": csrf(app)})
+    assert seen["/.well-known/openid-configuration"] == 1
+    assert seen["/jwks"] == 1
+    assert seen["/oauth2/token"] == 2
+
+
+async def test_keys_the_provider_rolled_meanwhile_are_fetched_again(
+    app: AsyncTestClient, office: int, provider: Provider, kari: str
+) -> None:
+    from joserfc.jwk import KeySet
+
+    from services import oidc
+
+    await sign_in(app, office, kari)
+    await app.post("/logout", data={"_csrf_token": csrf(app)})
+    # The keys kept are not the ones the provider signs with now.
+    for where, (until, _) in list(oidc._key_sets.items()):
+        oidc._key_sets[where] = (until, KeySet.generate_key_set("RSA", 2048, count=1))
+    seen = count_requests(provider)
+    answer, _ = await sign_in(app, office, kari)
+    assert answer.headers["location"] == "/integrasjoner"
+    assert seen["/jwks"] == 1
 
 
 # -- local passwords ----------------------------------------------------------------------
