@@ -737,6 +737,9 @@ async def _first_sign_in(
             # Linked to another person at this provider: an address moved between people.
             raise SigninFailed(Reason.NOT_ALLOWED, "e-mail linked to another subject", who=email)
         user.oidc_subject = key
+        assert user.id is not None
+        linked_by = Actor(provider.office_id, user.email, user_id=user.id, address=address)
+        audit.record(db, linked_by, "user.linked", user.email, provider=provider.display_name)
         return user, "e-mail"
     invitation = await invitations.pending_invitation_for_email(db, provider.office_id, email)
     if invitation is not None:
@@ -802,22 +805,14 @@ async def _apply_role(
 async def record_failure(
     db: AsyncSession, office_id: int, failure: SigninFailed, address: str
 ) -> None:
-    """`signin.failed` in the office's log, with the reason (never a token's contents)."""
+    """`signin.failed` in the office's log, with the reason (never a token's contents), by
+    nobody known: the account the provider named (if any) is its target."""
     await db.rollback()
-    user_id = None
-    if failure.who:
-        user_id = (
-            await db.exec(
-                select(User.id).where(
-                    col(User.email) == failure.who, col(User.office_id) == office_id
-                )
-            )
-        ).first()
-    actor = Actor(office_id, failure.who or "ukjent", user_id=user_id, address=address)
     audit.record(
         db,
-        actor,
+        audit.attempt_actor(office_id, failure.who, address),
         "signin.failed",
+        failure.who,
         method="oidc",
         reason=failure.reason.message,
         code=failure.reason.code,

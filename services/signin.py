@@ -31,7 +31,7 @@ WRONG_PASSWORD, WRONG_CODE = "feil passord", "feil kode"
 LOCKED = "låst"  # older records' reason for any refusal while locked
 # The failure that brought a lock (those refused while locked are not recorded: a flood of
 # them would bury the log, and the one that locked it says what happened).
-WRONG_PASSWORD_LOCKED = "feil passord, nå låst for nye forsøk"
+WRONG_PASSWORD_LOCKED = "passord avvist, nå låst for nye forsøk"
 WRONG_CODE_LOCKED = "feil kode, nå låst for nye forsøk"
 SSO_REQUIRED = "passord avslått: kontoret krever innlogging via leverandøren"
 

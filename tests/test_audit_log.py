@@ -3,10 +3,14 @@ both ways, CSV export, retention), for administrators and for tokens that may re
 
 from __future__ import annotations
 
+import ast
 import csv
 import io
+import json
 import re
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
 
 import pytest
 from litestar.testing import AsyncTestClient
@@ -16,6 +20,7 @@ from services import audit, audit_log
 from services.audit import Actor
 from services.db import create_engine, create_session_factory, open_session
 from services.settings import Settings
+from services.signin_settings import LABELS as SIGNIN_LABELS
 from tests.api_support import TOKEN, api, bearer  # noqa: F401  (the `api` fixture)
 from tests.conftest import add_user, csrf, execute, htmx, login, query
 
@@ -24,6 +29,7 @@ pytestmark = pytest.mark.anyio
 ADMIN = "regnskap@kontor-a.no"
 COLLEAGUE = "kollega@kontor-a.no"
 START = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+ROOT = Path(__file__).resolve().parent.parent
 ROW = re.compile(
     r'<tr class="audit-event" data-kind="([^"]+)">\s*<td class="when"[^>]*>([^<]+)</td>'
 )
@@ -39,6 +45,18 @@ async def insert(settings: Settings, events: list[tuple[Actor, str, str, datetim
     """Events straight through audit.record, committed together, in place of what the app
     recorded so far (the test's own sign-in, …)."""
     await execute(settings, "delete from audit_event")
+    engine = create_engine(settings.database_url)
+    async with open_session(create_session_factory(engine)) as db:
+        for actor, kind, target, at, details in events:
+            audit.record(db, actor, kind, target, at=at, **details)
+        await db.commit()
+    await engine.dispose()
+
+
+async def insert_more(
+    settings: Settings, events: list[tuple[Actor, str, str, datetime, dict]]
+) -> None:
+    """Events beside those already there."""
     engine = create_engine(settings.database_url)
     async with open_session(create_session_factory(engine)) as db:
         for actor, kind, target, at, details in events:
@@ -128,6 +146,161 @@ async def test_unknown_detail_keys_are_shown_plainly() -> None:
     assert audit_log.describe(
         {"before": {"role": "lesetilgang"}, "after": {"role": "administrator"}}
     ) == ["Rolle: Lesetilgang → Administrator"]
+
+
+# One event of each kind, with the details the app's flows record for it (as
+# tests/test_audit_recording.py finds them): each must read in Norwegian on the page.
+ABOUT = {"integration": "Tripletex - Klienter", "client_id": 7, "integration_id": 2}
+SAMPLES: list[tuple[str, dict[str, Any]]] = [
+    ("signin", {"method": "passord", "second_factor": "app"}),
+    ("signin", {"method": "passord", "second_factor": "gjenopprettingskode"}),
+    ("signin", {"method": "oidc", "provider": "Testleverandør"}),
+    ("signin", {"method": "invitasjon", "second_factor": "nei"}),
+    ("signin.failed", {"reason": "feil passord"}),
+    (
+        "signin.failed",
+        {"method": "oidc", "reason": "Fikk ikke kontakt med …", "code": "utilgjengelig"},
+    ),
+    ("signout", {}),
+    ("client.active", {"before": False, "after": True, **ABOUT}),
+    ("client.active", {"before": True, "after": False, "bulk": True, **ABOUT}),
+    ("client.send_data", {"before": True, "after": False, **ABOUT}),
+    ("client.delete_accounts", {"before": False, "after": True, **ABOUT}),
+    (
+        "client.bulk",
+        {
+            "action": "Aktiver alle viste",
+            "count": 3,
+            "shown": 4,
+            "filter": {"q": "bygg", "sort": "-navn", "status": "nokkelfeil"},
+        },
+    ),
+    ("client.sync", {"action": "Full synkronisering", "before": False, "after": True, **ABOUT}),
+    ("client.sync", {"action": "Sjekk tilgang på nytt", **ABOUT}),
+    ("integration.created", {"system": "Tripletex", "description": "Klienter", "clients": 12}),
+    (
+        "integration.changed",
+        {
+            "description": {"before": "A", "after": "B"},
+            "key": "endret",
+            "added": 1,
+            "lost": 0,
+            "regained": 2,
+        },
+    ),
+    ("integration.deleted", {"name": "Tripletex - Klienter", "system": "Tripletex", "clients": 3}),
+    ("integration.refreshed", {"added": 1, "regained": 0, "lost": 1}),
+    ("integration.refreshed", {"added": 1, "renewed": 2}),
+    ("saft.import", {"file": "a.xml", "status": "imported", "months": "2024-01–2024-12", **ABOUT}),
+    ("saft.import", {"file": "tom.xml", "status": "refused", "months": ""}),
+    ("saft.import", {"file": "b.xml", "status": "unchanged", "months": "2024-01–2024-12"}),
+    ("saft.import", {"file": "c.xml", "status": "failed", "months": ""}),
+    ("api_token.created", {"name": "Rapportering", "reads_audit": True}),
+    ("api_token.revoked", {"name": "Rapportering"}),
+    (
+        "notifications.changed",
+        {
+            "url": {"before": None, "after": "https://hooks.example.no"},
+            "url_path": "endret",
+            "enabled": {"before": None, "after": True},
+            "secret": "endret",
+        },
+    ),
+    (
+        "notifications.changed",
+        {
+            "address": {"before": None, "after": "varsler@kontor-a.no"},
+            "enabled": {"before": True, "after": False},
+        },
+    ),
+    (
+        "notifications.retry",
+        {
+            "message_id": "msg_1",
+            "event_type": "client.synced",
+            "status": {"before": "failed", "after": "pending"},
+        },
+    ),
+    ("user.invited", {"role": "Regnskapsfører", "replaced": "forrige invitasjon trukket tilbake"}),
+    ("user.invitation_revoked", {"role": "Lesetilgang"}),
+    ("user.joined", {"role": "Lesetilgang", "via": "passord"}),
+    ("user.role", {"before": "Lesetilgang", "after": "Administrator", "via": "rollekobling"}),
+    ("user.deactivated", {"role": "Regnskapsfører"}),
+    ("user.reactivated", {"role": "Regnskapsfører"}),
+    ("user.password", {"password": "endret"}),
+    ("user.totp", {"enabled": {"before": False, "after": True}}),
+    ("user.totp", {"recovery_codes": "endret"}),
+    ("user.linked", {"provider": "Testleverandør"}),
+    (
+        "signin_settings.changed",
+        {
+            SIGNIN_LABELS["sso_required"]: {"before": False, "after": True},
+            SIGNIN_LABELS["oidc_client_secret"]: "endret",
+        },
+    ),
+    ("audit.retention", {"retention_years": {"before": 5, "after": 7}}),
+]
+# Codes the app stores that a person should never read as they are.
+CODES = re.compile(
+    r"\b(imported|refused|unchanged|failed|pending|delivered|oidc|True|False|None|"
+    r"nokkelfeil|-navn|client_id|integration_id|url_path|message_id|event_type)\b"
+)
+
+
+def recorded_keys() -> set[str]:
+    """Every detail key written literally in an audit.record/build call of the app."""
+    keys: set[str] = set()
+    for path in [*(ROOT / "services").rglob("*.py"), *(ROOT / "routes").rglob("*.py")]:
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr in ("record", "build")
+                and isinstance(node.func.value, ast.Name)
+                and node.func.value.id == "audit"
+            ):
+                continue
+            for keyword in node.keywords:
+                if keyword.arg is not None:
+                    keys.add(keyword.arg)
+                    continue
+                for inner in ast.walk(keyword.value):  # **{"action": …}
+                    if isinstance(inner, ast.Dict):
+                        keys |= {k.value for k in inner.keys if isinstance(k, ast.Constant)}
+    return keys - {"at", "before", "after"}
+
+
+async def test_every_detail_key_the_app_records_has_a_norwegian_name() -> None:
+    keys = recorded_keys()
+    assert {"reason", "second_factor", "bulk", "regained", "replaced", "code"} <= keys
+    assert sorted(keys - set(audit_log.LABELS)) == []
+
+
+async def test_one_event_of_each_kind_reads_in_norwegian() -> None:
+    assert {kind for kind, _ in SAMPLES} == set(audit.KINDS)
+    names = {
+        *audit_log.LABELS.values(),
+        *audit_log.SUBJECTS.values(),
+        *SIGNIN_LABELS.values(),
+    }
+    for kind, details in SAMPLES:
+        lines = audit_log.describe(json.dumps(details), kind)
+        for line in lines:
+            name, _, value = line.partition(": ")
+            assert name in names, (kind, line)
+            assert not CODES.search(value), (kind, line)
+        assert set(details) - audit_log.HIDDEN <= set(audit_log.LABELS) | {
+            "before",
+            "after",
+            *SIGNIN_LABELS.values(),
+        }
+    assert audit_log.describe(
+        {"action": "Deaktiver alle viste", "filter": {"q": "bygg", "sort": "-navn"}}
+    ) == ["Handling: Deaktiver alle viste", "Filter: Søk: bygg, Sortering: navn (Å–A)"]
+    assert audit_log.describe(
+        {"before": True, "after": False, "bulk": True, **ABOUT}, "client.active"
+    ) == ["AKTIV: på → av", "Masseendring: ja", "Integrasjon: Tripletex - Klienter"]
+    assert audit_log.describe({"status": "refused"}, "saft.import") == ["Status: avvist"]
 
 
 async def test_filter_by_person_kind_and_period(
@@ -268,6 +441,18 @@ async def test_csv_export_of_the_filtered_log(client: AsyncTestClient, settings:
             "client.active",
         ],
     ]
+
+
+async def test_csv_export_keeps_an_address_from_being_read_as_a_formula(
+    client: AsyncTestClient, settings: Settings
+) -> None:
+    me = await admin_actor(settings)
+    tricky = Actor(me.office_id, me.label, user_id=me.user_id, address="=1+1")
+    dashed = Actor(me.office_id, me.label, user_id=me.user_id, address="-2+3")
+    await insert(settings, [(tricky, "signin", "", START, {}), (dashed, "signout", "", START, {})])
+    response = await client.get("/innstillinger/logg/logg.csv")
+    lines = list(csv.reader(io.StringIO(response.content.decode("utf-8-sig")), delimiter=";"))
+    assert sorted(line[5] for line in lines[1:]) == ["'-2+3", "'=1+1"]
 
 
 async def test_csv_export_streams_every_event_in_batches(
@@ -466,6 +651,72 @@ async def test_a_token_with_the_right_pages_the_log_oldest_first(
         )
     ).json()
     assert [e["target"] for e in until["data"]] == ["n0", "n1"]
+
+
+async def test_the_api_holds_back_an_event_until_it_has_settled(
+    client: AsyncTestClient,
+    api: AsyncTestClient,  # noqa: F811
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An event's time is taken when it is recorded: one still being committed may land
+    behind a poller's cursor. Events younger than SETTLE are not handed out yet."""
+    token = await create_token(client, "Loggsamler", reads_audit=True)
+    me = await admin_actor(settings)
+    now = datetime.now(UTC)
+    await insert(
+        settings,
+        [
+            (me, "signin", "gammel", now - timedelta(minutes=5), {}),
+            (me, "signin", "fersk", now - timedelta(seconds=1), {}),
+        ],
+    )
+    monkeypatch.setattr(audit_log, "utcnow", lambda: now)
+    first = (await api.get("/api/v1/audit", headers=bearer(token))).json()
+    assert [e["target"] for e in first["data"]] == ["gammel"]
+    assert first["has_more"] is False
+
+    # A slow transaction commits an event stamped before the newest one handed out…
+    await insert_more(settings, [(me, "signin", "sen", now - timedelta(seconds=20), {})])
+    # … and half a minute on, the poll from the cursor hands out both, in time order.
+    monkeypatch.setattr(audit_log, "utcnow", lambda: now + audit_log.SETTLE)
+    params = {"cursor": first["next_cursor"]}
+    later = (await api.get("/api/v1/audit", params=params, headers=bearer(token))).json()
+    assert [e["target"] for e in later["data"]] == ["sen", "fersk"]
+    assert timedelta(seconds=30) <= audit_log.SETTLE
+    schema = (await api.get("/api/v1/schema/openapi.json")).json()
+    assert "30 seconds old" in schema["paths"]["/api/v1/audit"]["get"]["description"]
+
+
+async def test_a_date_alone_in_the_api_is_a_day_in_norway(
+    client: AsyncTestClient,
+    api: AsyncTestClient,  # noqa: F811
+    settings: Settings,
+) -> None:
+    token = await create_token(client, "Loggsamler", reads_audit=True)
+    me = await admin_actor(settings)
+    oslo_day = datetime(2026, 3, 1, tzinfo=audit_log.OSLO)  # 23:00 UTC the day before
+    await insert(
+        settings,
+        [
+            (me, "signin", "før", oslo_day - timedelta(minutes=30), {}),
+            (me, "signin", "morgen", oslo_day + timedelta(minutes=30), {}),
+            (me, "signin", "kveld", oslo_day + timedelta(hours=23, minutes=30), {}),
+            (me, "signin", "etter", oslo_day + timedelta(hours=24, minutes=30), {}),
+        ],
+    )
+    params = {"since": "2026-03-01", "until": "2026-03-01"}  # as Fra/Til on the page
+    body = (await api.get("/api/v1/audit", params=params, headers=bearer(token))).json()
+    assert [e["target"] for e in body["data"]] == ["morgen", "kveld"]
+    page = await client.get(
+        "/innstillinger/logg", params={"fra": "2026-03-01", "til": "2026-03-01"}
+    )
+    assert re.findall(r'data-label="Gjelder">([^<]*)<', page.text) == ["kveld", "morgen"]
+    schema = (await api.get("/api/v1/schema/openapi.json")).json()
+    since = next(
+        p for p in schema["paths"]["/api/v1/audit"]["get"]["parameters"] if p["name"] == "since"
+    )
+    assert "Europe/Oslo" in since["description"]
 
 
 async def test_the_api_refuses_a_bad_cursor_kind_or_time(

@@ -8,6 +8,7 @@ import json
 import re
 from collections import Counter
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,8 @@ from tests.conftest import (
     Simulator,
     create_integration,
     csrf,
+    execute,
+    free_port,
     htmx,
     login,
     query,
@@ -699,3 +702,194 @@ async def test_a_password_change_is_recorded_as_changed_never_the_password(
     assert event.user_id == await user_id(settings, ADMIN)
     assert event.details == {"password": "endret"}
     await assert_nowhere_in_log(settings, new, PASSWORD)
+
+
+# -- sign-ins ------------------------------------------------------------------------------
+
+
+@asynccontextmanager
+async def browser(settings: Settings) -> AsyncIterator[AsyncTestClient]:
+    """Another browser: nobody signed in."""
+    from app import create_app
+
+    async with AsyncTestClient(create_app(settings)) as other:
+        await other.get("/login")
+        yield other
+
+
+async def try_password(other: AsyncTestClient, email: str, password: str) -> int:
+    response = await other.post(
+        "/login",
+        data={"email": email, "password": password, "_csrf_token": csrf(other)},
+        follow_redirects=False,
+    )
+    return response.status_code
+
+
+async def test_a_failed_sign_in_is_by_nobody_and_names_the_account_tried(
+    client: AsyncTestClient, accountant: AsyncTestClient, settings: Settings
+) -> None:
+    async with browser(settings) as other:
+        assert await try_password(other, ACCOUNTANT, "ikke-kari-sitt-passord") == 422
+
+    [failed] = await events(settings, "signin.failed")
+    assert (failed.actor, failed.user_id, failed.token_id) == (
+        f"{ACCOUNTANT} (mislykket)",
+        None,
+        None,
+    )
+    assert failed.target == ACCOUNTANT and failed.address
+    assert failed.details == {"reason": "feil passord"}
+    # Kari's own events are hers; someone's attempt at her account is not among them.
+    kari = await user_id(settings, ACCOUNTANT)
+    page = (await client.get("/innstillinger/logg", params={"hvem": str(kari)})).text
+    assert 'data-kind="signin"' in page and 'data-kind="signin.failed"' not in page
+    everyone = (await client.get("/innstillinger/logg", params={"hva": "signin.failed"})).text
+    assert f"{ACCOUNTANT} (mislykket)" in everyone
+
+
+async def test_attempts_refused_while_locked_are_not_recorded(
+    client: AsyncTestClient, accountant: AsyncTestClient, settings: Settings
+) -> None:
+    async with browser(settings) as other:
+        answers = [await try_password(other, ACCOUNTANT, f"feil-{n}") for n in range(12)]
+        assert await try_password(other, ACCOUNTANT, PASSWORD) == 429  # not even checked
+    first_lock = answers.index(429)
+    assert answers[:first_lock] == [422] * first_lock and set(answers[first_lock:]) == {429}
+
+    reasons = [e.details["reason"] for e in await events(settings, "signin.failed")]
+    # Each checked failure, the last of them the one that brought the lock; none after it.
+    assert reasons == ["feil passord"] * first_lock + ["passord avvist, nå låst for nye forsøk"]
+
+
+async def test_a_password_refused_because_the_office_requires_sso_is_recorded(
+    client: AsyncTestClient, accountant: AsyncTestClient, settings: Settings
+) -> None:
+    from tests.oidc_support import Provider, configure
+
+    provider = Provider(url="https://idp.example.no", tamper=None, client_id="erp")  # type: ignore[arg-type]
+    provider.client_secret = "hemmelig"
+    await configure(settings, "Kontor A AS", provider, sso_required=True)
+    async with browser(settings) as other:
+        assert await try_password(other, ACCOUNTANT, PASSWORD) == 403
+
+    [refused] = await events(settings, "signin.failed")
+    assert (refused.actor, refused.user_id, refused.target) == (
+        f"{ACCOUNTANT} (mislykket)",
+        None,
+        ACCOUNTANT,
+    )
+    assert refused.details == {
+        "reason": "passord avslått: kontoret krever innlogging via leverandøren"
+    }
+
+
+async def test_a_provider_down_at_the_sign_in_button_is_recorded_once_a_minute(
+    client: AsyncTestClient, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Anyone may press Logg inn med …: while the provider is down, one event a minute per
+    office says so, however often it is pressed."""
+    from routes import sso
+    from tests.oidc_support import Provider, configure
+
+    now = [1000.0]
+    monkeypatch.setattr(sso, "START_FAILURES", sso.OncePerOffice(clock=lambda: now[0]))
+    down = Provider(url=f"http://127.0.0.1:{free_port()}", tamper=None, client_id="erp")  # type: ignore[arg-type]
+    down.client_secret = "hemmelig"
+    office_id = await configure(settings, "Kontor A AS", down)
+
+    async with browser(settings) as other:
+        for seconds in (0, 1, 30, 59, 61, 62):
+            now[0] = 1000.0 + seconds
+            pressed = await other.get(f"/login/oidc/{office_id}", follow_redirects=False)
+            assert pressed.headers["location"] == "/login?sso=utilgjengelig"
+
+    failed = await events(settings, "signin.failed")
+    assert len(failed) == 2  # at 0 s and at 61 s
+    assert {(e.actor, e.user_id, e.target) for e in failed} == {("ukjent (mislykket)", None, "")}
+    assert {e.details["code"] for e in failed} == {"utilgjengelig"}
+
+
+async def test_taking_an_invitation_records_the_sign_in_it_is(
+    client: AsyncTestClient, settings: Settings
+) -> None:
+    from tests.test_users import NEW, invited_link, stranger, take
+
+    link = await invited_link(client)
+    async with stranger(settings) as kari:
+        taken = await take(kari, link)
+        assert taken.status_code == 303 and taken.headers["location"] == "/integrasjoner"
+
+    [joined] = await events(settings, "user.joined")
+    signins = [e for e in await events(settings, "signin") if e.actor == NEW]
+    assert len(signins) == 1
+    [signin] = signins
+    assert signin.user_id == joined.user_id == await user_id(settings, NEW)
+    assert signin.details == {"method": "invitasjon", "second_factor": "nei"}
+
+
+# -- Prøv igjen ----------------------------------------------------------------------------
+
+
+async def test_prov_igjen_on_a_webhook_delivery_is_recorded(
+    client: AsyncTestClient, settings: Settings
+) -> None:
+    await client.get("/innstillinger/varsler")
+    await client.post(
+        "/innstillinger/varsler",
+        data={"url": "http://127.0.0.1:9/varsler", "enabled": "on"},
+        headers=htmx(client),
+    )
+    [(endpoint_id,)] = await query(settings, "SELECT id FROM notification_endpoint")
+    for message_id, status in (("msg_feilet", "failed"), ("msg_levert", "delivered")):
+        await execute(
+            settings,
+            "INSERT INTO notification_delivery (endpoint_id, message_id, event_type, payload, "
+            f"status, attempts, created_at) VALUES ({endpoint_id}, '{message_id}', "
+            f"'client.synced', '{{}}', '{status}', 8, CURRENT_TIMESTAMP)",
+        )
+    ids = dict(await query(settings, "SELECT message_id, id FROM notification_delivery"))
+
+    again = await client.post(
+        f"/innstillinger/varsler/leveranser/{ids['msg_feilet']}/prov-igjen", headers=htmx(client)
+    )
+    assert again.status_code == 200
+    delivered = await client.post(
+        f"/innstillinger/varsler/leveranser/{ids['msg_levert']}/prov-igjen", headers=htmx(client)
+    )
+    assert delivered.status_code == 404  # nothing to retry: nothing recorded
+
+    [retry] = await events(settings, "notifications.retry")
+    assert (retry.actor, retry.target) == (ADMIN, "Varsler: webhook")
+    assert retry.details == {
+        "message_id": "msg_feilet",
+        "event_type": "client.synced",
+        "status": {"before": "failed", "after": "pending"},
+    }
+    assert await query(
+        settings, f"SELECT status FROM notification_delivery WHERE id = {ids['msg_feilet']}"
+    ) == [("pending",)]
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # the provider's authlib
+async def test_the_first_sso_sign_in_to_a_local_account_records_the_link(
+    client: AsyncTestClient, accountant: AsyncTestClient, settings: Settings
+) -> None:
+    from tests.oidc_support import configure, running_provider
+    from tests.test_oidc import CALLBACK, sign_in
+
+    with running_provider() as provider:
+        provider.register(CALLBACK)
+        office_id = await configure(settings, "Kontor A AS", provider)
+        provider.set_user("kari-sub", email=ACCOUNTANT, email_verified=True, name="Kari")
+        for _ in range(2):  # linked the first time; found by the link the second
+            async with browser(settings) as other:
+                answer, _ = await sign_in(other, office_id, "kari-sub")
+                assert answer.headers["location"] == "/integrasjoner"
+
+    kari = await user_id(settings, ACCOUNTANT)
+    [linked] = await events(settings, "user.linked")
+    assert (linked.actor, linked.user_id, linked.target) == (ACCOUNTANT, kari, ACCOUNTANT)
+    assert linked.details == {"provider": "Testleverandør"}
+    oidc_signins = [e for e in await events(settings, "signin") if e.details["method"] == "oidc"]
+    assert len(oidc_signins) == 2
