@@ -28,7 +28,6 @@ SETUP_FOR = timedelta(minutes=15)
 
 PASSWORD = "passord"  # the method of a sign-in, as the log shows it
 WRONG_PASSWORD, WRONG_CODE = "feil passord", "feil kode"
-LOCKED = "låst"  # older records' reason for any refusal while locked
 # The failure that brought a lock (those refused while locked are not recorded: a flood of
 # them would bury the log, and the one that locked it says what happened).
 WRONG_PASSWORD_LOCKED = "passord avvist, nå låst for nye forsøk"
