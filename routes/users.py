@@ -166,9 +166,13 @@ class InvitationController(Controller):
 
     @get("/{token:str}")
     async def show(
-        self, request: Request, db: NamedDependency[AsyncSession], token: FromPath[str]
+        self,
+        request: Request,
+        db: NamedDependency[AsyncSession],
+        settings: NamedDependency[Settings],
+        token: FromPath[str],
     ) -> Template:
-        opened = await invitations.open_link(db, token[:100])
+        opened = await invitations.open_link(db, token[:100], settings.oidc)
         return _invitation_page(request, opened)
 
     @post("/{token:str}", status_code=200, opt=PUBLIC)
@@ -176,6 +180,7 @@ class InvitationController(Controller):
         self,
         request: HTMXRequest,
         db: NamedDependency[AsyncSession],
+        settings: NamedDependency[Settings],
         token: FromPath[str],
         data: Form,
     ) -> Response:
@@ -190,11 +195,12 @@ class InvitationController(Controller):
                 password=field(data, "password"),
                 repeated=field(data, "repeat"),
                 address=client_address(request),
+                oidc_config=settings.oidc,
             )
         except invitations.LinkUnusable as exc:
             return _invitation_page(request, invitations.Opened(exc.state))
         except invitations.InviteError as exc:
-            opened = await invitations.open_link(db, token)
+            opened = await invitations.open_link(db, token, settings.oidc)
             return _invitation_page(
                 request, opened, values={"name": name}, errors={exc.field: exc.message}
             )

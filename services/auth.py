@@ -160,13 +160,19 @@ async def _failed(
 async def _sso_required(
     db: AsyncSession, email: str, oidc_config: OidcConfig | None
 ) -> SsoRequired | None:
-    """SsoRequired when the office of the person with this e-mail requires single sign-on
-    and has a provider switched on and complete (its own, or the operator's). Without
-    one the rule is not in force: it would lock every person out, administrators too."""
+    office_id = (await db.exec(select(User.office_id).where(User.email == email))).first()
+    return await office_sso_rule(db, office_id, oidc_config) if office_id is not None else None
+
+
+async def office_sso_rule(
+    db: AsyncSession, office_id: int, oidc_config: OidcConfig | None
+) -> SsoRequired | None:
+    """SsoRequired when the office requires single sign-on and has a provider switched on
+    and complete (its own, or the operator's). Without one the rule is not in force: it
+    would lock every person out, administrators too."""
     from services import oidc  # here: services.oidc imports services.audit, which imports this
 
-    office_id = (await db.exec(select(User.office_id).where(User.email == email))).first()
-    row = await oidc.signin_row(db, office_id) if office_id is not None else None
+    row = await oidc.signin_row(db, office_id)
     if row is None or not row.sso_required:
         return None
     if oidc.is_complete(row):

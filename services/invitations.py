@@ -32,10 +32,11 @@ from models.base import utcnow
 from models.office import Invitation, Role, SigninSettings
 from services import audit, totp
 from services.audit import Actor
-from services.auth import hash_password, normalize_email
+from services.auth import hash_password, normalize_email, office_sso_rule
 from services.notifications.email_alerts import ascii_host, check_address
 from services.notifications.endpoints import NotificationInputError
 from services.passwords import password_problem
+from services.settings import OidcConfig
 
 VALID_FOR = timedelta(hours=72)
 OSLO = ZoneInfo("Europe/Oslo")
@@ -244,7 +245,7 @@ async def revoke(db: AsyncSession, actor: Actor, invitation_id: int) -> Invitati
 # -- the invited person's side -----------------------------------------------------------
 
 
-async def open_link(db: AsyncSession, token: str) -> Opened:
+async def open_link(db: AsyncSession, token: str, oidc_config: OidcConfig | None = None) -> Opened:
     """The invitation behind a link, and what its page may offer."""
     invitation = (
         await db.exec(select(Invitation).where(col(Invitation.token_hash) == token_hash(token)))
@@ -263,25 +264,32 @@ async def open_link(db: AsyncSession, token: str) -> Opened:
             select(SigninSettings).where(col(SigninSettings.office_id) == invitation.office_id)
         )
     ).first()
-    # sso_required is the page's rule even when the operator set the provider (OIDC_*).
-    required = signin is not None and signin.sso_required
-    sso = signin is not None and (signin.oidc_enabled or required)
+    # The same rule as at /login: in force only with a provider that can sign people in.
+    rule = await office_sso_rule(db, invitation.office_id, oidc_config)
+    sso = rule is not None or (signin is not None and signin.oidc_enabled)
+    name = rule.provider_name if rule else (signin.oidc_display_name if signin else "")
     return Opened(
         LinkState.VALID,
         invitation,
         office_name=office.name if office else "",
-        sso_name=(signin.oidc_display_name or "identitetsleverandøren") if sso and signin else "",
-        sso_required=required,
+        sso_name=(name or "identitetsleverandøren") if sso else "",
+        sso_required=rule is not None,
     )
 
 
 async def accept(
-    db: AsyncSession, token: str, name: str, password: str, repeated: str, address: str
+    db: AsyncSession,
+    token: str,
+    name: str,
+    password: str,
+    repeated: str,
+    address: str,
+    oidc_config: OidcConfig | None = None,
 ) -> User:
     """Takes the link: the person is created with this name and password and the
     invitation's role (committed with `user.joined`). InviteError for the form, LinkUnusable
     when the link cannot be taken (nothing is created then)."""
-    opened = await open_link(db, token)
+    opened = await open_link(db, token, oidc_config)
     if opened.state is not LinkState.VALID or opened.invitation is None:
         raise LinkUnusable(opened.state)
     if opened.sso_required:

@@ -323,6 +323,25 @@ async def test_taking_the_link_in_an_office_that_requires_tofaktor_sets_it_up_fi
     assert enabled is not None
 
 
+async def test_requiring_sso_without_a_provider_still_lets_an_invited_person_choose_a_password(
+    client: AsyncTestClient, settings: Settings
+) -> None:
+    """As at /login: a rule with no provider able to sign anyone in is not in force, or the
+    invitation could not be taken at all."""
+    await execute(
+        settings,
+        "insert into signin_settings (office_id, oidc_enabled, oidc_display_name, oidc_issuer,"
+        " oidc_client_id, oidc_create_users, oidc_default_role, oidc_role_claim, oidc_role_map,"
+        " sso_required, totp_required, audit_retention_years, updated_at) select id, false, '',"
+        " '', '', false, 'lesetilgang', '', '', true, false, 5, created_at from office",
+    )
+    link = await invited_link(client)
+    async with stranger(settings) as kari:
+        shown = await kari.get(link)
+        assert shown.status_code == 200 and "Velg passord" in shown.text
+        assert (await take(kari, link)).status_code == 303
+
+
 async def test_the_token_is_redacted_from_log_lines() -> None:
     assert "abcdefghijklmnopqrstuvwxyz0123456789" not in redact(
         'GET /invitasjon/abcdefghijklmnopqrstuvwxyz0123456789-_AB HTTP/1.1" 200'
