@@ -25,6 +25,8 @@ class AuditEvent(SQLModel, table=True):
         Index(
             "ix_audit_event_office_user_kind_at", "office_id", "actor_user_id", "kind", "at", "id"
         ),
+        # One client's history ("who turned this client off, and when").
+        Index("ix_audit_event_office_client_at", "office_id", "client_id", "at", "id"),
     )
 
     # A million rows a year is plausible for a large office; SQLite makes only an INTEGER
@@ -44,6 +46,8 @@ class AuditEvent(SQLModel, table=True):
     actor_label: str = Field(default="", max_length=320)
     # What happened, a stable dotted name: "client.active", "integration.created", "signin"…
     kind: str = Field(max_length=60)
+    # The client the event is about, if any. No foreign key: the history outlives the client.
+    client_id: int | None = None
     target_label: str = Field(default="", max_length=300)  # "Klient: Bygg AS (123456789)"
     details: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
     address: str = Field(default="", max_length=64)  # client address, for sign-ins

@@ -47,12 +47,13 @@ class AuditLogController(Controller):
         hva: FromQuery[str] = "",
         fra: FromQuery[str] = "",
         til: FromQuery[str] = "",
+        klient: FromQuery[str] = "",
         eldre: FromQuery[str] = "",
         nyere: FromQuery[str] = "",
     ) -> Template:
         """The newest events, or those before `eldre` / after `nyere` (positions handed out
         by the page's own links); an htmx request gets the list alone."""
-        form = {"hvem": hvem, "hva": hva, "fra": fra, "til": til}
+        form = {"hvem": hvem, "hva": hva, "fra": fra, "til": til, "klient": klient}
         context: dict[str, Any] = {
             **HELPERS,
             "form": form,
@@ -61,7 +62,7 @@ class AuditLogController(Controller):
         }
         status = 200
         try:
-            wanted = audit_log.parse_form_filter(hvem, hva, fra, til)
+            wanted = audit_log.parse_form_filter(hvem, hva, fra, til, klient)
             before = _position("eldre", eldre)
             after = _position("nyere", nyere) if before is None else None
         except LogInputError as exc:
@@ -72,6 +73,10 @@ class AuditLogController(Controller):
             context["log"] = await audit_log.page(
                 db, user.office_id, wanted, before=before, after=after
             )
+            if wanted.client_id is not None:
+                context["client_name"] = await audit_log.client_name(
+                    db, user.office_id, wanted.client_id
+                )
         if wants_fragment(request):
             return Template(
                 "partials/audit_events.html", context=context, status_code=status, headers=NO_STORE
@@ -87,10 +92,11 @@ class AuditLogController(Controller):
         hva: FromQuery[str] = "",
         fra: FromQuery[str] = "",
         til: FromQuery[str] = "",
+        klient: FromQuery[str] = "",
     ) -> Response:
         """Eksporter CSV: the whole filtered log, newest first, streamed."""
         try:
-            wanted = audit_log.parse_form_filter(hvem, hva, fra, til)
+            wanted = audit_log.parse_form_filter(hvem, hva, fra, til, klient)
         except LogInputError as exc:
             return Response(content=exc.message, status_code=400, media_type="text/plain")
         name = audit_log.csv_file_name(wanted, utcnow().astimezone(audit_log.OSLO).date())

@@ -120,6 +120,7 @@ def build(
         actor_token_id=actor.token_id,
         actor_label=actor.label[:320],
         kind=kind,
+        client_id=details["client_id"] if isinstance(details.get("client_id"), int) else None,
         target_label=target[:300],
         details=json.dumps(details, ensure_ascii=False, default=str) if details else "",
         address=actor.address[:64],

@@ -29,7 +29,7 @@ from sqlalchemy import and_, func, or_, text
 from sqlmodel import col, delete, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from models import Office
+from models import Client, Integration, Office
 from models.audit import AuditEvent
 from models.base import utcnow
 from models.office import Role, SigninSettings, User
@@ -213,6 +213,7 @@ class LogFilter:
     kind: str | None = None
     since: datetime | None = None
     until: datetime | None = None
+    client_id: int | None = None  # one client's events
 
 
 def oslo_day_start(day: date) -> datetime:
@@ -229,9 +230,14 @@ def bare_date(value: str) -> date | None:
         return None
 
 
-def parse_form_filter(person: str, kind: str, from_day: str, to_day: str) -> LogFilter:
-    """The page's filter form (dates as YYYY-MM-DD, Oslo days, both included)."""
-    person, kind = person.strip(), kind.strip()
+def parse_form_filter(
+    person: str, kind: str, from_day: str, to_day: str, client: str = ""
+) -> LogFilter:
+    """The page's filter form (dates as YYYY-MM-DD, Oslo days, both included; `client`: a
+    client's id, from the client page's link)."""
+    person, kind, client = person.strip(), kind.strip(), client.strip()
+    if client and (not client.isdigit() or int(client) >= 2**31):
+        raise LogInputError("klient", "Lenken til klientens logg er ugyldig.")
     user_id = None
     if person and person != TOKENS:
         if not person.isdigit() or int(person) >= 2**31:
@@ -249,6 +255,7 @@ def parse_form_filter(person: str, kind: str, from_day: str, to_day: str) -> Log
         kind=kind or None,
         since=oslo_day_start(since) if since else None,
         until=oslo_day_start(until + timedelta(days=1)) if until else None,
+        client_id=int(client) if client else None,
     )
 
 
@@ -277,6 +284,8 @@ def _conditions(office_id: int, wanted: LogFilter) -> list[Any]:
         ]
     if wanted.kind is not None:
         conditions.append(col(AuditEvent.kind) == wanted.kind)
+    if wanted.client_id is not None:
+        conditions.append(col(AuditEvent.client_id) == wanted.client_id)
     if wanted.since is not None:
         conditions.append(col(AuditEvent.at) >= wanted.since)
     if wanted.until is not None:
@@ -379,6 +388,29 @@ async def events_from(
 class Person:
     value: str  # the filter's value
     label: str
+
+
+async def client_name(db: AsyncSession, office_id: int, client_id: int) -> str:
+    """How the page names the client a filtered log is about: the client as it is now, or,
+    once it is deleted, as its newest event named it; empty when the office has neither."""
+    current = (
+        await db.exec(
+            select(Client.name)
+            .join(Integration, col(Integration.id) == col(Client.integration_id))
+            .where(col(Client.id) == client_id, col(Integration.office_id) == office_id)
+        )
+    ).first()
+    if current is not None:
+        return current
+    label = (
+        await db.exec(
+            select(AuditEvent.target_label)
+            .where(col(AuditEvent.office_id) == office_id, col(AuditEvent.client_id) == client_id)
+            .order_by(col(AuditEvent.at).desc(), col(AuditEvent.id).desc())
+            .limit(1)
+        )
+    ).first()
+    return (label or "").removeprefix("Klient: ")
 
 
 async def people(db: AsyncSession, office_id: int) -> list[Person]:

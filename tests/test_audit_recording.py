@@ -10,6 +10,7 @@ from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from html import escape
 from pathlib import Path
 from typing import Any
 
@@ -893,3 +894,35 @@ async def test_the_first_sso_sign_in_to_a_local_account_records_the_link(
     assert linked.details == {"provider": "Testleverandør"}
     oidc_signins = [e for e in await events(settings, "signin") if e.details["method"] == "oidc"]
     assert len(oidc_signins) == 2
+
+
+async def test_a_clients_history_answers_who_turned_it_off_and_when(
+    client: AsyncTestClient, accountant: AsyncTestClient, settings: Settings
+) -> None:
+    """From the client page, an administrator reaches the client's own events: one by one
+    and through bulk actions, and no other client's."""
+    integration_id = await create_integration(client)
+    base = f"/integrasjoner/{integration_id}"
+    [(first, first_name), (other, other_name)] = await query(
+        settings,
+        f"SELECT id, name FROM client WHERE integration_id = {integration_id} ORDER BY id LIMIT 2",
+    )
+    for client_id in (first, other):
+        await accountant.post(
+            f"{base}/klienter/{client_id}/active", data={"on": "true"}, headers=htmx(accountant)
+        )
+    await client.post(f"{base}/deaktiver-alle", headers=htmx(client))
+
+    link = f"/innstillinger/logg?klient={first}"
+    assert link in (await client.get(f"{base}/klienter/{first}/oversikt")).text
+    assert link not in (await accountant.get(f"{base}/klienter/{first}/oversikt")).text
+    page = (await client.get(link)).text
+    assert f"Viser bare hendelser for klienten {escape(first_name)}" in page
+    assert page.count('data-kind="client.active"') == 2
+    assert "AKTIV: på → av<br>Masseendring: ja" in page and ADMIN in page
+    assert "AKTIV: av → på" in page and ACCOUNTANT in page
+    assert escape(other_name) not in page
+    exported = (await client.get(f"/innstillinger/logg/logg.csv?klient={first}")).text
+    assert exported.count("client.active") == 2 and other_name not in exported
+    refused = await client.get("/innstillinger/logg?klient=abc")
+    assert refused.status_code == 422 and "Lenken til klientens logg er ugyldig." in refused.text
