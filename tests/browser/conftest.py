@@ -158,6 +158,14 @@ def page(browser: Browser, server: str) -> Iterator[Page]:
         yield page
 
 
+def settled(page: Page) -> None:
+    """Wait until htmx has no request, swap or settle under way: typing into a form while its
+    swap is still settling may be undone by it on a slow machine."""
+    page.wait_for_function(
+        "!document.querySelector('.htmx-request, .htmx-swapping, .htmx-settling')"
+    )
+
+
 def assert_accessible(page: Page) -> None:
     """axe-core's WCAG 2.1 A and AA rules on the page as it is now. Injected through the
     DevTools protocol, which the page's CSP (no inline or eval'd script) does not govern."""

@@ -5,7 +5,7 @@ import re
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.browser.conftest import log_in, new_integration, screenshot
+from tests.browser.conftest import log_in, new_integration, screenshot, settled
 
 pytestmark = pytest.mark.browser
 
@@ -39,6 +39,7 @@ def test_wrong_key_and_personal_data_are_refused_next_to_the_field(page: Page) -
     page.get_by_label(DESCRIPTION_LABEL).fill("Avvist")
     page.get_by_role("button", name="Opprett").click()
     expect(page.locator("#key-error")).to_contain_text("Tripletex godtok ikke brukernøkkelen")
+    settled(page)
     page.get_by_label("Egen brukernøkkel").fill("demo-regnskapskontor")
     page.get_by_label(DESCRIPTION_LABEL).fill("ola@example.no")
     page.get_by_role("button", name="Opprett").click()
