@@ -30,29 +30,35 @@ CHROMIUM_FLAGS = [
 ]
 
 
-@pytest.fixture(scope="session")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    port = free_port()
-    data_dir = tmp_path_factory.mktemp("demo-data")
+@contextmanager
+def demo_server(data_dir: Path, database_name: str) -> Iterator[tuple[str, Path]]:
+    """`app.py run --demo` in a process of its own (on a PostgreSQL database of its own in
+    the PostgreSQL pass): its address and its log file."""
     # Demo mode allows private outbound addresses already; said here so a test never depends
     # on an operator's environment turning it off.
     env = {
         **os.environ,
-        "PORT": str(port),
+        "PORT": str(free_port()),
         "DATA_DIR": str(data_dir),
         "OUTBOUND_ALLOW_PRIVATE": "true",
     }
     database = None
     if databases.ON_POSTGRES:
-        database = asyncio.run(databases.create_postgres_database("browser"))
+        database = asyncio.run(databases.create_postgres_database(database_name))
         env["DATABASE_URL"] = database
     log = data_dir / "server.log"
     process, url = serve([sys.executable, "app.py", "run", "--demo"], cwd=ROOT, env=env, log=log)
-    yield url
+    yield url, log
     process.terminate()
     process.wait(timeout=10)
     if database:
         asyncio.run(databases.drop_postgres_database(database))
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with demo_server(tmp_path_factory.mktemp("demo-data"), "browser") as (url, log):
+        yield url
     server_log = log.read_text()
     # The demo keys must never reach the logs, not even in request URLs.
     assert "demo-regnskapskontor" not in server_log

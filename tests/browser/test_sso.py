@@ -10,26 +10,20 @@ fetched (its page links a stylesheet on a CDN)."""
 
 from __future__ import annotations
 
-import asyncio
-import os
 import re
-import sys
 from collections.abc import Iterator
 
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 
-from tests import databases
 from tests.browser.conftest import (
-    ROOT,
     assert_accessible,
     checked_page,
+    demo_server,
     log_in,
     screenshot,
 )
-from tests.conftest import free_port
 from tests.oidc_support import Provider, running_provider
-from tests.processes import serve
 
 pytestmark = [pytest.mark.browser, pytest.mark.filterwarnings("ignore::DeprecationWarning")]
 
@@ -38,26 +32,10 @@ NOT_LOOPBACK = re.compile(r"^https?://(?!127\.0\.0\.1[:/])")
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """This module's own demo server (see the module's docstring)."""
-    port = free_port()
-    data_dir = tmp_path_factory.mktemp("sso-demo-data")
-    env = {
-        **os.environ,
-        "PORT": str(port),
-        "DATA_DIR": str(data_dir),
-        "OUTBOUND_ALLOW_PRIVATE": "true",  # the provider listens on loopback
-    }
-    database = None
-    if databases.ON_POSTGRES:
-        database = asyncio.run(databases.create_postgres_database("browser_sso"))
-        env["DATABASE_URL"] = database
-    log = data_dir / "server.log"
-    process, url = serve([sys.executable, "app.py", "run", "--demo"], cwd=ROOT, env=env, log=log)
-    yield url
-    process.terminate()
-    process.wait(timeout=10)
-    if database:
-        asyncio.run(databases.drop_postgres_database(database))
+    """This module's own demo server (see the module's docstring); the provider listens on
+    loopback, which demo mode's outbound guard allows."""
+    with demo_server(tmp_path_factory.mktemp("sso-demo-data"), "browser_sso") as (url, _log):
+        yield url
 
 
 @pytest.fixture(scope="module")
